@@ -1,0 +1,158 @@
+//! The command line: clap definitions only, with MaestroNG's flags.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "maestro",
+    about = "Orchestrates Docker containers across many hosts from one environment file",
+    version,
+    disable_version_flag = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The environment file (a Jinja2 template of YAML); - reads standard input.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "maestro.yaml",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the state of each instance.
+    Status {
+        #[command(flatten)]
+        select: Select,
+        /// Also run the instances' `running` checks and probe their ports.
+        #[arg(short = 'F', long)]
+        full: bool,
+        /// Show ship addresses instead of ship names.
+        #[arg(short = 'H', long = "show-hosts")]
+        show_hosts: bool,
+    },
+    /// Create and start instances, dependencies first.
+    Start {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        images: Images,
+    },
+    /// Stop instances, dependents first.
+    Stop {
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Kill instances, dependents first.
+    Kill {
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Stop and start instances again.
+    Restart {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        images: Images,
+        /// Seconds to wait between instances.
+        #[arg(long = "step-delay", default_value_t = 0, value_name = "S")]
+        step_delay: u64,
+        /// Seconds to wait between stopping and starting an instance.
+        #[arg(long = "stop-start-delay", default_value_t = 0, value_name = "S")]
+        stop_start_delay: u64,
+        /// Leave instances whose definition and image did not change.
+        #[arg(long = "only-if-changed")]
+        only_if_changed: bool,
+    },
+    /// Pull the instances' images.
+    Pull {
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Remove stopped instances' containers.
+    Clean {
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Show an instance's logs.
+    Logs {
+        /// Instances or services.
+        things: Vec<String>,
+        /// Keep following the output.
+        #[arg(short = 'F', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(short = 'n', value_name = "N")]
+        lines: Option<u64>,
+    },
+    /// Show the services' dependency trees.
+    Deptree {
+        /// Services or instances (default: every service).
+        things: Vec<String>,
+        /// Repeat dependencies already shown in a tree.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+    },
+    /// Show the resolved environment: every instance with what it will be given.
+    Config {
+        /// Print JSON (the conformance contract) instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which instances a play acts on, and how it orders them.
+#[derive(Debug, Args)]
+pub struct Select {
+    /// Instances or services; none means every service not marked `omit`.
+    pub things: Vec<String>,
+    /// Accept service names and act on all their instances.
+    #[arg(short = 's', long = "expand-services")]
+    pub expand_services: bool,
+    /// With no names, act on everything (implies -s).
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Only instances whose name matches this glob.
+    #[arg(short = 'C', long = "container-filter", value_name = "PATTERN")]
+    pub container_filter: Option<String>,
+    /// Only instances on ships whose name matches this glob.
+    #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+    pub ship_filter: Option<String>,
+    /// At most N operations at once (0: no limit).
+    #[arg(short = 'c', long = "concurrency", value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Also act on what the named instances depend on.
+    #[arg(short = 'd', long = "with-dependencies")]
+    pub with_dependencies: bool,
+    /// Ignore dependency order.
+    #[arg(short = 'i', long = "ignore-dependencies")]
+    pub ignore_dependencies: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Images {
+    /// Pull images even when they are present.
+    #[arg(short = 'r', long = "refresh-images", conflicts_with = "reuse")]
+    pub refresh_images: bool,
+    /// Restart the existing container instead of creating a new one.
+    #[arg(long)]
+    pub reuse: bool,
+}

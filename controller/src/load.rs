@@ -1,0 +1,234 @@
+//! Loading an environment: the I/O around the pure core. Reads the file (or standard
+//! input), renders it as a Jinja2 template with MaestroNG's context (`env` is the process
+//! environment; include and import resolve relative to the file's folder), reads the env
+//! files it names, and works out the implicit local ship.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use maestro_core::model::{Environment, Ship};
+use maestro_core::{Diagnostic, Files};
+
+/// What loading produced: the environment (when valid), every diagnostic, and the text
+/// the diagnostics' lines refer to.
+pub struct Loaded {
+    pub environment: Option<Environment>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub source: Source,
+}
+
+/// The file as the YAML parser saw it.
+pub struct Source {
+    /// How to name the file in messages.
+    pub name: String,
+    pub rendered: String,
+    /// Whether Jinja2 changed the text (then line numbers are those of the rendered text).
+    pub templated: bool,
+}
+
+/// Reads, renders and validates the environment file at `path` (`-` for stdin).
+pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
+    let stdin = path.as_os_str() == "-";
+    let name = if stdin {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let base_dir = if stdin {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let fail = |name: String, message: String, help: Option<String>| {
+        let mut d = Diagnostic::error("", None, message);
+        d.help = help;
+        Loaded {
+            environment: None,
+            diagnostics: vec![d],
+            source: Source {
+                name,
+                rendered: String::new(),
+                templated: false,
+            },
+        }
+    };
+
+    let text = if stdin {
+        let mut text = String::new();
+        match std::io::stdin().read_to_string(&mut text) {
+            Ok(_) => text,
+            Err(e) => {
+                return fail(
+                    name,
+                    format!("cannot read the environment from standard input: {e}"),
+                    None,
+                );
+            }
+        }
+    } else {
+        match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return fail(
+                    name.clone(),
+                    format!("environment file {name} not found"),
+                    Some("give the file with -f FILE (the default is ./maestro.yaml)".into()),
+                );
+            }
+            Err(e) => {
+                return fail(
+                    name.clone(),
+                    format!("cannot read environment file {name}: {e}"),
+                    None,
+                );
+            }
+        }
+    };
+
+    let rendered = match render(&text, &name, &base_dir, process_env) {
+        Ok(rendered) => rendered,
+        Err(d) => {
+            return Loaded {
+                environment: None,
+                diagnostics: vec![*d],
+                source: Source {
+                    name,
+                    rendered: text,
+                    templated: false,
+                },
+            };
+        }
+    };
+    let templated = rendered != text;
+    let files = DirFiles {
+        base_dir: &base_dir,
+    };
+    let loaded = maestro_core::load(&rendered, &files, &local_ship(process_env));
+    Loaded {
+        environment: loaded.environment,
+        diagnostics: loaded.diagnostics,
+        source: Source {
+            name,
+            rendered,
+            templated,
+        },
+    }
+}
+
+/// Renders the file as Jinja2. A file without any Jinja2 syntax is returned as is: the
+/// common case costs nothing.
+fn render(
+    text: &str,
+    name: &str,
+    base_dir: &Path,
+    process_env: &BTreeMap<String, String>,
+) -> Result<String, Box<Diagnostic>> {
+    if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
+        return Ok(text.to_owned());
+    }
+    let mut jinja = minijinja::Environment::new();
+    // Jinja2's default; minijinja would otherwise JSON-escape values in *.yaml files.
+    jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    jinja.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    minijinja_contrib::add_to_environment(&mut jinja);
+    let dir = base_dir.to_path_buf();
+    jinja.set_loader(move |template| {
+        // As Jinja2's FileSystemLoader: relative to the file's folder, never above it.
+        let relative = Path::new(template);
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Ok(None);
+        }
+        match std::fs::read_to_string(dir.join(relative)) {
+            Ok(source) => Ok(Some(source)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot read template {template}: {e}"),
+            )),
+        }
+    });
+    jinja.add_global("env", minijinja::Value::from(process_env.clone()));
+    let result = jinja
+        .template_from_named_str(name, text)
+        .and_then(|template| template.render(minijinja::context! {}));
+    result.map_err(|e| {
+        let line = e.line().and_then(|l| u32::try_from(l).ok());
+        let template = e.name().unwrap_or(name).to_owned();
+        let mut message = format!("Jinja2 template error in {template}");
+        if let Some(line) = line {
+            message.push_str(&format!(", line {line}"));
+        }
+        message.push_str(&format!(
+            ": {}",
+            e.detail()
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.kind().to_string())
+        ));
+        let mut d = Diagnostic::error("", None, message);
+        if template == name {
+            d.loc = line.map(|line| maestro_core::yaml::Loc { line, col: 1 });
+        }
+        Box::new(d)
+    })
+}
+
+/// Env files, relative to the environment file's folder.
+struct DirFiles<'a> {
+    base_dir: &'a Path,
+}
+
+impl Files for DirFiles<'_> {
+    fn read(&self, path: &str) -> Result<String, String> {
+        let full = self.base_dir.join(path);
+        std::fs::read_to_string(&full).map_err(|e| format!("{}: {e}", full.display()))
+    }
+}
+
+/// The ship used when the file has no `ships:` section: the engine of `DOCKER_HOST`, or
+/// the local socket. Containers are told the address at which they reach the host's
+/// published ports: `DOCKER_HOST`'s host, or the host's address on the `docker0` bridge.
+pub fn local_ship(process_env: &BTreeMap<String, String>) -> Ship {
+    let docker_host = process_env
+        .get("DOCKER_HOST")
+        .map(String::as_str)
+        .filter(|h| !h.is_empty());
+    let mut ship = Ship::new(
+        "local",
+        bridge_address().unwrap_or_else(|| "127.0.0.1".to_owned()),
+    );
+    match docker_host {
+        Some(url) if url.starts_with("unix://") => {
+            ship.socket_path = Some(url["unix://".len()..].to_owned())
+        }
+        Some(url) => {
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let authority = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.parse().ok()),
+                _ => (authority, None),
+            };
+            ship.ip = host.trim_matches(['[', ']']).to_owned();
+            ship.endpoint = Some(ship.ip.clone());
+            ship.docker_port = port;
+            ship.tls = url.starts_with("https://")
+                || process_env
+                    .get("DOCKER_TLS_VERIFY")
+                    .is_some_and(|v| !v.is_empty());
+        }
+        None => ship.socket_path = Some("/var/run/docker.sock".into()),
+    }
+    ship
+}
+
+fn bridge_address() -> Option<String> {
+    let route = std::fs::read_to_string("/proc/net/route").ok()?;
+    let fib_trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    guestutils::net::interface_ipv4(&route, &fib_trie, "docker0").map(|a| a.to_string())
+}

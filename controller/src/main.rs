@@ -1,0 +1,107 @@
+//! `maestro`: the binary edge. Parses the command line, loads the environment, runs the
+//! command and maps the outcome to an exit code.
+
+mod cli;
+mod load;
+mod output;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command};
+
+/// Exit codes: 0 success, 1 a play or command failed, 2 the command line or the
+/// environment file is invalid.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "maestro", &mut out);
+        return finish(output::print(&String::from_utf8_lossy(&out)));
+    }
+
+    let process_env: BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let loaded = load::load(&cli.file, &process_env);
+    if !loaded.diagnostics.is_empty() {
+        output::eprint(&output::render_diagnostics(
+            &loaded.diagnostics,
+            &loaded.source,
+            output::stderr_colors(),
+        ));
+    }
+    let Some(env) = loaded.environment else {
+        return ExitCode::from(EXIT_INVALID);
+    };
+
+    match cli.command {
+        Command::Config { json } => {
+            let text = if json {
+                output::config_json(&env)
+            } else {
+                output::config_yaml(&env)
+            };
+            finish(output::print(&text))
+        }
+        Command::Deptree { things, recursive } => {
+            let roots = if things.is_empty() {
+                (0..env.services.len())
+                    .map(maestro_core::model::ServiceId)
+                    .filter(|s| !env.service(*s).omit)
+                    .collect()
+            } else {
+                let mut roots = Vec::new();
+                for thing in &things {
+                    match (env.service_by_name(thing), env.instance_by_name(thing)) {
+                        (Some(s), _) => roots.push(s),
+                        (None, Some(i)) => roots.push(env.instance(i).service),
+                        (None, None) => {
+                            let names = env
+                                .services
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .chain(env.instances.iter().map(|i| i.name.as_str()));
+                            output::eprint(&format!(
+                                "error: {thing:?} is neither a service nor an instance; {}\n",
+                                maestro_core::diag::suggestion(thing, names)
+                            ));
+                            return ExitCode::from(EXIT_INVALID);
+                        }
+                    }
+                }
+                roots
+            };
+            finish(output::print(&output::deptree(&env, &roots, recursive)))
+        }
+        Command::Completions { .. } => unreachable!("handled before loading"),
+        Command::Status { .. }
+        | Command::Start { .. }
+        | Command::Stop { .. }
+        | Command::Kill { .. }
+        | Command::Restart { .. }
+        | Command::Pull { .. }
+        | Command::Clean { .. }
+        | Command::Logs { .. } => {
+            output::eprint(
+                "error: this command is not yet available in this version of maestro; `config` and `deptree` are\n",
+            );
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn finish(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::eprint(&format!("error: cannot write the output: {e}\n"));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

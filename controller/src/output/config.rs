@@ -1,0 +1,289 @@
+//! `maestro config`: the resolved environment, as YAML or as the JSON contract of
+//! `../shared/conformance/README.md` (with more keys than the contract compares).
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use maestro_core::graph::{Dependencies, Direction};
+use maestro_core::model::{Check, Command, Environment, Instance, LifecycleState};
+
+#[derive(Serialize)]
+struct View<'a> {
+    name: &'a str,
+    schema: u32,
+    ships: IndexMap<&'a str, ShipView<'a>>,
+    services: IndexMap<&'a str, ServiceView<'a>>,
+    instances: IndexMap<&'a str, InstanceView<'a>>,
+    waits_for: WaitsFor<'a>,
+}
+
+#[derive(Serialize)]
+struct ShipView<'a> {
+    ip: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    socket_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_tunnel: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ServiceView<'a> {
+    image: &'a str,
+    requires: Vec<&'a str>,
+    wants_info: Vec<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    omit: bool,
+    instances: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct InstanceView<'a> {
+    service: &'a str,
+    ship: &'a str,
+    image: &'a str,
+    env: &'a IndexMap<String, Option<String>>,
+    ports: IndexMap<&'a str, PortView>,
+    volumes: IndexMap<&'a str, BindView<'a>>,
+    container_volumes: &'a [String],
+    volumes_from: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<CommandView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<&'a str>,
+    restart: String,
+    stop_timeout: u32,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    limits: IndexMap<&'static str, i128>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    labels: &'a IndexMap<String, String>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    lifecycle: IndexMap<&'static str, Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct PortView {
+    exposed: String,
+    external: (String, String),
+}
+
+#[derive(Serialize)]
+struct BindView<'a> {
+    bind: &'a str,
+    mode: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CommandView<'a> {
+    Shell(&'a str),
+    Args(&'a [String]),
+}
+
+#[derive(Serialize)]
+struct WaitsFor<'a> {
+    start: IndexMap<&'a str, Vec<&'a str>>,
+    stop: IndexMap<&'a str, Vec<&'a str>>,
+}
+
+fn view(env: &Environment) -> View<'_> {
+    let deps = Dependencies::new(env);
+    let name_of = |i: &maestro_core::model::InstanceId| env.instance(*i).name.as_str();
+    let waits = |direction| {
+        env.instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| {
+                let id = maestro_core::model::InstanceId(i);
+                (
+                    inst.name.as_str(),
+                    deps.waits_for(id, direction).iter().map(name_of).collect(),
+                )
+            })
+            .collect()
+    };
+    View {
+        name: &env.name,
+        schema: env.schema,
+        ships: env
+            .ships
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    ShipView {
+                        ip: &s.ip,
+                        endpoint: s.endpoint.as_deref(),
+                        docker_port: s.docker_port,
+                        socket_path: s.socket_path.as_deref(),
+                        tls: s.tls,
+                        ssh_tunnel: s.ssh_tunnel.as_ref().map(|t| {
+                            format!(
+                                "{}@{}:{} (key {})",
+                                t.user,
+                                s.endpoint.as_deref().unwrap_or(&s.ip),
+                                t.port,
+                                t.key
+                            )
+                        }),
+                    },
+                )
+            })
+            .collect(),
+        services: env
+            .services
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    ServiceView {
+                        image: &s.image,
+                        requires: s
+                            .requires
+                            .iter()
+                            .map(|r| env.service(*r).name.as_str())
+                            .collect(),
+                        wants_info: s
+                            .wants_info
+                            .iter()
+                            .map(|r| env.service(*r).name.as_str())
+                            .collect(),
+                        omit: s.omit,
+                        instances: s.instances.iter().map(name_of).collect(),
+                    },
+                )
+            })
+            .collect(),
+        instances: env
+            .instances
+            .iter()
+            .map(|i| (i.name.as_str(), instance_view(env, i)))
+            .collect(),
+        waits_for: WaitsFor {
+            start: waits(Direction::Start),
+            stop: waits(Direction::Stop),
+        },
+    }
+}
+
+fn instance_view<'a>(env: &'a Environment, i: &'a Instance) -> InstanceView<'a> {
+    let mut limits = IndexMap::new();
+    if let Some(cpu) = i.limits.cpu {
+        limits.insert("cpu", i128::from(cpu));
+    }
+    if let Some(memory) = i.limits.memory {
+        limits.insert("memory", i128::from(memory));
+    }
+    if let Some(swap) = i.limits.swap {
+        limits.insert("swap", i128::from(swap));
+    }
+    let lifecycle = i
+        .lifecycle
+        .iter()
+        .filter(|(_, checks)| !checks.is_empty())
+        .map(|(state, checks): (&LifecycleState, &Vec<Check>)| {
+            (state.as_str(), checks.iter().map(describe_check).collect())
+        })
+        .collect();
+    InstanceView {
+        service: &env.service(i.service).name,
+        ship: &env.ship(i.ship).name,
+        image: &i.image.name,
+        env: &i.env,
+        ports: i
+            .ports
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.as_str(),
+                    PortView {
+                        exposed: p.exposed.with_protocol(),
+                        external: (p.host_ip.clone(), p.external.with_protocol()),
+                    },
+                )
+            })
+            .collect(),
+        volumes: i
+            .volumes
+            .iter()
+            .map(|(host, b)| {
+                (
+                    host.as_str(),
+                    BindView {
+                        bind: &b.target,
+                        mode: &b.mode,
+                    },
+                )
+            })
+            .collect(),
+        container_volumes: &i.container_volumes,
+        volumes_from: i
+            .volumes_from
+            .iter()
+            .map(|v| env.instance(*v).name.as_str())
+            .collect(),
+        command: i.command.as_ref().map(|c| match c {
+            Command::Shell(s) => CommandView::Shell(s),
+            Command::Args(a) => CommandView::Args(a),
+        }),
+        hostname: i.hostname(),
+        restart: if i.restart.retries > 0 {
+            format!("{}:{}", i.restart.name, i.restart.retries)
+        } else {
+            i.restart.name.clone()
+        },
+        stop_timeout: i.stop_timeout,
+        limits,
+        links: i.links.iter().map(|(c, a)| format!("{c}:{a}")).collect(),
+        labels: &i.labels,
+        lifecycle,
+    }
+}
+
+fn describe_check(check: &Check) -> String {
+    match check {
+        Check::Tcp {
+            port,
+            number,
+            max_wait,
+        } => format!("tcp {port} ({number}), {max_wait} attempts"),
+        Check::Http {
+            host,
+            port,
+            path,
+            scheme,
+            method,
+            max_wait,
+            ..
+        } => {
+            format!(
+                "http {} {scheme}://{host}:{port}{path}, {max_wait}s",
+                method.to_uppercase()
+            )
+        }
+        Check::Exec {
+            command, attempts, ..
+        } => format!("exec {}, {attempts} attempts", command.join(" ")),
+        Check::Rexec { command, attempts } => {
+            format!("rexec {}, {attempts} attempts", command.join(" "))
+        }
+        Check::Sleep { wait } => format!("sleep {wait}s"),
+    }
+}
+
+pub fn config_json(env: &Environment) -> String {
+    let mut out = serde_json::to_string_pretty(&view(env)).expect("the view serialises");
+    out.push('\n');
+    out
+}
+
+pub fn config_yaml(env: &Environment) -> String {
+    serde_saphyr::to_string(&view(env)).expect("the view serialises")
+}

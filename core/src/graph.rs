@@ -1,0 +1,302 @@
+//! Dependencies between instances, and the selections and orders plays act on.
+//!
+//! Edges mean "waits for". On start, an instance waits for every instance of each service
+//! its service `requires` or takes `volumes_from` (within one service, only for the
+//! instance it takes volumes from). On stop, an
+//! instance waits for every instance of each service that requires its service. A
+//! `volumes_from` source does not wait on stop: Docker only needs it to exist, not to run.
+//! `wants_info` never orders anything.
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::diag::suggestion;
+use crate::model::{Environment, InstanceId, Service, ServiceId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Dependencies first (start, pull, clean, status).
+    Start,
+    /// Dependents first (stop, kill, restart).
+    Stop,
+}
+
+/// The `requires` cycles among services, each as the services along it (first repeated
+/// implicitly at the end). Empty when the graph is acyclic.
+pub fn requires_cycles(services: &[Service]) -> Vec<Vec<ServiceId>> {
+    let mut graph = DiGraph::<usize, ()>::with_capacity(services.len(), 0);
+    let nodes: Vec<NodeIndex> = (0..services.len()).map(|i| graph.add_node(i)).collect();
+    for (i, s) in services.iter().enumerate() {
+        for r in &s.requires {
+            graph.add_edge(nodes[i], nodes[r.0], ());
+        }
+    }
+    let mut cycles = Vec::new();
+    for scc in tarjan_scc(&graph) {
+        let in_scc = |i: usize| scc.iter().any(|n| graph[*n] == i);
+        let start = scc
+            .iter()
+            .map(|n| graph[*n])
+            .min()
+            .expect("an SCC is never empty");
+        if scc.len() == 1 && !services[start].requires.contains(&ServiceId(start)) {
+            continue;
+        }
+        // Walk from the first service (file order) along requires inside the SCC until a
+        // service repeats: that walk is a cycle through it.
+        let mut path = vec![start];
+        let mut current = start;
+        loop {
+            let next = services[current]
+                .requires
+                .iter()
+                .map(|s| s.0)
+                .find(|&n| in_scc(n))
+                .expect("every service of a cycle requires another one in it");
+            if let Some(pos) = path.iter().position(|&p| p == next) {
+                cycles.push(path[pos..].iter().map(|&i| ServiceId(i)).collect());
+                break;
+            }
+            path.push(next);
+            current = next;
+        }
+    }
+    cycles.sort();
+    cycles
+}
+
+/// Every service `service` requires, directly or not, in discovery order. Assumes no
+/// cycle through `service`.
+pub fn requires_closure(services: &[Service], service: ServiceId) -> Vec<ServiceId> {
+    let mut seen = vec![false; services.len()];
+    let mut out = Vec::new();
+    let mut stack: Vec<ServiceId> = services[service.0].requires.iter().rev().copied().collect();
+    while let Some(s) = stack.pop() {
+        if std::mem::replace(&mut seen[s.0], true) {
+            continue;
+        }
+        out.push(s);
+        stack.extend(services[s.0].requires.iter().rev().copied());
+    }
+    out
+}
+
+/// The services a service depends on for `deptree`: its `requires` plus the services of
+/// the instances its instances take volumes from, sorted by name, itself excluded.
+pub fn service_dependencies(env: &Environment, service: ServiceId) -> Vec<ServiceId> {
+    let s = env.service(service);
+    let mut deps: Vec<ServiceId> = s.requires.clone();
+    for &i in &s.instances {
+        for &source in &env.instance(i).volumes_from {
+            let other = env.instance(source).service;
+            if other != service && !deps.contains(&other) {
+                deps.push(other);
+            }
+        }
+    }
+    deps.sort_by(|a, b| env.service(*a).name.cmp(&env.service(*b).name));
+    deps
+}
+
+/// Which instances each instance waits for, in both directions.
+#[derive(Clone, Debug)]
+pub struct Dependencies {
+    start: Vec<Vec<InstanceId>>,
+    stop: Vec<Vec<InstanceId>>,
+}
+
+impl Dependencies {
+    pub fn new(env: &Environment) -> Self {
+        let n = env.instances.len();
+        let mut start: Vec<Vec<InstanceId>> = vec![Vec::new(); n];
+        let mut stop: Vec<Vec<InstanceId>> = vec![Vec::new(); n];
+        for service in &env.services {
+            for required in &service.requires {
+                let providers = &env.service(*required).instances;
+                for &i in &service.instances {
+                    start[i.0].extend(providers.iter().copied());
+                }
+                for &p in providers {
+                    stop[p.0].extend(service.instances.iter().copied());
+                }
+            }
+        }
+        // Taking volumes from another service's instance makes the whole service wait
+        // for that whole service, as in MaestroNG; within one service (where MaestroNG
+        // recurses forever) only the instance waits for its source.
+        for (i, instance) in env.instances.iter().enumerate() {
+            for source in &instance.volumes_from {
+                let provider = env.instance(*source).service;
+                if provider == instance.service {
+                    start[i].push(*source);
+                } else {
+                    let providers = &env.service(provider).instances;
+                    for &member in &env.service(instance.service).instances {
+                        start[member.0].extend(providers.iter().copied());
+                    }
+                }
+            }
+        }
+        for list in start.iter_mut().chain(stop.iter_mut()) {
+            list.sort_unstable();
+            list.dedup();
+        }
+        Dependencies { start, stop }
+    }
+
+    /// The instances `instance` directly waits for when acting in `direction`.
+    pub fn waits_for(&self, instance: InstanceId, direction: Direction) -> &[InstanceId] {
+        match direction {
+            Direction::Start => &self.start[instance.0],
+            Direction::Stop => &self.stop[instance.0],
+        }
+    }
+
+    fn edges(&self, direction: Direction) -> &[Vec<InstanceId>] {
+        match direction {
+            Direction::Start => &self.start,
+            Direction::Stop => &self.stop,
+        }
+    }
+
+    /// Adds to `selection` everything it (transitively) waits for in `direction`: `-d`.
+    pub fn with_dependencies(
+        &self,
+        selection: &[InstanceId],
+        direction: Direction,
+    ) -> Vec<InstanceId> {
+        let edges = self.edges(direction);
+        let mut seen = vec![false; edges.len()];
+        let mut stack: Vec<InstanceId> = selection.to_vec();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i.0], true) {
+                continue;
+            }
+            stack.extend(edges[i.0].iter().copied());
+        }
+        seen.iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| InstanceId(i))
+            .collect()
+    }
+
+    /// The selection as waves that can run together: an instance's wave comes after the
+    /// waves of every selected instance it waits for, directly or through instances that
+    /// are not selected (as MaestroNG waits on the transitive closure within a play).
+    /// With `ignore_order` (`-i`) everything is one wave.
+    pub fn waves(
+        &self,
+        selection: &[InstanceId],
+        direction: Direction,
+        ignore_order: bool,
+    ) -> Vec<Vec<InstanceId>> {
+        if selection.is_empty() {
+            return Vec::new();
+        }
+        if ignore_order {
+            let mut all = selection.to_vec();
+            all.sort_unstable();
+            all.dedup();
+            return vec![all];
+        }
+        let edges = self.edges(direction);
+        let mut selected = vec![false; edges.len()];
+        for i in selection {
+            selected[i.0] = true;
+        }
+        // depth(i) = how many selected instances lie on the longest chain strictly below i.
+        let mut depth: Vec<Option<usize>> = vec![None; edges.len()];
+        for &root in selection {
+            let mut stack = vec![(root, false)];
+            while let Some((i, expanded)) = stack.pop() {
+                if depth[i.0].is_some() {
+                    continue;
+                }
+                if expanded {
+                    let d = edges[i.0]
+                        .iter()
+                        .map(|dep| depth[dep.0].expect("computed") + usize::from(selected[dep.0]))
+                        .max()
+                        .unwrap_or(0);
+                    depth[i.0] = Some(d);
+                } else {
+                    stack.push((i, true));
+                    stack.extend(
+                        edges[i.0]
+                            .iter()
+                            .filter(|d| depth[d.0].is_none())
+                            .map(|&d| (d, false)),
+                    );
+                }
+            }
+        }
+        let mut waves: Vec<Vec<InstanceId>> = Vec::new();
+        let mut ordered: Vec<InstanceId> = selection.to_vec();
+        ordered.sort_unstable();
+        ordered.dedup();
+        for i in ordered {
+            let d = depth[i.0].expect("computed");
+            if waves.len() <= d {
+                waves.resize(d + 1, Vec::new());
+            }
+            waves[d].push(i);
+        }
+        waves.retain(|w| !w.is_empty());
+        waves
+    }
+}
+
+/// Why the things named on the command line cannot be selected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("{name:?} is neither a service nor an instance; {help}")]
+    Unknown { name: String, help: String },
+    #[error(
+        "{name} is a service; name its instances, or pass -s (--expand-services) to act on all of them"
+    )]
+    ServiceNotExpanded { name: String },
+}
+
+/// Resolves the things named on the command line (instance names, and service names when
+/// `expand_services`) to instances, without duplicates, in environment order.
+pub fn select(
+    env: &Environment,
+    things: &[String],
+    expand_services: bool,
+) -> Result<Vec<InstanceId>, SelectError> {
+    let mut chosen = vec![false; env.instances.len()];
+    for thing in things {
+        if let Some(i) = env.instance_by_name(thing) {
+            chosen[i.0] = true;
+        } else if let Some(s) = env.service_by_name(thing) {
+            if !expand_services {
+                return Err(SelectError::ServiceNotExpanded {
+                    name: thing.clone(),
+                });
+            }
+            for i in &env.service(s).instances {
+                chosen[i.0] = true;
+            }
+        } else {
+            let names = env
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(env.instances.iter().map(|i| i.name.as_str()));
+            return Err(SelectError::Unknown {
+                name: thing.clone(),
+                help: suggestion(thing, names),
+            });
+        }
+    }
+    Ok(chosen
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c)
+        .map(|(i, _)| InstanceId(i))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

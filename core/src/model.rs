@@ -1,0 +1,449 @@
+//! The validated environment: what every later step works from. Built once by
+//! [`crate::schema`]; plays never look at YAML again.
+//!
+//! Nouns: a *ship* is a Docker host, a *service* is a named group of *instances*, an
+//! instance is one container. Ids are indices into the [`Environment`]'s vectors.
+
+use indexmap::IndexMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShipId(pub usize);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId(pub usize);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(pub usize);
+
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub name: String,
+    pub schema: u32,
+    pub ships: Vec<Ship>,
+    pub registries: Vec<Registry>,
+    pub services: Vec<Service>,
+    /// Every instance, services in file order and instances in file order within each.
+    pub instances: Vec<Instance>,
+    pub audit: Vec<Auditor>,
+}
+
+impl Environment {
+    pub fn ship(&self, id: ShipId) -> &Ship {
+        &self.ships[id.0]
+    }
+    pub fn service(&self, id: ServiceId) -> &Service {
+        &self.services[id.0]
+    }
+    pub fn instance(&self, id: InstanceId) -> &Instance {
+        &self.instances[id.0]
+    }
+    pub fn instance_by_name(&self, name: &str) -> Option<InstanceId> {
+        self.instances
+            .iter()
+            .position(|i| i.name == name)
+            .map(InstanceId)
+    }
+    pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .map(ServiceId)
+    }
+}
+
+/// A Docker host. `ip` is what containers are told (and what checks connect to);
+/// `endpoint` is how the controller reaches the daemon.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ship {
+    pub name: String,
+    pub ip: String,
+    pub endpoint: Option<String>,
+    pub docker_port: Option<u16>,
+    pub socket_path: Option<String>,
+    pub ssh_tunnel: Option<SshTunnel>,
+    pub api_version: Option<String>,
+    /// Seconds; MaestroNG's default is 5.
+    pub timeout: Option<f64>,
+    pub tls: bool,
+    pub tls_verify: bool,
+    pub tls_ca_cert: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub ssl_version: Option<String>,
+}
+
+impl Ship {
+    /// A ship with nothing but a name and an address.
+    pub fn new(name: impl Into<String>, ip: impl Into<String>) -> Self {
+        Ship {
+            name: name.into(),
+            ip: ip.into(),
+            endpoint: None,
+            docker_port: None,
+            socket_path: None,
+            ssh_tunnel: None,
+            api_version: None,
+            timeout: None,
+            tls: false,
+            tls_verify: false,
+            tls_ca_cert: None,
+            tls_cert: None,
+            tls_key: None,
+            ssl_version: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SshTunnel {
+    pub user: String,
+    pub key: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registry {
+    pub name: String,
+    pub registry: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub email: Option<String>,
+    pub retry_attempts: u32,
+    pub retry_when: Vec<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    /// Direct hard dependencies, in file order.
+    pub requires: Vec<ServiceId>,
+    /// Direct soft dependencies: their variables, no ordering.
+    pub wants_info: Vec<ServiceId>,
+    pub omit: bool,
+    pub instances: Vec<InstanceId>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub name: String,
+    pub service: ServiceId,
+    pub ship: ShipId,
+    pub image: Image,
+    pub command: Option<Command>,
+    /// By port name, service ports first, then the instance's own.
+    pub ports: IndexMap<String, Port>,
+    /// Every variable the container is created with; `None` is a name given without a
+    /// value (sent to Docker as a bare `NAME`).
+    pub env: IndexMap<String, Option<String>>,
+    /// Bind mounts by host path.
+    pub volumes: IndexMap<String, Bind>,
+    pub container_volumes: Vec<String>,
+    pub volumes_from: Vec<InstanceId>,
+    /// `(container, alias)`, sorted.
+    pub links: Vec<(String, String)>,
+    pub username: Option<String>,
+    pub workdir: Option<String>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `(host, address)`, sorted.
+    pub extra_hosts: Vec<(String, String)>,
+    pub net: Option<String>,
+    pub restart: RestartPolicy,
+    pub dns: Vec<String>,
+    pub stop_timeout: u32,
+    pub limits: Limits,
+    pub log: Option<LogConfig>,
+    pub security_opt: Vec<String>,
+    pub ulimits: Vec<Ulimit>,
+    pub labels: IndexMap<String, String>,
+    pub lxc_conf: Vec<(String, String)>,
+    pub lifecycle: IndexMap<LifecycleState, Vec<Check>>,
+}
+
+impl Instance {
+    /// The container's hostname: its name, unless a network mode is set.
+    pub fn hostname(&self) -> Option<&str> {
+        self.net.is_none().then_some(self.name.as_str())
+    }
+}
+
+/// An image reference split as MaestroNG splits it (`rsplit(':', 1)`, a `/` after the
+/// colon means a registry port and no tag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// As written in the file.
+    pub name: String,
+    pub repository: String,
+    /// `latest` when none is given.
+    pub tag: String,
+}
+
+impl Image {
+    pub fn parse(name: &str) -> Image {
+        let (repository, tag) = match name.rsplit_once(':') {
+            Some((_, after)) if after.contains('/') => (name, ""),
+            Some((repository, tag)) => (repository, tag),
+            None => (name, ""),
+        };
+        Image {
+            name: name.to_owned(),
+            repository: repository.to_owned(),
+            tag: if tag.is_empty() { "latest" } else { tag }.to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// A string, split shell-style by the runtime (docker-py uses `shlex.split`).
+    Shell(String),
+    Args(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A port number or range, kept as written (leading zeros included) because that text is
+/// what the discovery variables carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSpec {
+    pub number: String,
+    pub protocol: Protocol,
+}
+
+impl PortSpec {
+    /// `P[-Q]/proto`, Docker's and MaestroNG's form.
+    pub fn with_protocol(&self) -> String {
+        format!("{}/{}", self.number, self.protocol.as_str())
+    }
+
+    /// The first (or only) port number of the range.
+    pub fn first(&self) -> Option<u16> {
+        self.number.split('-').next()?.parse().ok()
+    }
+
+    pub fn is_range(&self) -> bool {
+        self.number.contains('-')
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub exposed: PortSpec,
+    pub host_ip: String,
+    pub external: PortSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    pub target: String,
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub retries: u32,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            name: "no".into(),
+            retries: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub cpu: Option<i64>,
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Bytes.
+    pub swap: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub driver: String,
+    pub options: IndexMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LifecycleState {
+    PreStart,
+    Running,
+    PreStop,
+    Stopped,
+}
+
+impl LifecycleState {
+    pub const ALL: [LifecycleState; 4] = [
+        LifecycleState::PreStart,
+        LifecycleState::Running,
+        LifecycleState::PreStop,
+        LifecycleState::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleState::PreStart => "pre-start",
+            LifecycleState::Running => "running",
+            LifecycleState::PreStop => "pre-stop",
+            LifecycleState::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
+/// A lifecycle check, with MaestroNG's defaults already applied.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// Connects to the ship's address on the port's external number.
+    Tcp {
+        port: String,
+        number: u16,
+        max_wait: u32,
+    },
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+        scheme: String,
+        method: String,
+        match_regex: Option<String>,
+        /// Seconds.
+        max_wait: f64,
+        verify_tls: bool,
+    },
+    /// Runs a command on the controller's machine.
+    Exec {
+        command: Vec<String>,
+        attempts: u32,
+        env_via_stdin: bool,
+    },
+    /// Runs a command in the container.
+    Rexec { command: Vec<String>, attempts: u32 },
+    /// Seconds.
+    Sleep { wait: f64 },
+}
+
+impl Check {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Tcp { .. } => "tcp",
+            Check::Http { .. } => "http",
+            Check::Exec { .. } => "exec",
+            Check::Rexec { .. } => "rexec",
+            Check::Sleep { .. } => "sleep",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Auditor {
+    pub kind: AuditorKind,
+    pub level: AuditLevel,
+    pub ignore_errors: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditLevel {
+    Info,
+    Debug,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuditorKind {
+    Log {
+        file: String,
+    },
+    /// A webhook; `payload` is a template whose string leaves are formatted per event.
+    Http {
+        endpoint: String,
+        payload: Data,
+        headers: Vec<(String, String)>,
+        method: String,
+        /// Seconds.
+        timeout: f64,
+    },
+    Exec {
+        script: String,
+        args: Option<String>,
+    },
+    Slack {
+        channel: String,
+        token: String,
+        name: String,
+        icon: Option<String>,
+    },
+    Hipchat {
+        room: String,
+        token: String,
+        name: String,
+    },
+    /// MaestroNG's test auditor: every notification fails.
+    Fail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_like_maestro_ng() {
+        let cases = [
+            ("busybox", "busybox", "latest"),
+            ("busybox:", "busybox", "latest"),
+            ("busybox:1.36", "busybox", "1.36"),
+            ("reg:5000/x", "reg:5000/x", "latest"),
+            ("reg:5000/x:2", "reg:5000/x", "2"),
+            (
+                "quay.io:8443/acme/svc-canary",
+                "quay.io:8443/acme/svc-canary",
+                "latest",
+            ),
+            ("svc@sha256:abc", "svc@sha256", "abc"),
+        ];
+        for (name, repository, tag) in cases {
+            let image = Image::parse(name);
+            assert_eq!(
+                (image.repository.as_str(), image.tag.as_str()),
+                (repository, tag),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Free-form data from the file (auditor payload templates): scalars as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Null,
+    Scalar(String),
+    List(Vec<Data>),
+    Map(Vec<(String, Data)>),
+}

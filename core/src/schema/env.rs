@@ -1,0 +1,183 @@
+//! User-given variables: `env` and `envfile` at service and instance level, with
+//! MaestroNG's source rules (a string is an env file, a list is a list of sources, a
+//! mapping is merged), list flattening and Docker's env-file format.
+
+use indexmap::IndexMap;
+
+use crate::Files;
+use crate::yaml::{Node, Resolved, Value};
+
+use super::read::{Reader, key};
+
+pub(crate) type Vars = IndexMap<String, Option<String>>;
+
+/// Merges one source (`env` or `envfile` value) into `out`.
+pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str, out: &mut Vars) {
+    match &node.value {
+        Value::Scalar(_) if node.is_null() => {}
+        Value::Scalar(s) => env_file(r, files, &s.text, node, path, out),
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                source(r, files, item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                let name = key(k).to_owned();
+                let item_path = format!("{path}.{name}");
+                if let Some(value) = value(r, v, &item_path) {
+                    out.insert(name, value);
+                }
+            }
+        }
+    }
+}
+
+/// A variable's value: scalars as written, null as "no value", lists flattened.
+fn value(r: &mut Reader, node: &Node, path: &str) -> Option<Option<String>> {
+    match &node.value {
+        Value::Scalar(_) if node.is_null() => Some(None),
+        Value::Scalar(s) => Some(Some(s.text.clone())),
+        Value::Seq(_) => flatten(r, node, path).map(Some),
+        Value::Map(_) => Some(Some(json(node))),
+    }
+}
+
+/// MaestroNG's `_env_list_expand`: items joined with spaces, nested lists recursively;
+/// items must be strings.
+fn flatten(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    match &node.value {
+        Value::Seq(items) => {
+            let mut parts = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match flatten(r, item, &format!("{path}[{i}]")) {
+                    Some(part) => parts.push(part),
+                    None => ok = false,
+                }
+            }
+            ok.then(|| parts.join(" "))
+        }
+        Value::Scalar(s) if s.yaml12() == Resolved::Str => Some(s.text.clone()),
+        _ => {
+            r.error(
+                path,
+                node,
+                format!(
+                    "list items of a variable must be strings, found {} {}",
+                    node.kind(),
+                    node.display()
+                ),
+            )
+            .help = Some(format!("quote it: \"{}\"", node.text().unwrap_or_default()));
+            None
+        }
+    }
+}
+
+/// A mapping given as a variable's value, sent as JSON (MaestroNG sends Python's repr).
+fn json(node: &Node) -> String {
+    fn write(node: &Node, out: &mut String) {
+        match &node.value {
+            Value::Scalar(s) => match s.yaml12() {
+                Resolved::Null => out.push_str("null"),
+                Resolved::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                Resolved::Int(_) | Resolved::Float if s.text.parse::<f64>().is_ok() => {
+                    out.push_str(&s.text)
+                }
+                _ => quote(&s.text, out),
+            },
+            Value::Seq(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            Value::Map(entries) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    quote(key(k), out);
+                    out.push_str(": ");
+                    write(v, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    fn quote(s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    let mut out = String::new();
+    write(node, &mut out);
+    out
+}
+
+/// Reads a Docker env file: `#` in the first column starts a comment; every other line
+/// must be `NAME=value` (split at the first `=`, the line trimmed, nothing unquoted).
+/// A blank line is refused, as docker-py (and so MaestroNG) refuses it.
+fn env_file(
+    r: &mut Reader,
+    files: &dyn Files,
+    name: &str,
+    node: &Node,
+    path: &str,
+    out: &mut Vars,
+) {
+    let text = match files.read(name) {
+        Ok(text) => text,
+        Err(reason) => {
+            r.error(
+                path,
+                node,
+                format!("cannot read env file {name:?}: {reason}"),
+            )
+            .help = Some(
+                "a string (or a list) here names env files, relative to the environment file; \
+                 variables are given as a mapping, NAME: value"
+                    .into(),
+            );
+            return;
+        }
+    };
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') {
+            continue;
+        }
+        match line.trim().split_once('=') {
+            Some((k, v)) => {
+                out.insert(k.to_owned(), Some(v.to_owned()));
+            }
+            None => {
+                let what = if line.trim().is_empty() {
+                    "a blank line"
+                } else {
+                    "a line without ="
+                };
+                r.error(
+                    path,
+                    node,
+                    format!("env file {name:?}, line {}: expected NAME=value, found {what} {line:?}", n + 1),
+                )
+                .help = Some("remove the line: MaestroNG's env-file reader (docker-py's) refuses it, and maestro reads env files the same way".into());
+                return;
+            }
+        }
+    }
+}

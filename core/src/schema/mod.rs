@@ -1,0 +1,1399 @@
+//! The environment file's schema (MaestroNG schema 2, and schema 1's volume direction):
+//! YAML tree in, [`Environment`] out, with every problem found reported at once.
+
+mod checks;
+mod env;
+pub(crate) mod ports;
+mod read;
+
+use std::collections::{HashMap, HashSet};
+
+use indexmap::IndexMap;
+
+use crate::Files;
+use crate::diag::{Diagnostic, suggestion};
+use crate::model::*;
+use crate::yaml::{self, Node, Resolved, Value};
+
+pub use checks::shell_words;
+use read::{Reader, get, join, key};
+
+const TOP_LEVEL: [&str; 8] = [
+    "__maestro",
+    "name",
+    "ship_provider",
+    "ship_defaults",
+    "ships",
+    "registries",
+    "services",
+    "audit",
+];
+const SHIP_DEFAULTS: [&str; 11] = [
+    "docker_port",
+    "socket_path",
+    "ssh_tunnel",
+    "api_version",
+    "timeout",
+    "tls",
+    "tls_cert",
+    "tls_key",
+    "tls_verify",
+    "tls_ca_cert",
+    "ssl_version",
+];
+const SERVICE_KEYS: [&str; 10] = [
+    "image",
+    "instances",
+    "requires",
+    "wants_info",
+    "omit",
+    "env",
+    "envfile",
+    "ports",
+    "limits",
+    "lifecycle",
+];
+const INSTANCE_KEYS: [&str; 30] = [
+    "ship",
+    "image",
+    "command",
+    "cmd",
+    "ports",
+    "env",
+    "envfile",
+    "volumes",
+    "container_volumes",
+    "volumes_from",
+    "links",
+    "username",
+    "workdir",
+    "privileged",
+    "cap_add",
+    "cap_drop",
+    "extra_hosts",
+    "net",
+    "restart",
+    "dns",
+    "stop_timeout",
+    "limits",
+    "log_driver",
+    "log_opt",
+    "security_opt",
+    "ulimits",
+    "labels",
+    "lxc_conf",
+    "lifecycle",
+    "requires",
+];
+const LOG_DRIVERS: [&str; 6] = ["json-file", "syslog", "journald", "gelf", "fluentd", "none"];
+const RESTART_POLICIES: [&str; 4] = ["no", "always", "on-failure", "unless-stopped"];
+
+/// The result of loading: the environment when there is no error, and every diagnostic
+/// (warnings included) in file order.
+pub struct Loaded {
+    pub environment: Option<Environment>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads an environment file's (already Jinja-rendered) text. `local_ship` is the ship
+/// used when the file has no `ships:` section.
+pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
+    let mut r = Reader { diags: Vec::new() };
+    let environment =
+        match yaml::parse(text) {
+            Err(e) => {
+                r.diags.push(Diagnostic::error("", e.loc, e.message));
+                None
+            }
+            Ok(None) => {
+                r.diags.push(Diagnostic::error("", None, "the environment file is empty").with_help(
+                "it needs at least `name:` and `services:` (see the README's format section)",
+            ));
+                None
+            }
+            Ok(Some(root)) => environment(&mut r, &root, files, local_ship),
+        };
+    let mut diagnostics = r.diags;
+    diagnostics.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((u32::MAX, 0)));
+    let environment = environment.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
+    Loaded {
+        environment,
+        diagnostics,
+    }
+}
+
+fn environment(
+    r: &mut Reader,
+    root: &Node,
+    files: &dyn Files,
+    local_ship: &Ship,
+) -> Option<Environment> {
+    let top = r.map(root, "", "a mapping with name, ships and services")?;
+    for (k, _) in top {
+        let name = key(k);
+        // `_anchors:` and `x-anchors:` are the usual homes of YAML anchors.
+        if !TOP_LEVEL.contains(&name) && !name.starts_with('_') && !name.starts_with("x-") {
+            r.warn(name, k, format!("unknown key {name:?} is ignored"))
+                .help = Some(suggestion(name, TOP_LEVEL.iter().copied()));
+        }
+    }
+
+    let schema = schema_version(r, get(top, "__maestro"));
+
+    let name = match get(top, "name") {
+        None => {
+            r.error("", root, "the environment name is missing").help =
+                Some("add `name: my-environment` at the top level".into());
+            None
+        }
+        Some(node) => r.string(node, "name", "the environment's name"),
+    };
+
+    if let Some(node) = get(top, "ship_provider") {
+        if let Some(provider) = r.opt_string(node, "ship_provider", "a ship provider") {
+            if provider != "static" {
+                r.error(
+                    "ship_provider",
+                    node,
+                    format!("unknown ship provider {provider:?}; the only provider is static"),
+                );
+            }
+        }
+    }
+
+    let ships = ships(r, get(top, "ship_defaults"), get(top, "ships"), local_ship);
+    let registries = get(top, "registries")
+        .map(|n| registries(r, n))
+        .unwrap_or_default();
+    let audit = get(top, "audit")
+        .map(|n| checks::auditors(r, n, "audit"))
+        .unwrap_or_default();
+
+    let (services, instances) = match get(top, "services") {
+        None => (Vec::new(), Vec::new()),
+        Some(node) => services(
+            r,
+            node,
+            files,
+            &ships,
+            name.as_deref().unwrap_or_default(),
+            schema,
+        ),
+    };
+
+    let mut environment = Environment {
+        name: name?,
+        schema,
+        ships: ships.ships,
+        registries,
+        services,
+        instances,
+        audit,
+    };
+    if r.diags.iter().any(Diagnostic::is_error) {
+        return None;
+    }
+    crate::variables::inject(&mut environment);
+    Some(environment)
+}
+
+fn schema_version(r: &mut Reader, node: Option<&Node>) -> u32 {
+    let Some(node) = node else { return 1 };
+    let Some(entries) = r.opt_map(node, "__maestro", "a mapping (schema: 2)") else {
+        return 1;
+    };
+    r.known_keys(entries, "__maestro", &["schema", "base_dir"]);
+    match get(entries, "schema") {
+        None => 1,
+        // Only the number 1 means schema 1 in MaestroNG; anything else is schema 2.
+        Some(n) => match n.as_scalar().map(|s| s.yaml11()) {
+            Some(Resolved::Int(v)) if v == "1" => 1,
+            _ => 2,
+        },
+    }
+}
+
+/// The ships, and whether they are the implicit local ship (no `ships:` section).
+struct ShipTable {
+    ships: Vec<Ship>,
+    implicit: bool,
+}
+
+fn ships(
+    r: &mut Reader,
+    defaults: Option<&Node>,
+    ships: Option<&Node>,
+    local_ship: &Ship,
+) -> ShipTable {
+    let defaults: &[(Node, Node)] = match defaults {
+        None => &[],
+        Some(node) => {
+            let d = r
+                .map(node, "ship_defaults", "a mapping of ship settings")
+                .unwrap_or_default();
+            for (k, _) in d {
+                if !SHIP_DEFAULTS.contains(&key(k)) {
+                    let help = if matches!(key(k), "ip" | "endpoint") {
+                        "ip and endpoint are per ship and cannot have defaults".to_owned()
+                    } else {
+                        suggestion(key(k), SHIP_DEFAULTS.iter().copied())
+                    };
+                    r.warn(
+                        &join("ship_defaults", key(k)),
+                        k,
+                        format!("unknown key {:?} is ignored", key(k)),
+                    )
+                    .help = Some(help);
+                }
+            }
+            d
+        }
+    };
+    let Some(node) = ships else {
+        return ShipTable {
+            ships: vec![local_ship.clone()],
+            implicit: true,
+        };
+    };
+    let Some(entries) = r.map(
+        node,
+        "ships",
+        "a mapping of ship names to ships ({ip: ...})",
+    ) else {
+        return ShipTable {
+            ships: Vec::new(),
+            implicit: false,
+        };
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let name = key(k).to_owned();
+        let path = join("ships", &name);
+        let Some(fields) = r.map(v, &path, "a ship ({ip: ADDRESS, ...})") else {
+            continue;
+        };
+        let known: Vec<&str> = ["ip", "endpoint"]
+            .into_iter()
+            .chain(SHIP_DEFAULTS)
+            .collect();
+        r.known_keys(fields, &path, &known);
+        // A key on the ship wins over ship_defaults, even when it is null.
+        let field = |name: &str| get(fields, name).or_else(|| get(defaults, name));
+        let fpath = |name: &str| {
+            if get(fields, name).is_some() {
+                join(&path, name)
+            } else {
+                join("ship_defaults", name)
+            }
+        };
+        let Some(ip_node) = get(fields, "ip") else {
+            r.error(
+                &path,
+                v,
+                format!("ship {name} needs an ip: the address containers and checks use"),
+            );
+            continue;
+        };
+        let Some(ip) = r.string(ip_node, &join(&path, "ip"), "an address") else {
+            continue;
+        };
+        let mut ship = Ship::new(name.clone(), ip);
+        ship.endpoint = get(fields, "endpoint")
+            .and_then(|n| r.opt_string(n, &join(&path, "endpoint"), "an address"));
+        ship.docker_port = field("docker_port")
+            .filter(|n| !n.is_null())
+            .and_then(|n| r.uint(n, &fpath("docker_port"), "a TCP port number"));
+        ship.socket_path =
+            field("socket_path").and_then(|n| r.opt_string(n, &fpath("socket_path"), "a path"));
+        ship.api_version = field("api_version").and_then(|n| {
+            r.opt_string(
+                n,
+                &fpath("api_version"),
+                "an API version such as \"1.41\" or auto",
+            )
+        });
+        ship.timeout = field("timeout")
+            .filter(|n| !n.is_null())
+            .and_then(|n| r.seconds(n, &fpath("timeout")));
+        ship.tls = field("tls").is_some_and(|n| r.bool(n, &fpath("tls")));
+        ship.tls_verify = field("tls_verify").is_some_and(|n| r.bool(n, &fpath("tls_verify")));
+        for (name, slot) in [
+            ("tls_ca_cert", &mut ship.tls_ca_cert),
+            ("tls_cert", &mut ship.tls_cert),
+            ("tls_key", &mut ship.tls_key),
+            ("ssl_version", &mut ship.ssl_version),
+        ] {
+            *slot = field(name).and_then(|n| r.opt_string(n, &fpath(name), "a value"));
+        }
+        if let Some(tunnel) = field("ssh_tunnel").filter(|n| !n.is_null()) {
+            let tpath = fpath("ssh_tunnel");
+            if let Some(t) = r.map(tunnel, &tpath, "a mapping {user, key, port}") {
+                r.known_keys(t, &tpath, &["user", "key", "port"]);
+                let user = match get(t, "user") {
+                    Some(n) => r.string(n, &join(&tpath, "user"), "an SSH user name"),
+                    None => {
+                        r.error(
+                            &tpath,
+                            tunnel,
+                            format!("the SSH tunnel of ship {name} needs a user"),
+                        );
+                        None
+                    }
+                };
+                let key_file = match get(t, "key") {
+                    Some(n) => r.string(n, &join(&tpath, "key"), "a path to an SSH private key"),
+                    None => {
+                        r.error(
+                            &tpath,
+                            tunnel,
+                            format!(
+                                "the SSH tunnel of ship {name} needs a key (a private key file)"
+                            ),
+                        );
+                        None
+                    }
+                };
+                let port = match get(t, "port") {
+                    Some(n) => r.uint(n, &join(&tpath, "port"), "a TCP port number"),
+                    None => Some(22),
+                };
+                if let (Some(user), Some(key), Some(port)) = (user, key_file, port) {
+                    ship.ssh_tunnel = Some(SshTunnel { user, key, port });
+                }
+            }
+        }
+        out.push(ship);
+    }
+    ShipTable {
+        ships: out,
+        implicit: false,
+    }
+}
+
+fn registries(r: &mut Reader, node: &Node) -> Vec<Registry> {
+    let Some(entries) = r.opt_map(
+        node,
+        "registries",
+        "a mapping of registry names to registries",
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let name = key(k).to_owned();
+        let path = join("registries", &name);
+        let Some(fields) = r.map(v, &path, "a registry ({registry: URL, username, password})")
+        else {
+            continue;
+        };
+        r.known_keys(
+            fields,
+            &path,
+            &["registry", "username", "password", "email", "retry"],
+        );
+        let Some(url_node) = get(fields, "registry") else {
+            r.error(
+                &path,
+                v,
+                format!("registry {name} needs registry: its URL (https://host[:port])"),
+            );
+            continue;
+        };
+        let Some(url) = r.string(url_node, &join(&path, "registry"), "a registry URL") else {
+            continue;
+        };
+        let opt = |r: &mut Reader, field: &str| {
+            get(fields, field).and_then(|n| r.opt_string(n, &join(&path, field), "a string"))
+        };
+        let (username, password, email) = (opt(r, "username"), opt(r, "password"), opt(r, "email"));
+        let mut retry_attempts = 3;
+        let mut retry_when = Vec::new();
+        if let Some(retry) = get(fields, "retry") {
+            let rpath = join(&path, "retry");
+            if let Some(rf) = r.opt_map(retry, &rpath, "a mapping {attempts, when}") {
+                r.known_keys(rf, &rpath, &["attempts", "when"]);
+                if let Some(n) = get(rf, "attempts") {
+                    retry_attempts = r
+                        .uint(n, &join(&rpath, "attempts"), "a number of attempts")
+                        .unwrap_or(3);
+                }
+                if let Some(n) = get(rf, "when") {
+                    let wpath = join(&rpath, "when");
+                    match n.as_seq() {
+                        Some(items) => {
+                            for (i, item) in items.iter().enumerate() {
+                                if let Some(code) =
+                                    r.uint(item, &format!("{wpath}[{i}]"), "an HTTP status code")
+                                {
+                                    retry_when.push(code);
+                                }
+                            }
+                        }
+                        None if n.is_null() => {}
+                        None => {
+                            r.error(
+                                &wpath,
+                                n,
+                                format!("expected a list of HTTP status codes, found {}", n.kind()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        out.push(Registry {
+            name,
+            registry: url,
+            username,
+            password,
+            email,
+            retry_attempts,
+            retry_when,
+        });
+    }
+    out
+}
+
+/// What a service contributes to each of its instances.
+struct ServiceDefaults<'n> {
+    env: env::Vars,
+    ports: IndexMap<String, Port>,
+    limits: Vec<(&'n Node, &'n Node)>,
+    lifecycle: IndexMap<LifecycleState, Vec<checks::RawCheck<'n>>>,
+}
+
+fn services(
+    r: &mut Reader,
+    node: &Node,
+    files: &dyn Files,
+    ships: &ShipTable,
+    env_name: &str,
+    schema: u32,
+) -> (Vec<Service>, Vec<Instance>) {
+    let Some(entries) = r.map(node, "services", "a mapping of service names to services") else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut services = Vec::new();
+    let mut instances: Vec<Instance> = Vec::new();
+    let mut instance_nodes: Vec<(&Node, &Node, String)> = Vec::new();
+    let mut instance_index: HashMap<String, (usize, String)> = HashMap::new();
+    let mut dependencies: Vec<(Vec<(&Node, String)>, Vec<(&Node, String)>)> = Vec::new();
+
+    for (k, v) in entries {
+        let service_name = key(k).to_owned();
+        let path = join("services", &service_name);
+        let service_id = ServiceId(services.len());
+        let Some(fields) = r.map(v, &path, "a service ({image: ..., instances: {...}})") else {
+            dependencies.push(Default::default());
+            services.push(Service {
+                name: service_name,
+                image: String::new(),
+                requires: vec![],
+                wants_info: vec![],
+                omit: false,
+                instances: vec![],
+            });
+            continue;
+        };
+        r.known_keys(fields, &path, &SERVICE_KEYS);
+        let p = |name: &str| join(&path, name);
+        let image = match get(fields, "image") {
+            Some(n) => r
+                .string(n, &p("image"), "an image name")
+                .unwrap_or_default(),
+            None => {
+                r.error(&path, v, format!("service {service_name} needs an image"));
+                String::new()
+            }
+        };
+        let names = |r: &mut Reader, field: &str| -> Vec<(&Node, String)> {
+            let Some(n) = get(fields, field) else {
+                return Vec::new();
+            };
+            let fpath = join(&path, field);
+            match &n.value {
+                Value::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        r.string(item, &format!("{fpath}[{i}]"), "a service name")
+                            .map(|s| (item, s))
+                    })
+                    .collect(),
+                Value::Scalar(_) if n.is_null() => Vec::new(),
+                Value::Scalar(s) => vec![(n, s.text.clone())],
+                Value::Map(_) => {
+                    r.error(
+                        &fpath,
+                        n,
+                        "expected a list of service names, found a mapping",
+                    );
+                    Vec::new()
+                }
+            }
+        };
+        let requires = names(r, "requires");
+        let wants_info = names(r, "wants_info");
+        dependencies.push((requires, wants_info));
+        let omit = get(fields, "omit").is_some_and(|n| r.bool(n, &p("omit")));
+
+        let mut defaults = ServiceDefaults {
+            env: env::Vars::new(),
+            ports: IndexMap::new(),
+            limits: Vec::new(),
+            lifecycle: IndexMap::new(),
+        };
+        if let Some(n) = get(fields, "envfile") {
+            env::source(r, files, n, &p("envfile"), &mut defaults.env);
+        }
+        if let Some(n) = get(fields, "env") {
+            env::source(r, files, n, &p("env"), &mut defaults.env);
+        }
+        defaults.env.insert(
+            guestutils::names::ENVIRONMENT_NAME.into(),
+            Some(env_name.to_owned()),
+        );
+        defaults.env.insert(
+            guestutils::names::SERVICE_NAME.into(),
+            Some(service_name.clone()),
+        );
+        if let Some(n) = get(fields, "ports") {
+            port_map(r, n, &p("ports"), &mut defaults.ports);
+        }
+        if let Some(n) = get(fields, "limits") {
+            if let Some(l) = r.opt_map(n, &p("limits"), "a mapping {cpu, memory, swap}") {
+                defaults.limits.extend(l.iter().map(|(k, v)| (k, v)));
+            }
+        }
+        if let Some(n) = get(fields, "lifecycle") {
+            checks::lifecycle(r, n, &p("lifecycle"), &mut defaults.lifecycle);
+        }
+
+        let mut service = Service {
+            name: service_name.clone(),
+            image: image.clone(),
+            requires: vec![],
+            wants_info: vec![],
+            omit,
+            instances: vec![],
+        };
+        let instance_entries = match get(fields, "instances") {
+            Some(n) => r
+                .opt_map(
+                    n,
+                    &p("instances"),
+                    "a mapping of instance names to instances",
+                )
+                .unwrap_or_default(),
+            None => {
+                r.error(&path, v, format!("service {service_name} needs instances: a mapping of instance names to instances"))
+                    .help = Some("instances:\n  my-instance-1: {ship: SHIP}".into());
+                &[]
+            }
+        };
+        for (ik, iv) in instance_entries {
+            let instance_name = key(ik).to_owned();
+            let ipath = join(&p("instances"), &instance_name);
+            if let Some((_, other)) = instance_index.get(&instance_name) {
+                r.error(&ipath, ik, format!("instance {instance_name} is already defined in service {other}"))
+                    .help = Some("instance names are Docker container names and must be unique in the environment".into());
+                continue;
+            }
+            let Some(instance) = instance(
+                r,
+                iv,
+                &ipath,
+                &instance_name,
+                service_id,
+                &image,
+                &defaults,
+                files,
+                ships,
+                schema,
+            ) else {
+                continue;
+            };
+            instance_index.insert(
+                instance_name.clone(),
+                (instances.len(), service_name.clone()),
+            );
+            service.instances.push(InstanceId(instances.len()));
+            instance_nodes.push((ik, iv, ipath));
+            instances.push(instance);
+        }
+        services.push(service);
+    }
+
+    resolve_dependencies(r, entries, &mut services, dependencies);
+    resolve_volumes_from(r, &mut instances, &instance_nodes, &instance_index);
+    (services, instances)
+}
+
+fn resolve_dependencies(
+    r: &mut Reader,
+    entries: &[(Node, Node)],
+    services: &mut [Service],
+    dependencies: Vec<(Vec<(&Node, String)>, Vec<(&Node, String)>)>,
+) {
+    let index: HashMap<String, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
+    for (i, (requires, wants_info)) in dependencies.into_iter().enumerate() {
+        for (field, list) in [("requires", requires), ("wants_info", wants_info)] {
+            let path = join(&join("services", &services[i].name), field);
+            for (node, name) in list {
+                match index.get(&name) {
+                    Some(&j) => {
+                        let target = if field == "requires" {
+                            &mut services[i].requires
+                        } else {
+                            &mut services[i].wants_info
+                        };
+                        if !target.contains(&ServiceId(j)) {
+                            target.push(ServiceId(j));
+                        }
+                    }
+                    None => {
+                        r.error(&path, node, format!("unknown service {name:?}"))
+                            .help =
+                            Some(suggestion(&name, services.iter().map(|s| s.name.as_str())));
+                    }
+                }
+            }
+        }
+    }
+    for cycle in crate::graph::requires_cycles(services) {
+        let first = cycle[0];
+        let text: Vec<&str> = cycle
+            .iter()
+            .chain([&first])
+            .map(|s| services[s.0].name.as_str())
+            .collect();
+        let node = &entries[first.0].0;
+        let requires =
+            get(entries[first.0].1.as_map().unwrap_or_default(), "requires").unwrap_or(node);
+        r.error(&join(&join("services", &services[first.0].name), "requires"), requires, format!("dependency cycle: {}", text.join(" -> ")))
+            .help = Some("a service cannot require itself, directly or through others; use wants_info for variables without ordering".into());
+    }
+}
+
+fn resolve_volumes_from(
+    r: &mut Reader,
+    instances: &mut [Instance],
+    nodes: &[(&Node, &Node, String)],
+    index: &HashMap<String, (usize, String)>,
+) {
+    for i in 0..instances.len() {
+        let (_, node, path) = &nodes[i];
+        let Some(vf_node) = node.get("volumes_from") else {
+            continue;
+        };
+        let vpath = join(path, "volumes_from");
+        let names = r.strings(vf_node, &vpath, "a container name");
+        let mut resolved = Vec::new();
+        for name in names {
+            let Some(&(j, _)) = index.get(&name) else {
+                r.error(
+                    &vpath,
+                    vf_node,
+                    format!("unknown instance {name:?} to get volumes from"),
+                )
+                .help = Some(suggestion(&name, instances.iter().map(|i| i.name.as_str())));
+                continue;
+            };
+            if j == i {
+                r.error(
+                    &vpath,
+                    vf_node,
+                    format!("instance {name} cannot take volumes from itself"),
+                );
+                continue;
+            }
+            let (this, other) = (&instances[i], &instances[j]);
+            if this.ship != other.ship {
+                r.error(
+                    &vpath,
+                    vf_node,
+                    format!(
+                        "{} and {} must be on the same ship for volumes_from",
+                        other.name, this.name
+                    ),
+                );
+                continue;
+            }
+            let declared = |inst: &Instance| -> HashSet<String> {
+                inst.volumes
+                    .values()
+                    .map(|b| b.target.clone())
+                    .chain(inst.container_volumes.iter().cloned())
+                    .collect()
+            };
+            let mut clash: Vec<String> = declared(this)
+                .intersection(&declared(other))
+                .cloned()
+                .collect();
+            if !clash.is_empty() {
+                clash.sort();
+                r.error(
+                    &vpath,
+                    vf_node,
+                    format!(
+                        "volume conflicts between {} and {}: {}",
+                        this.name,
+                        other.name,
+                        clash.join(", ")
+                    ),
+                );
+                continue;
+            }
+            if !resolved.contains(&InstanceId(j)) {
+                resolved.push(InstanceId(j));
+            }
+        }
+        instances[i].volumes_from = resolved;
+    }
+}
+
+fn port_map(r: &mut Reader, node: &Node, path: &str, out: &mut IndexMap<String, Port>) {
+    let Some(entries) = r.opt_map(node, path, "a mapping of port names to port specs") else {
+        return;
+    };
+    for (k, v) in entries {
+        let name = key(k).to_owned();
+        if let Some(port) = ports::port(r, v, &join(path, &name)) {
+            out.insert(name, port);
+        } else {
+            out.shift_remove(&name);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn instance(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    name: &str,
+    service: ServiceId,
+    service_image: &str,
+    defaults: &ServiceDefaults<'_>,
+    files: &dyn Files,
+    ships: &ShipTable,
+    schema: u32,
+) -> Option<Instance> {
+    let fields = r.opt_map(node, path, "an instance ({ship: SHIP, ...})")?;
+    r.known_keys(fields, path, &INSTANCE_KEYS[..INSTANCE_KEYS.len() - 1]);
+    let p = |field: &str| join(path, field);
+    let f = |field: &str| get(fields, field);
+
+    let ship = match f("ship") {
+        Some(n) => {
+            let ship_name = r.string(n, &p("ship"), "a ship name")?;
+            match ships.ships.iter().position(|s| s.name == ship_name) {
+                Some(i) => ShipId(i),
+                None => {
+                    r.error(&p("ship"), n, format!("unknown ship {ship_name:?}"))
+                        .help = Some(suggestion(
+                        &ship_name,
+                        ships.ships.iter().map(|s| s.name.as_str()),
+                    ));
+                    return None;
+                }
+            }
+        }
+        // Without a `ships:` section everything runs on the one local ship.
+        None if ships.implicit => ShipId(0),
+        None => {
+            r.error(
+                path,
+                node,
+                format!("instance {name} needs ship: the ship it runs on"),
+            )
+            .help = Some(suggestion("", ships.ships.iter().map(|s| s.name.as_str())));
+            return None;
+        }
+    };
+    let ship_ip = ships.ships[ship.0].ip.clone();
+
+    let image_name = match f("image") {
+        Some(n) => r.string(n, &p("image"), "an image name")?,
+        None => service_image.to_owned(),
+    };
+    let image = Image::parse(&image_name);
+
+    let command = match f("command").or(f("cmd")) {
+        None => None,
+        Some(n) => {
+            let cpath = if f("command").is_some() {
+                p("command")
+            } else {
+                p("cmd")
+            };
+            match &n.value {
+                Value::Scalar(_) if n.is_null() => None,
+                Value::Scalar(s) => {
+                    if shell_words(&s.text).is_none() {
+                        r.error(
+                            &cpath,
+                            n,
+                            format!("cannot split {:?} into words: unbalanced quotes", s.text),
+                        );
+                    }
+                    Some(Command::Shell(s.text.clone()))
+                }
+                Value::Seq(_) => Some(Command::Args(r.strings(n, &cpath, "an argument"))),
+                Value::Map(_) => {
+                    r.error(
+                        &cpath,
+                        n,
+                        "expected a command line or a list of arguments, found a mapping",
+                    );
+                    None
+                }
+            }
+        }
+    };
+
+    let mut ports = defaults.ports.clone();
+    if let Some(n) = f("ports") {
+        port_map(r, n, &p("ports"), &mut ports);
+    }
+
+    let mut env = defaults.env.clone();
+    if let Some(n) = f("envfile") {
+        env::source(r, files, n, &p("envfile"), &mut env);
+    }
+    if let Some(n) = f("env") {
+        env::source(r, files, n, &p("env"), &mut env);
+    }
+    use guestutils::names as v;
+    env.insert(v::CONTAINER_NAME.into(), Some(name.to_owned()));
+    env.insert(v::CONTAINER_HOST_ADDRESS.into(), Some(ship_ip.clone()));
+    env.insert(v::DOCKER_IMAGE.into(), Some(image.name.clone()));
+    env.insert(v::DOCKER_TAG.into(), Some(image.tag.clone()));
+
+    let (volumes, container_volumes) =
+        volumes(r, f("volumes"), f("container_volumes"), path, schema);
+
+    let mut links = Vec::new();
+    if let Some(n) = f("links") {
+        for (k, v) in r
+            .opt_map(n, &p("links"), "a mapping of container names to aliases")
+            .unwrap_or_default()
+        {
+            if let Some(alias) = r.string(v, &join(&p("links"), key(k)), "an alias") {
+                links.push((key(k).to_owned(), alias));
+            }
+        }
+        links.sort();
+    }
+
+    let opt_string = |r: &mut Reader, field: &str, what: &str| {
+        f(field).and_then(|n| r.opt_string(n, &p(field), what))
+    };
+    let username = opt_string(r, "username", "a user name or id");
+    let workdir = opt_string(r, "workdir", "a directory");
+    let net = opt_string(
+        r,
+        "net",
+        "a network mode (bridge, host, none, container:NAME ...)",
+    );
+    let privileged = f("privileged").is_some_and(|n| r.bool(n, &p("privileged")));
+    let cap_add = f("cap_add")
+        .map(|n| r.strings(n, &p("cap_add"), "a capability"))
+        .unwrap_or_default();
+    let cap_drop = f("cap_drop")
+        .map(|n| r.strings(n, &p("cap_drop"), "a capability"))
+        .unwrap_or_default();
+    let dns = f("dns")
+        .map(|n| r.strings(n, &p("dns"), "a DNS server address"))
+        .unwrap_or_default();
+    let security_opt = f("security_opt")
+        .map(|n| r.string_list(n, &p("security_opt"), "security options"))
+        .unwrap_or_default();
+    let stop_timeout = f("stop_timeout")
+        .filter(|n| !n.is_null())
+        .and_then(|n| r.uint(n, &p("stop_timeout"), "a number of seconds"))
+        .unwrap_or(10);
+
+    let mut extra_hosts = Vec::new();
+    if let Some(n) = f("extra_hosts") {
+        let epath = p("extra_hosts");
+        for (k, v) in r
+            .opt_map(
+                n,
+                &epath,
+                "a mapping of host names to addresses or {ship: NAME}",
+            )
+            .unwrap_or_default()
+        {
+            let hpath = join(&epath, key(k));
+            let address =
+                match &v.value {
+                    Value::Scalar(_) => r.string(v, &hpath, "an address"),
+                    Value::Map(m) => match get(m, "ship") {
+                        Some(sn) => r.string(sn, &join(&hpath, "ship"), "a ship name").and_then(
+                            |ship_name| match ships.ships.iter().find(|s| s.name == ship_name) {
+                                Some(s) => Some(s.ip.clone()),
+                                None => {
+                                    r.error(
+                                        &join(&hpath, "ship"),
+                                        sn,
+                                        format!("unknown ship {ship_name:?}"),
+                                    )
+                                    .help = Some(suggestion(
+                                        &ship_name,
+                                        ships.ships.iter().map(|s| s.name.as_str()),
+                                    ));
+                                    None
+                                }
+                            },
+                        ),
+                        None => {
+                            r.error(&hpath, v, "expected an address or {ship: NAME}");
+                            None
+                        }
+                    },
+                    Value::Seq(_) => {
+                        r.error(
+                            &hpath,
+                            v,
+                            "expected an address or {ship: NAME}, found a list",
+                        );
+                        None
+                    }
+                };
+            if let Some(address) = address {
+                extra_hosts.push((key(k).to_owned(), address));
+            }
+        }
+        extra_hosts.sort();
+    }
+
+    let restart = f("restart")
+        .map(|n| restart_policy(r, n, &p("restart")))
+        .unwrap_or_default();
+
+    let mut limit_nodes: Vec<(&Node, &Node)> = defaults.limits.clone();
+    if let Some(n) = f("limits") {
+        if let Some(l) = r.opt_map(n, &p("limits"), "a mapping {cpu, memory, swap}") {
+            for (k, v) in l {
+                limit_nodes.retain(|(dk, _)| key(dk) != key(k));
+                limit_nodes.push((k, v));
+            }
+        }
+    }
+    let limits = limits(r, &limit_nodes, &p("limits"));
+
+    let log = match f("log_driver").and_then(|n| r.opt_string(n, &p("log_driver"), "a log driver"))
+    {
+        None => {
+            if let Some(n) = f("log_opt") {
+                r.warn(&p("log_opt"), n, "log_opt is ignored without log_driver");
+            }
+            None
+        }
+        Some(driver) => {
+            if !LOG_DRIVERS.contains(&driver.as_str()) {
+                let n = f("log_driver").expect("present");
+                r.error(
+                    &p("log_driver"),
+                    n,
+                    format!(
+                        "unsupported log driver {driver:?}; expected one of {}",
+                        LOG_DRIVERS.join(", ")
+                    ),
+                );
+            }
+            let mut options = IndexMap::new();
+            if let Some(n) = f("log_opt") {
+                for (k, v) in r
+                    .opt_map(n, &p("log_opt"), "a mapping of log options")
+                    .unwrap_or_default()
+                {
+                    if let Some(value) =
+                        r.string(v, &join(&p("log_opt"), key(k)), "an option value")
+                    {
+                        options.insert(key(k).to_owned(), value);
+                    }
+                }
+            }
+            Some(LogConfig { driver, options })
+        }
+    };
+
+    let mut ulimits = Vec::new();
+    if let Some(n) = f("ulimits") {
+        let upath = p("ulimits");
+        for (k, v) in r
+            .opt_map(
+                n,
+                &upath,
+                "a mapping of limit names to numbers or {soft, hard}",
+            )
+            .unwrap_or_default()
+        {
+            let lpath = join(&upath, key(k));
+            let pair = match &v.value {
+                Value::Map(m) => {
+                    r.known_keys(m, &lpath, &["soft", "hard"]);
+                    let soft =
+                        get(m, "soft").and_then(|n| r.int(n, &join(&lpath, "soft"), "a number"));
+                    let hard =
+                        get(m, "hard").and_then(|n| r.int(n, &join(&lpath, "hard"), "a number"));
+                    match (soft, hard) {
+                        (Some(s), Some(h)) => Some((s, h)),
+                        (Some(x), None) | (None, Some(x)) => Some((x, x)),
+                        (None, None) => None,
+                    }
+                }
+                Value::Scalar(s) if matches!(s.yaml11(), Resolved::Int(_)) => {
+                    r.int(v, &lpath, "a number").map(|x| (x, x))
+                }
+                _ => {
+                    r.warn(&lpath, v, format!("ulimit {} is ignored: expected a number or {{soft, hard}}, found {} {}", key(k), v.kind(), v.display()))
+                        .help = Some("for no limit, use -1 (MaestroNG ignores such values silently)".into());
+                    None
+                }
+            };
+            if let Some((soft, hard)) = pair {
+                ulimits.push(Ulimit {
+                    name: key(k).to_owned(),
+                    soft,
+                    hard,
+                });
+            }
+        }
+    }
+
+    let mut labels = IndexMap::new();
+    if let Some(n) = f("labels") {
+        match &n.value {
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let value = if v.is_null() {
+                        Some(String::new())
+                    } else {
+                        r.string(v, &join(&p("labels"), key(k)), "a label value")
+                    };
+                    if let Some(value) = value {
+                        labels.insert(key(k).to_owned(), value);
+                    }
+                }
+            }
+            Value::Seq(_) => {
+                for label in r.strings(n, &p("labels"), "a label") {
+                    labels.insert(label, String::new());
+                }
+            }
+            _ if n.is_null() => {}
+            _ => {
+                r.error(
+                    &p("labels"),
+                    n,
+                    format!(
+                        "expected a list or a mapping of labels, found {} {}",
+                        n.kind(),
+                        n.display()
+                    ),
+                )
+                .help = Some("write labels: {team: core} or labels: [canary]".into());
+            }
+        }
+    }
+
+    let mut lxc_conf = Vec::new();
+    if let Some(n) = f("lxc_conf") {
+        for (k, v) in r
+            .opt_map(n, &p("lxc_conf"), "a mapping of LXC keys to values")
+            .unwrap_or_default()
+        {
+            if let Some(value) = r.string(v, &join(&p("lxc_conf"), key(k)), "a value") {
+                lxc_conf.push((key(k).to_owned(), value));
+            }
+        }
+    }
+
+    let mut raw_lifecycle: IndexMap<LifecycleState, Vec<checks::RawCheck<'_>>> = IndexMap::new();
+    for (state, list) in &defaults.lifecycle {
+        raw_lifecycle.insert(
+            *state,
+            list.iter()
+                .map(|c| checks::RawCheck {
+                    node: c.node,
+                    path: c.path.clone(),
+                })
+                .collect(),
+        );
+    }
+    if let Some(n) = f("lifecycle") {
+        checks::lifecycle(r, n, &p("lifecycle"), &mut raw_lifecycle);
+    }
+    let target = checks::CheckTarget {
+        instance: name,
+        ship_ip: &ship_ip,
+        ports: &ports,
+    };
+    let mut lifecycle = IndexMap::new();
+    for (state, list) in &raw_lifecycle {
+        let checks: Vec<Check> = list
+            .iter()
+            .filter_map(|raw| checks::check(r, raw, &target))
+            .collect();
+        lifecycle.insert(*state, checks);
+    }
+
+    Some(Instance {
+        name: name.to_owned(),
+        service,
+        ship,
+        image,
+        command,
+        ports,
+        env,
+        volumes,
+        container_volumes,
+        volumes_from: Vec::new(),
+        links,
+        username,
+        workdir,
+        privileged,
+        cap_add,
+        cap_drop,
+        extra_hosts,
+        net,
+        restart,
+        dns,
+        stop_timeout,
+        limits,
+        log,
+        security_opt,
+        ulimits,
+        labels,
+        lxc_conf,
+        lifecycle,
+    })
+}
+
+fn volumes(
+    r: &mut Reader,
+    binds: Option<&Node>,
+    container: Option<&Node>,
+    path: &str,
+    schema: u32,
+) -> (IndexMap<String, Bind>, Vec<String>) {
+    let mut out = IndexMap::new();
+    let vpath = join(path, "volumes");
+    if let Some(n) = binds {
+        let entries = r
+            .opt_map(n, &vpath, "a mapping of host paths to container paths")
+            .unwrap_or_default();
+        if schema == 1 && !entries.is_empty() {
+            r.warn(&vpath, n, "read as schema 1: each entry is container path: host path")
+                .help = Some("MaestroNG's default when __maestro.schema is absent; add `__maestro: {schema: 2}` for host path: container path".into());
+        }
+        for (k, v) in entries {
+            let epath = join(&vpath, key(k));
+            if schema == 1 {
+                match v.as_scalar().filter(|_| !v.is_null()) {
+                    Some(host) => {
+                        out.insert(
+                            host.text.clone(),
+                            Bind {
+                                target: key(k).to_owned(),
+                                mode: "rw".into(),
+                            },
+                        );
+                    }
+                    None => {
+                        r.error(&epath, v, format!("invalid volume specification {}: schema 1 expects container path: host path", v.display()));
+                    }
+                }
+                continue;
+            }
+            match &v.value {
+                Value::Scalar(s) if !v.is_null() => {
+                    out.insert(
+                        key(k).to_owned(),
+                        Bind {
+                            target: s.text.clone(),
+                            mode: "rw".into(),
+                        },
+                    );
+                }
+                Value::Map(m) if get(m, "target").is_some() => {
+                    r.known_keys(m, &epath, &["target", "mode"]);
+                    let target = r.string(
+                        get(m, "target").expect("checked"),
+                        &join(&epath, "target"),
+                        "a container path",
+                    );
+                    let mode = match get(m, "mode") {
+                        Some(mn) => {
+                            r.string(mn, &join(&epath, "mode"), "a mount mode (rw, ro, ro,Z ...)")
+                        }
+                        None => Some("rw".into()),
+                    };
+                    if let (Some(target), Some(mode)) = (target, mode) {
+                        out.insert(key(k).to_owned(), Bind { target, mode });
+                    }
+                }
+                _ => {
+                    let d = r.error(&epath, v, format!("invalid volume specification {}: expected a container path or {{target, mode}}", v.display()));
+                    if v.get("bind").is_some() {
+                        d.help = Some("the key is target, not bind".into());
+                    }
+                }
+            }
+        }
+    }
+    let mut container_volumes: Vec<String> = Vec::new();
+    if let Some(n) = container {
+        let cpath = join(path, "container_volumes");
+        for v in r.strings(n, &cpath, "a container path") {
+            if out.values().any(|b| b.target == v) {
+                r.error(
+                    &cpath,
+                    n,
+                    format!("{v} is both bind-mounted and a container-only volume"),
+                );
+            } else if !container_volumes.contains(&v) {
+                container_volumes.push(v);
+            }
+        }
+        container_volumes.sort();
+    }
+    (out, container_volumes)
+}
+
+fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
+    let check_name = |r: &mut Reader, name: &str, node: &Node| -> bool {
+        let ok = RESTART_POLICIES.contains(&name);
+        if !ok {
+            r.error(
+                path,
+                node,
+                format!(
+                    "invalid restart policy {name:?}; choose one of {}",
+                    RESTART_POLICIES.join(", ")
+                ),
+            )
+            .help = Some(suggestion(name, RESTART_POLICIES));
+        }
+        ok
+    };
+    match &node.value {
+        Value::Scalar(s) => {
+            match s.yaml11() {
+                Resolved::Str => {
+                    let (name, retries) = match s.text.split_once(':') {
+                        Some((name, retries)) => match retries.trim().parse::<u32>() {
+                            Ok(n) => (name, n),
+                            Err(_) => {
+                                r.error(path, node, format!("invalid restart policy {:?}: expected NAME or NAME:RETRIES", s.text));
+                                return RestartPolicy::default();
+                            }
+                        },
+                        None => (s.text.as_str(), 0),
+                    };
+                    if check_name(r, name, node) {
+                        RestartPolicy {
+                            name: name.to_owned(),
+                            retries,
+                        }
+                    } else {
+                        RestartPolicy::default()
+                    }
+                }
+                // `no` unquoted is YAML 1.1's false; MaestroNG falls back to the default,
+                // which is also "no". Numbers and the like fall back to it too.
+                _ => RestartPolicy::default(),
+            }
+        }
+        Value::Map(m) => {
+            let mut policy = RestartPolicy::default();
+            let mut ok = true;
+            for (k, v) in m {
+                match key(k) {
+                    "name" => match r.string(v, &join(path, "name"), "a restart policy name") {
+                        Some(name) => policy.name = name,
+                        None => ok = false,
+                    },
+                    "retries" => match r.uint(v, &join(path, "retries"), "a number of retries") {
+                        Some(n) => policy.retries = n,
+                        None => ok = false,
+                    },
+                    other => {
+                        ok = false;
+                        let d = r.error(
+                            &join(path, other),
+                            k,
+                            format!(
+                                "unknown restart policy key {other:?}; expected name and retries"
+                            ),
+                        );
+                        if other == "maximum_retry_count" {
+                            d.help = Some("the key is retries (MaestroNG's documentation says maximum_retry_count, which it rejects too)".into());
+                        }
+                    }
+                }
+            }
+            if ok && check_name(r, &policy.name, node) {
+                policy
+            } else {
+                RestartPolicy::default()
+            }
+        }
+        Value::Seq(_) => RestartPolicy::default(),
+    }
+}
+
+fn limits(r: &mut Reader, nodes: &[(&Node, &Node)], path: &str) -> Limits {
+    let mut limits = Limits::default();
+    for (k, v) in nodes {
+        let lpath = join(path, key(k));
+        match key(k) {
+            "cpu" => {
+                limits.cpu = if v.is_null() {
+                    None
+                } else {
+                    r.int(v, &lpath, "a number of CPU shares")
+                }
+            }
+            "memory" => limits.memory = bytes(r, v, &lpath),
+            "swap" => limits.swap = bytes(r, v, &lpath),
+            other => {
+                r.warn(&lpath, k, format!("unknown key {other:?} is ignored"))
+                    .help = Some(suggestion(other, ["cpu", "memory", "swap"]));
+            }
+        }
+    }
+    limits
+}
+
+/// MaestroNG's `_parse_bytes`: a whole number with an optional k, m or g suffix (powers
+/// of 1024, case-insensitive).
+fn bytes(r: &mut Reader, node: &Node, path: &str) -> Option<u64> {
+    if node.is_null() {
+        return None;
+    }
+    let text = node.text().map(str::trim).unwrap_or_default();
+    let (digits, unit) = match text.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&text[..text.len() - 1], 1u64 << 10),
+        Some('m') => (&text[..text.len() - 1], 1 << 20),
+        Some('g') => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    let value = digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit));
+    if value.is_none() || node.as_scalar().is_none() {
+        r.error(path, node, format!("invalid size {}: expected a whole number of bytes, optionally with a k, m or g suffix", node.display()))
+            .help = Some("for example 512m or 2g; fractions such as 1.5g are not accepted, write 1536m".into());
+    }
+    value
+}

@@ -1,0 +1,206 @@
+//! The reading context: typed accessors over YAML nodes that record a diagnostic (with
+//! path, location, value and expectation) instead of failing, so one pass finds every
+//! problem.
+
+use crate::diag::{Diagnostic, suggestion};
+use crate::yaml::{Node, Resolved, Value};
+
+pub(crate) struct Reader {
+    pub diags: Vec<Diagnostic>,
+}
+
+/// A YAML path, built as the reader descends.
+pub(crate) fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl Reader {
+    pub fn error(
+        &mut self,
+        path: &str,
+        node: &Node,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diags
+            .push(Diagnostic::error(path, Some(node.loc), message));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    pub fn warn(&mut self, path: &str, node: &Node, message: impl Into<String>) -> &mut Diagnostic {
+        self.diags
+            .push(Diagnostic::warning(path, Some(node.loc), message));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn expected(&mut self, path: &str, node: &Node, what: &str) {
+        let found = match &node.value {
+            Value::Scalar(_) if node.is_null() => "nothing (null)".to_owned(),
+            Value::Scalar(_) => format!("{} {}", node.kind(), node.display()),
+            _ => node.kind().to_owned(),
+        };
+        self.error(path, node, format!("expected {what}, found {found}"));
+    }
+
+    /// A mapping. Null is an error here; use [`Self::opt_map`] where null means empty.
+    pub fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        what: &str,
+    ) -> Option<&'n [(Node, Node)]> {
+        match node.as_map() {
+            Some(entries) => Some(entries),
+            None => {
+                self.expected(path, node, what);
+                None
+            }
+        }
+    }
+
+    /// A mapping, where null means "none".
+    pub fn opt_map<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        what: &str,
+    ) -> Option<&'n [(Node, Node)]> {
+        if node.is_null() {
+            Some(&[])
+        } else {
+            self.map(node, path, what)
+        }
+    }
+
+    /// Any non-null scalar, as written.
+    pub fn string(&mut self, node: &Node, path: &str, what: &str) -> Option<String> {
+        match node.as_scalar() {
+            Some(s) if !node.is_null() => Some(s.text.clone()),
+            _ => {
+                self.expected(path, node, what);
+                None
+            }
+        }
+    }
+
+    /// A scalar or null.
+    pub fn opt_string(&mut self, node: &Node, path: &str, what: &str) -> Option<String> {
+        if node.is_null() {
+            None
+        } else {
+            self.string(node, path, what)
+        }
+    }
+
+    /// A boolean, read the YAML 1.1 way MaestroNG reads it (`yes`, `off` ... count).
+    /// Null is false.
+    pub fn bool(&mut self, node: &Node, path: &str) -> bool {
+        match node.as_scalar().map(|s| s.yaml11()) {
+            Some(Resolved::Bool(b)) => b,
+            Some(Resolved::Null) => false,
+            _ => {
+                self.expected(path, node, "true or false");
+                false
+            }
+        }
+    }
+
+    /// A whole number (YAML 1.1 forms and quoted digits accepted).
+    pub fn int(&mut self, node: &Node, path: &str, what: &str) -> Option<i64> {
+        let parsed = node.as_scalar().and_then(|s| match s.yaml11() {
+            Resolved::Int(digits) => digits.parse::<i64>().ok(),
+            Resolved::Str => s.text.trim().parse::<i64>().ok(),
+            _ => None,
+        });
+        if parsed.is_none() {
+            self.expected(path, node, what);
+        }
+        parsed
+    }
+
+    /// A non-negative whole number that fits `T`.
+    pub fn uint<T: TryFrom<i64>>(&mut self, node: &Node, path: &str, what: &str) -> Option<T> {
+        let n = self.int(node, path, what)?;
+        match T::try_from(n) {
+            Ok(v) if n >= 0 => Some(v),
+            _ => {
+                self.expected(path, node, what);
+                None
+            }
+        }
+    }
+
+    /// A number of seconds (whole or fractional).
+    pub fn seconds(&mut self, node: &Node, path: &str) -> Option<f64> {
+        let parsed = node
+            .as_scalar()
+            .filter(|_| !node.is_null())
+            .and_then(|s| s.text.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0);
+        if parsed.is_none() {
+            self.expected(path, node, "a number of seconds");
+        }
+        parsed
+    }
+
+    /// A string, or a list of strings (a single string is a one-element list).
+    pub fn strings(&mut self, node: &Node, path: &str, what: &str) -> Vec<String> {
+        match &node.value {
+            Value::Scalar(_) if node.is_null() => Vec::new(),
+            Value::Scalar(s) => vec![s.text.clone()],
+            Value::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(item, &format!("{path}[{i}]"), what))
+                .collect(),
+            Value::Map(_) => {
+                self.expected(path, node, &format!("{what}, or a list of them"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// A list of strings; a lone string is an error (for keys where MaestroNG rejects it).
+    pub fn string_list(&mut self, node: &Node, path: &str, what: &str) -> Vec<String> {
+        match &node.value {
+            Value::Scalar(_) if node.is_null() => Vec::new(),
+            Value::Seq(_) => self.strings(node, path, what),
+            _ => {
+                self.expected(path, node, &format!("a list of {what}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Warns about every key of `entries` not in `known`, suggesting the closest.
+    pub fn known_keys(&mut self, entries: &[(Node, Node)], path: &str, known: &[&str]) {
+        for (key, _) in entries {
+            let name = key.text().unwrap_or_default();
+            if !known.contains(&name) {
+                let help = suggestion(name, known.iter().copied());
+                self.warn(
+                    &join(path, name),
+                    key,
+                    format!("unknown key {name:?} is ignored"),
+                )
+                .help = Some(help);
+            }
+        }
+    }
+}
+
+/// Looks a key up in mapping entries.
+pub(crate) fn get<'n>(entries: &'n [(Node, Node)], key: &str) -> Option<&'n Node> {
+    entries
+        .iter()
+        .find(|(k, _)| k.text() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// A key's text (keys are always scalars).
+pub(crate) fn key(node: &Node) -> &str {
+    node.text().unwrap_or_default()
+}

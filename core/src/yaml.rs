@@ -1,0 +1,656 @@
+//! A YAML document as a tree of located nodes.
+//!
+//! Validation needs three things a typed `serde` pass cannot give at once: the line and
+//! column of every value (so every error can point at it), the scalar exactly as written
+//! (so `0755` can be sent as `0755` and `25:25` can still be read the YAML 1.1 way where
+//! MaestroNG compatibility demands it), and the freedom to keep going after the first bad
+//! value. So the file is parsed once, with the event parser that `serde-saphyr` itself
+//! uses, into this tree; `schema` then reads the tree and reports every problem.
+//!
+//! Anchors and aliases are expanded (a budget stops alias bombs), `<<` merge keys behave
+//! as in PyYAML (explicit keys win; in `<<: [*a, *b]` the first map wins), and duplicate
+//! keys are rejected as MaestroNG's loader rejects them.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, ScanError};
+
+/// A 1-based line and column in the (rendered) environment file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub loc: Loc,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Scalar(Scalar),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scalar {
+    /// The value after YAML escape processing, before any type resolution.
+    pub text: String,
+    /// Plain scalars are subject to type resolution; quoted and block scalars are strings.
+    pub plain: bool,
+    /// A core-schema tag given explicitly (`!!str 80`), by its suffix.
+    pub tag: Option<String>,
+}
+
+/// What a scalar means. Where YAML 1.1 (PyYAML, hence MaestroNG) and YAML 1.2 disagree,
+/// callers pick a reading explicitly with [`Scalar::yaml11`] or [`Scalar::yaml12`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolved {
+    Null,
+    Bool(bool),
+    /// An integer, as its decimal digits (Python's `str(int)`).
+    Int(String),
+    Float,
+    Str,
+}
+
+impl Scalar {
+    fn is_str_tagged(&self) -> bool {
+        !self.plain || self.tag.as_deref() == Some("str")
+    }
+
+    /// The reading of PyYAML's resolver (YAML 1.1): `yes`/`off` are booleans, `010` is
+    /// octal, `25:25` is the base-60 number 1525, a float needs a dot.
+    pub fn yaml11(&self) -> Resolved {
+        if self.is_str_tagged() {
+            return Resolved::Str;
+        }
+        let t = self.text.as_str();
+        match t {
+            "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+            "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+                return Resolved::Bool(true);
+            }
+            "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+                return Resolved::Bool(false);
+            }
+            _ => {}
+        }
+        if let Some(value) = yaml11_int(t) {
+            return Resolved::Int(value);
+        }
+        if yaml11_float(t) {
+            return Resolved::Float;
+        }
+        Resolved::Str
+    }
+
+    /// The reading of the YAML 1.2 core schema.
+    pub fn yaml12(&self) -> Resolved {
+        if self.is_str_tagged() {
+            return Resolved::Str;
+        }
+        let t = self.text.as_str();
+        match t {
+            "" | "~" | "null" | "Null" | "NULL" => Resolved::Null,
+            "true" | "True" | "TRUE" => Resolved::Bool(true),
+            "false" | "False" | "FALSE" => Resolved::Bool(false),
+            _ if yaml12_int(t) => Resolved::Int(t.to_owned()),
+            _ if yaml12_float(t) => Resolved::Float,
+            _ => Resolved::Str,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.yaml12() == Resolved::Null
+    }
+}
+
+impl Node {
+    pub fn as_scalar(&self) -> Option<&Scalar> {
+        match &self.value {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.as_scalar().is_some_and(Scalar::is_null)
+    }
+
+    /// The text of a scalar, `None` for collections.
+    pub fn text(&self) -> Option<&str> {
+        self.as_scalar().map(|s| s.text.as_str())
+    }
+
+    /// Looks a key up in a mapping node.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.text() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// A short description of the node's kind for "expected X, found Y" messages.
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            Value::Map(_) => "a mapping",
+            Value::Seq(_) => "a list",
+            Value::Scalar(s) => match s.yaml12() {
+                Resolved::Null => "nothing (null)",
+                Resolved::Bool(_) => "a boolean",
+                Resolved::Int(_) => "a number",
+                Resolved::Float => "a number",
+                Resolved::Str => "a string",
+            },
+        }
+    }
+
+    /// The node as the user would recognise it in a message: scalars as written (quoted
+    /// when they are strings), collections in flow style.
+    pub fn display(&self) -> String {
+        let mut out = String::new();
+        self.write_flow(&mut out);
+        out
+    }
+
+    fn write_flow(&self, out: &mut String) {
+        match &self.value {
+            Value::Scalar(s) if s.plain && s.text.is_empty() => out.push_str("null"),
+            Value::Scalar(s) if s.yaml12() == Resolved::Str || !s.plain => {
+                out.push('"');
+                for c in s.text.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+            Value::Scalar(s) => out.push_str(&s.text),
+            Value::Seq(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.write_flow(out);
+                }
+                out.push(']');
+            }
+            Value::Map(entries) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    k.write_flow(out);
+                    out.push_str(": ");
+                    v.write_flow(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// Why the text is not a YAML document maestro can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub loc: Option<Loc>,
+    pub message: String,
+}
+
+/// Parses one YAML document. An empty document is `Ok(None)`.
+pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    Builder::default().run(text)
+}
+
+/// How many nodes alias expansion may create before the file is refused: far above any
+/// real environment, far below what exhausts memory.
+const NODE_BUDGET: usize = 5_000_000;
+
+#[derive(Default)]
+struct Builder {
+    anchors: HashMap<usize, (Node, usize)>,
+    nodes: usize,
+}
+
+enum Frame {
+    Seq {
+        loc: Loc,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        loc: Loc,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+    },
+}
+
+impl Builder {
+    fn run(mut self, text: &str) -> Result<Option<Node>, SyntaxError> {
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut documents = 0;
+        let mut root: Option<Node> = None;
+        for event in Parser::new_from_str(text) {
+            let (event, span) = event.map_err(scan_error)?;
+            let loc = Loc {
+                line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
+                col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
+            };
+            let node = match event {
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Err(SyntaxError {
+                            loc: Some(loc),
+                            message: "expected a single YAML document, found a second one".into(),
+                        });
+                    }
+                    continue;
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    let tag = match tag {
+                        None => None,
+                        Some(tag) => Some(core_tag(&tag.handle(), tag.suffix(), loc)?),
+                    };
+                    let node = Node {
+                        loc,
+                        value: Value::Scalar(Scalar {
+                            text: text.into_owned(),
+                            plain: style == ScalarStyle::Plain,
+                            tag,
+                        }),
+                    };
+                    self.anchor(anchor, &node);
+                    node
+                }
+                Event::Alias(id) => {
+                    let Some((target, size)) = self.anchors.get(&id) else {
+                        return Err(SyntaxError {
+                            loc: Some(loc),
+                            message: "alias to an unknown anchor".into(),
+                        });
+                    };
+                    self.nodes += size;
+                    if self.nodes > NODE_BUDGET {
+                        return Err(SyntaxError {
+                            loc: Some(loc),
+                            message: format!(
+                                "aliases expand to more than {NODE_BUDGET} values; refusing to go on"
+                            ),
+                        });
+                    }
+                    let mut node = target.clone();
+                    node.loc = loc;
+                    node
+                }
+                Event::SequenceStart(_, anchor, tag) => {
+                    if let Some(tag) = tag {
+                        core_tag(&tag.handle(), tag.suffix(), loc)?;
+                    }
+                    stack.push(Frame::Seq {
+                        loc,
+                        anchor,
+                        items: Vec::new(),
+                    });
+                    continue;
+                }
+                Event::MappingStart(_, anchor, tag) => {
+                    if let Some(tag) = tag {
+                        core_tag(&tag.handle(), tag.suffix(), loc)?;
+                    }
+                    stack.push(Frame::Map {
+                        loc,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                    });
+                    continue;
+                }
+                Event::SequenceEnd => {
+                    let Some(Frame::Seq { loc, anchor, items }) = stack.pop() else {
+                        unreachable!("the parser balances sequence events")
+                    };
+                    let node = Node {
+                        loc,
+                        value: Value::Seq(items),
+                    };
+                    self.anchor(anchor, &node);
+                    node
+                }
+                Event::MappingEnd => {
+                    let Some(Frame::Map {
+                        loc,
+                        anchor,
+                        entries,
+                        ..
+                    }) = stack.pop()
+                    else {
+                        unreachable!("the parser balances mapping events")
+                    };
+                    let node = Node {
+                        loc,
+                        value: Value::Map(merge(entries)?),
+                    };
+                    self.anchor(anchor, &node);
+                    node
+                }
+                _ => continue,
+            };
+            self.nodes += 1;
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(Frame::Seq { items, .. }) => items.push(node),
+                Some(Frame::Map { entries, key, .. }) => match key.take() {
+                    None => {
+                        if node.as_scalar().is_none() {
+                            return Err(SyntaxError {
+                                loc: Some(node.loc),
+                                message: format!(
+                                    "mapping keys must be plain values, found {}",
+                                    node.kind()
+                                ),
+                            });
+                        }
+                        *key = Some(node);
+                    }
+                    Some(k) => entries.push((k, node)),
+                },
+            }
+        }
+        Ok(root.filter(|node| !node.is_null()))
+    }
+
+    fn anchor(&mut self, anchor: usize, node: &Node) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), count(node)));
+        }
+    }
+}
+
+fn count(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar(_) => 1,
+        Value::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count(k) + count(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+fn scan_error(e: ScanError) -> SyntaxError {
+    SyntaxError {
+        loc: Some(Loc {
+            line: u32::try_from(e.marker().line()).unwrap_or(u32::MAX),
+            col: u32::try_from(e.marker().col() + 1).unwrap_or(u32::MAX),
+        }),
+        message: e.info(),
+    }
+}
+
+/// Only the core schema's tags have a meaning here; PyYAML's safe loader refuses the
+/// others too.
+fn core_tag(handle: &str, suffix: &str, loc: Loc) -> Result<String, SyntaxError> {
+    const CORE: [&str; 7] = ["str", "int", "float", "bool", "null", "map", "seq"];
+    if handle == "tag:yaml.org,2002:" && CORE.contains(&suffix) {
+        Ok(suffix.to_owned())
+    } else {
+        Err(SyntaxError {
+            loc: Some(loc),
+            message: format!(
+                "unsupported YAML tag {handle}{suffix}: only the core tags (!!str, !!int ...) are understood"
+            ),
+        })
+    }
+}
+
+/// Applies `<<` merge keys and rejects duplicate keys, as PyYAML's constructor does.
+fn merge(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, SyntaxError> {
+    let mut explicit: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
+    let mut sources: Vec<Node> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::with_capacity(entries.len());
+    for (key, value) in entries {
+        let scalar = key.as_scalar().expect("keys are scalars");
+        if scalar.plain && scalar.tag.is_none() && scalar.text == "<<" {
+            match &value.value {
+                Value::Map(_) => sources.push(value),
+                Value::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
+                    sources.extend(items.iter().cloned());
+                }
+                _ => {
+                    return Err(SyntaxError {
+                        loc: Some(value.loc),
+                        message: format!(
+                            "a merge key (<<) takes a mapping or a list of mappings, found {}",
+                            value.kind()
+                        ),
+                    });
+                }
+            }
+            continue;
+        }
+        if !seen.insert(scalar.text.clone()) {
+            let first = explicit
+                .iter()
+                .find(|(k, _)| k.text() == Some(&scalar.text));
+            return Err(SyntaxError {
+                loc: Some(key.loc),
+                message: match first {
+                    Some((k, _)) => format!(
+                        "duplicate key {} (first defined at line {})",
+                        key.display(),
+                        k.loc.line
+                    ),
+                    None => format!("duplicate key {}", key.display()),
+                },
+            });
+        }
+        explicit.push((key, value));
+    }
+    if sources.is_empty() {
+        return Ok(explicit);
+    }
+    // Merged entries come first (PyYAML puts them before the explicit ones); an explicit
+    // key replaces the merged value, and among sources the first one wins.
+    let mut out: Vec<(Node, Node)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for source in sources {
+        let Value::Map(entries) = source.value else {
+            unreachable!("checked above")
+        };
+        for (k, v) in entries {
+            let text = k.text().unwrap_or_default().to_owned();
+            if !index.contains_key(&text) {
+                index.insert(text, out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    for (k, v) in explicit {
+        let text = k.text().unwrap_or_default().to_owned();
+        match index.get(&text) {
+            Some(&i) => out[i] = (k, v),
+            None => {
+                index.insert(text, out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// PyYAML's `int` resolver and constructor: returns the decimal value as text.
+fn yaml11_int(t: &str) -> Option<String> {
+    let (negative, body) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let first = body.as_bytes().first()?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let value: i128 = if let Some(bin) = body.strip_prefix("0b") {
+        radix(bin, 2)?
+    } else if let Some(hex) = body.strip_prefix("0x") {
+        radix(hex, 16)?
+    } else if body.contains(':') {
+        // Base 60 (`[1-9][0-9_]*(:[0-5]?[0-9])+`): 25:25 is 1525, 1:30 is 90.
+        let mut groups = body.split(':');
+        let head = groups.next()?;
+        if !head.starts_with(|c: char| ('1'..='9').contains(&c))
+            || !head.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+        {
+            return None;
+        }
+        let mut value = radix(head, 10)?;
+        for group in groups {
+            let ok = matches!(group.len(), 1 | 2)
+                && group.bytes().all(|b| b.is_ascii_digit())
+                && (group.len() == 1 || group.as_bytes()[0] <= b'5');
+            if !ok {
+                return None;
+            }
+            value = value
+                .checked_mul(60)?
+                .checked_add(group.parse::<i128>().ok()?)?;
+        }
+        value
+    } else if body.len() > 1 && body.starts_with('0') {
+        if !body
+            .bytes()
+            .all(|b| (b'0'..=b'7').contains(&b) || b == b'_')
+        {
+            return None;
+        }
+        radix(&body[1..], 8)?
+    } else {
+        if !body.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+            return None;
+        }
+        radix(body, 10)?
+    };
+    Some(if negative {
+        (-value).to_string()
+    } else {
+        value.to_string()
+    })
+}
+
+fn radix(digits: &str, base: u32) -> Option<i128> {
+    let cleaned: String = digits.chars().filter(|&c| c != '_').collect();
+    if cleaned.is_empty() {
+        // PyYAML accepts `0_` style oddities only as octal zero; nothing real uses them.
+        return if base == 8 { Some(0) } else { None };
+    }
+    i128::from_str_radix(&cleaned, base).ok()
+}
+
+/// PyYAML's `float` resolver (a dot is required; base-60 floats; .inf and .nan).
+fn yaml11_float(t: &str) -> bool {
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if matches!(body, ".inf" | ".Inf" | ".INF") || matches!(t, ".nan" | ".NaN" | ".NAN") {
+        return true;
+    }
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    if let Some(exp) = exponent {
+        let digits = exp.strip_prefix(['-', '+']);
+        match digits {
+            Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {}
+            _ => return false,
+        }
+    }
+    let Some((int_part, frac)) = mantissa.split_once('.') else {
+        return false;
+    };
+    if !frac.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return false;
+    }
+    if int_part.is_empty() {
+        return !frac.is_empty() && frac.as_bytes()[0] != b'_';
+    }
+    if int_part.contains(':') {
+        let mut groups = int_part.split(':');
+        let head = groups.next().unwrap_or_default();
+        return !head.is_empty()
+            && head.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+            && groups.all(|g| {
+                matches!(g.len(), 1 | 2)
+                    && g.bytes().all(|b| b.is_ascii_digit())
+                    && (g.len() == 1 || g.as_bytes()[0] <= b'5')
+            });
+    }
+    int_part.as_bytes()[0].is_ascii_digit()
+        && int_part.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+}
+
+fn yaml12_int(t: &str) -> bool {
+    if let Some(oct) = t.strip_prefix("0o") {
+        return !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    }
+    if let Some(hex) = t.strip_prefix("0x") {
+        return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn yaml12_float(t: &str) -> bool {
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if matches!(body, ".inf" | ".Inf" | ".INF") || matches!(t, ".nan" | ".NaN" | ".NAN") {
+        return true;
+    }
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    if let Some(exp) = exponent {
+        let d = exp.strip_prefix(['-', '+']).unwrap_or(exp);
+        if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    let (int_part, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    (!int_part.is_empty() || !frac.is_empty()) && digits(int_part) && digits(frac)
+}
+
+#[cfg(test)]
+mod tests;
