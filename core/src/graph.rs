@@ -21,40 +21,35 @@ pub enum Direction {
     Stop,
 }
 
-/// The `requires` cycles among services, each as the services along it (first repeated
-/// implicitly at the end). Empty when the graph is acyclic.
-pub fn requires_cycles(services: &[Service]) -> Vec<Vec<ServiceId>> {
-    let mut graph = DiGraph::<usize, ()>::with_capacity(services.len(), 0);
-    let nodes: Vec<NodeIndex> = (0..services.len()).map(|i| graph.add_node(i)).collect();
-    for (i, s) in services.iter().enumerate() {
-        for r in &s.requires {
-            graph.add_edge(nodes[i], nodes[r.0], ());
+/// The cycles of a graph given as adjacency lists, each as the nodes along it (the first
+/// repeated implicitly at the end), starting from its lowest node. Empty when acyclic.
+pub fn cycles(adjacency: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut graph = DiGraph::<usize, ()>::with_capacity(adjacency.len(), 0);
+    let nodes: Vec<NodeIndex> = (0..adjacency.len()).map(|i| graph.add_node(i)).collect();
+    for (i, next) in adjacency.iter().enumerate() {
+        for &j in next {
+            graph.add_edge(nodes[i], nodes[j], ());
         }
     }
     let mut cycles = Vec::new();
     for scc in tarjan_scc(&graph) {
-        let in_scc = |i: usize| scc.iter().any(|n| graph[*n] == i);
-        let start = scc
-            .iter()
-            .map(|n| graph[*n])
-            .min()
-            .expect("an SCC is never empty");
-        if scc.len() == 1 && !services[start].requires.contains(&ServiceId(start)) {
+        let members: Vec<usize> = scc.iter().map(|n| graph[*n]).collect();
+        let start = *members.iter().min().expect("an SCC is never empty");
+        if members.len() == 1 && !adjacency[start].contains(&start) {
             continue;
         }
-        // Walk from the first service (file order) along requires inside the SCC until a
-        // service repeats: that walk is a cycle through it.
+        // Walk from the lowest node along edges inside the SCC until a node repeats:
+        // that walk ends in a cycle.
         let mut path = vec![start];
         let mut current = start;
         loop {
-            let next = services[current]
-                .requires
+            let next = adjacency[current]
                 .iter()
-                .map(|s| s.0)
-                .find(|&n| in_scc(n))
-                .expect("every service of a cycle requires another one in it");
+                .copied()
+                .find(|n| members.contains(n))
+                .expect("every node of a cycle has an edge inside it");
             if let Some(pos) = path.iter().position(|&p| p == next) {
-                cycles.push(path[pos..].iter().map(|&i| ServiceId(i)).collect());
+                cycles.push(path[pos..].to_vec());
                 break;
             }
             path.push(next);
@@ -63,6 +58,12 @@ pub fn requires_cycles(services: &[Service]) -> Vec<Vec<ServiceId>> {
     }
     cycles.sort();
     cycles
+}
+
+/// The `requires` cycles among services.
+pub fn requires_cycles(services: &[Service]) -> Vec<Vec<ServiceId>> {
+    let adjacency: Vec<Vec<usize>> = services.iter().map(|s| s.requires.iter().map(|r| r.0).collect()).collect();
+    cycles(&adjacency).into_iter().map(|c| c.into_iter().map(ServiceId).collect()).collect()
 }
 
 /// Every service `service` requires, directly or not, in discovery order. Assumes no
@@ -205,29 +206,23 @@ impl Dependencies {
         for i in selection {
             selected[i.0] = true;
         }
-        // depth(i) = how many selected instances lie on the longest chain strictly below i.
+        // depth(i) = how many selected instances lie on the longest chain strictly below i,
+        // by an iterative post-order walk (each instance expanded once: the graph is a DAG).
         let mut depth: Vec<Option<usize>> = vec![None; edges.len()];
+        let mut expanded = vec![false; edges.len()];
         for &root in selection {
             let mut stack = vec![(root, false)];
-            while let Some((i, expanded)) = stack.pop() {
-                if depth[i.0].is_some() {
-                    continue;
-                }
-                if expanded {
+            while let Some((i, children_done)) = stack.pop() {
+                if children_done {
                     let d = edges[i.0]
                         .iter()
-                        .map(|dep| depth[dep.0].expect("computed") + usize::from(selected[dep.0]))
+                        .map(|dep| depth[dep.0].expect("children first") + usize::from(selected[dep.0]))
                         .max()
                         .unwrap_or(0);
                     depth[i.0] = Some(d);
-                } else {
+                } else if !std::mem::replace(&mut expanded[i.0], true) {
                     stack.push((i, true));
-                    stack.extend(
-                        edges[i.0]
-                            .iter()
-                            .filter(|d| depth[d.0].is_none())
-                            .map(|&d| (d, false)),
-                    );
+                    stack.extend(edges[i.0].iter().filter(|d| !expanded[d.0]).map(|&d| (d, false)));
                 }
             }
         }
