@@ -25,6 +25,8 @@ pub struct Source {
     pub rendered: String,
     /// Whether Jinja2 changed the text (then line numbers are those of the rendered text).
     pub templated: bool,
+    /// Whether the file could be read at all (if not, its one error says why).
+    pub read: bool,
 }
 
 /// Reads, renders and validates the environment file at `path` (`-` for stdin).
@@ -50,6 +52,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
                 name,
                 rendered: String::new(),
                 templated: false,
+                read: false,
             },
         }
     };
@@ -96,6 +99,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
                     name,
                     rendered: text,
                     templated: false,
+                    read: true,
                 },
             };
         }
@@ -112,6 +116,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
             name,
             rendered,
             templated,
+            read: true,
         },
     }
 }
@@ -184,7 +189,14 @@ struct DirFiles<'a> {
 impl Files for DirFiles<'_> {
     fn read(&self, path: &str) -> Result<String, String> {
         let full = self.base_dir.join(path);
-        std::fs::read_to_string(&full).map_err(|e| format!("{}: {e}", full.display()))
+        std::fs::read_to_string(&full).map_err(|e| {
+            // The message names `path` already; add where it was looked for if that differs.
+            if full.as_path() == Path::new(path) {
+                e.to_string()
+            } else {
+                format!("{}: {e}", full.display())
+            }
+        })
     }
 }
 

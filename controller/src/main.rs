@@ -8,7 +8,7 @@ mod output;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command};
 
@@ -18,7 +18,8 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Command::Completions { shell } = cli.command {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "maestro", &mut out);
@@ -88,9 +89,11 @@ fn main() -> ExitCode {
         | Command::Pull { .. }
         | Command::Clean { .. }
         | Command::Logs { .. } => {
-            output::eprint(
-                "error: this command is not yet available in this version of maestro; `config` and `deptree` are\n",
-            );
+            let name = matches.subcommand_name().unwrap_or("this");
+            output::eprint(&format!(
+                "error: the {name} command is not available yet in this version of maestro; \
+                 only config, deptree and completions are\n"
+            ));
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -62,8 +62,14 @@ pub fn cycles(adjacency: &[Vec<usize>]) -> Vec<Vec<usize>> {
 
 /// The `requires` cycles among services.
 pub fn requires_cycles(services: &[Service]) -> Vec<Vec<ServiceId>> {
-    let adjacency: Vec<Vec<usize>> = services.iter().map(|s| s.requires.iter().map(|r| r.0).collect()).collect();
-    cycles(&adjacency).into_iter().map(|c| c.into_iter().map(ServiceId).collect()).collect()
+    let adjacency: Vec<Vec<usize>> = services
+        .iter()
+        .map(|s| s.requires.iter().map(|r| r.0).collect())
+        .collect();
+    cycles(&adjacency)
+        .into_iter()
+        .map(|c| c.into_iter().map(ServiceId).collect())
+        .collect()
 }
 
 /// Every service `service` requires, directly or not, in discovery order. Assumes no
@@ -216,13 +222,20 @@ impl Dependencies {
                 if children_done {
                     let d = edges[i.0]
                         .iter()
-                        .map(|dep| depth[dep.0].expect("children first") + usize::from(selected[dep.0]))
+                        .map(|dep| {
+                            depth[dep.0].expect("children first") + usize::from(selected[dep.0])
+                        })
                         .max()
                         .unwrap_or(0);
                     depth[i.0] = Some(d);
                 } else if !std::mem::replace(&mut expanded[i.0], true) {
                     stack.push((i, true));
-                    stack.extend(edges[i.0].iter().filter(|d| !expanded[d.0]).map(|&d| (d, false)));
+                    stack.extend(
+                        edges[i.0]
+                            .iter()
+                            .filter(|d| !expanded[d.0])
+                            .map(|&d| (d, false)),
+                    );
                 }
             }
         }

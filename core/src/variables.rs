@@ -55,7 +55,7 @@ pub(crate) fn inject(env: &mut Environment) {
     let foreign: Vec<Block> = (0..env.services.len())
         .map(|i| block(env, ServiceId(i), false))
         .collect();
-    for service in 0..env.services.len() {
+    for (service, own_vars) in own.iter().enumerate() {
         let mut deps = crate::graph::requires_closure(&env.services, ServiceId(service));
         for &w in &env.services[service].wants_info {
             if !deps.contains(&w) {
@@ -68,10 +68,8 @@ pub(crate) fn inject(env: &mut Environment) {
         let members = env.services[service].instances.clone();
         for id in members {
             let vars = &mut env.instances[id.0].env;
-            vars.reserve(
-                own[service].len() + deps.iter().map(|d| foreign[d.0].len()).sum::<usize>(),
-            );
-            for (k, v) in own[service]
+            vars.reserve(own_vars.len() + deps.iter().map(|d| foreign[d.0].len()).sum::<usize>());
+            for (k, v) in own_vars
                 .iter()
                 .chain(deps.iter().flat_map(|d| foreign[d.0].iter()))
             {
@@ -80,3 +78,6 @@ pub(crate) fn inject(env: &mut Environment) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

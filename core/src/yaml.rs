@@ -282,7 +282,7 @@ impl Builder {
                 Event::Scalar(text, style, anchor, tag) => {
                     let tag = match tag {
                         None => None,
-                        Some(tag) => Some(core_tag(&tag.handle(), tag.suffix(), loc)?),
+                        Some(tag) => Some(core_tag(tag.handle(), tag.suffix(), loc)?),
                     };
                     let node = Node {
                         loc,
@@ -317,7 +317,7 @@ impl Builder {
                 }
                 Event::SequenceStart(_, anchor, tag) => {
                     if let Some(tag) = tag {
-                        core_tag(&tag.handle(), tag.suffix(), loc)?;
+                        core_tag(tag.handle(), tag.suffix(), loc)?;
                     }
                     stack.push(Frame::Seq {
                         loc,
@@ -328,7 +328,7 @@ impl Builder {
                 }
                 Event::MappingStart(_, anchor, tag) => {
                     if let Some(tag) = tag {
-                        core_tag(&tag.handle(), tag.suffix(), loc)?;
+                        core_tag(tag.handle(), tag.suffix(), loc)?;
                     }
                     stack.push(Frame::Map {
                         loc,
@@ -494,8 +494,8 @@ fn merge(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, SyntaxError> {
         };
         for (k, v) in entries {
             let text = k.text().unwrap_or_default().to_owned();
-            if !index.contains_key(&text) {
-                index.insert(text, out.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(text) {
+                slot.insert(out.len());
                 out.push((k, v));
             }
         }

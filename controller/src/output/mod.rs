@@ -76,7 +76,7 @@ pub fn render_diagnostics(diagnostics: &[Diagnostic], source: &Source, color: bo
         }
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    if errors > 0 {
+    if errors > 0 && source.read {
         let s = if errors == 1 { "" } else { "s" };
         let _ = writeln!(
             out,

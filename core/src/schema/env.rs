@@ -5,7 +5,7 @@
 use indexmap::IndexMap;
 
 use crate::Files;
-use crate::yaml::{Node, Resolved, Value};
+use crate::yaml::{Node, Resolved, Scalar, Value};
 
 use super::read::{Reader, key};
 
@@ -14,7 +14,10 @@ pub(crate) type Vars = IndexMap<String, Option<String>>;
 /// Merges one source (`env` or `envfile` value) into `out`.
 pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str, out: &mut Vars) {
     match &node.value {
+        // MaestroNG skips falsy sources: null, "", false, 0 (`envfile: "{{ env.X }}"`
+        // with X unset names no file).
         Value::Scalar(_) if node.is_null() => {}
+        Value::Scalar(s) if falsy(s) => {}
         Value::Scalar(s) => env_file(r, files, &s.text, node, path, out),
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
@@ -30,6 +33,18 @@ pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str,
                 }
             }
         }
+    }
+}
+
+/// Python's falsiness of a scalar read the YAML 1.1 way: `""`, `false` (`no`, `off`),
+/// `0`, `0.0`.
+fn falsy(s: &Scalar) -> bool {
+    match s.yaml11() {
+        Resolved::Bool(b) => !b,
+        Resolved::Int(v) => v == "0",
+        Resolved::Float => s.text.replace('_', "").parse::<f64>() == Ok(0.0),
+        Resolved::Str => s.text.is_empty(),
+        Resolved::Null => true,
     }
 }
 
@@ -166,14 +181,14 @@ fn env_file(
             }
             None => {
                 let what = if line.trim().is_empty() {
-                    "a blank line"
+                    "a blank line".to_owned()
                 } else {
-                    "a line without ="
+                    format!("a line without = {line:?}")
                 };
                 r.error(
                     path,
                     node,
-                    format!("env file {name:?}, line {}: expected NAME=value, found {what} {line:?}", n + 1),
+                    format!("env file {name:?}, line {}: expected NAME=value, found {what}", n + 1),
                 )
                 .help = Some("remove the line: MaestroNG's env-file reader (docker-py's) refuses it, and maestro reads env files the same way".into());
                 return;

@@ -102,7 +102,11 @@ pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
     let environment =
         match yaml::parse(text) {
             Err(e) => {
-                r.diags.push(Diagnostic::error("", e.loc, e.message));
+                r.diags.push(Diagnostic::error(
+                    "",
+                    e.loc,
+                    format!("invalid YAML: {}", e.message),
+                ));
                 None
             }
             Ok(None) => {
@@ -205,9 +209,12 @@ fn schema_version(r: &mut Reader, node: Option<&Node>) -> u32 {
     r.known_keys(entries, "__maestro", &["schema", "base_dir"]);
     match get(entries, "schema") {
         None => 1,
-        // Only the number 1 means schema 1 in MaestroNG; anything else is schema 2.
-        Some(n) => match n.as_scalar().map(|s| s.yaml11()) {
-            Some(Resolved::Int(v)) if v == "1" => 1,
+        // MaestroNG tests `schema == 1`: the number 1 (Python's 1.0 and True compare
+        // equal to it too) means schema 1; anything else is schema 2.
+        Some(n) => match n.as_scalar().map(|s| (s.yaml11(), s)) {
+            Some((Resolved::Int(v), _)) if v == "1" => 1,
+            Some((Resolved::Bool(true), _)) => 1,
+            Some((Resolved::Float, s)) if s.text.replace('_', "").parse::<f64>() == Ok(1.0) => 1,
             _ => 2,
         },
     }
@@ -289,7 +296,7 @@ fn ships(
         let Some(ip_node) = get(fields, "ip") else {
             r.error(
                 &path,
-                v,
+                k,
                 format!("ship {name} needs an ip: the address containers and checks use"),
             );
             continue;
@@ -477,7 +484,7 @@ fn services(
     let mut instances: Vec<Instance> = Vec::new();
     let mut instance_nodes: Vec<(&Node, &Node, String)> = Vec::new();
     let mut instance_index: HashMap<String, (usize, String)> = HashMap::new();
-    let mut dependencies: Vec<(Vec<(&Node, String)>, Vec<(&Node, String)>)> = Vec::new();
+    let mut dependencies: Vec<Dependencies<'_>> = Vec::new();
 
     for (k, v) in entries {
         let service_name = key(k).to_owned();
@@ -502,7 +509,7 @@ fn services(
                 .string(n, &p("image"), "an image name")
                 .unwrap_or_default(),
             None => {
-                r.error(&path, v, format!("service {service_name} needs an image"));
+                r.error(&path, k, format!("service {service_name} needs an image"));
                 String::new()
             }
         };
@@ -586,7 +593,7 @@ fn services(
                 )
                 .unwrap_or_default(),
             None => {
-                r.error(&path, v, format!("service {service_name} needs instances: a mapping of instance names to instances"))
+                r.error(&path, k, format!("service {service_name} needs instances: a mapping of instance names to instances"))
                     .help = Some("instances:\n  my-instance-1: {ship: SHIP}".into());
                 &[]
             }
@@ -601,7 +608,7 @@ fn services(
             }
             let Some(instance) = instance(
                 r,
-                iv,
+                (ik, iv),
                 &ipath,
                 &instance_name,
                 service_id,
@@ -625,15 +632,25 @@ fn services(
     }
 
     resolve_dependencies(r, entries, &mut services, dependencies);
-    resolve_volumes_from(r, &mut instances, &instance_nodes, &instance_index);
+    resolve_volumes_from(
+        r,
+        &mut instances,
+        &instance_nodes,
+        &instance_index,
+        &ships.ships,
+    );
+    volumes_from_cycles(r, &services, &instances, &instance_nodes);
     (services, instances)
 }
+
+/// A service's `requires` and `wants_info` entries: each name with the node it came from.
+type Dependencies<'n> = (Vec<(&'n Node, String)>, Vec<(&'n Node, String)>);
 
 fn resolve_dependencies(
     r: &mut Reader,
     entries: &[(Node, Node)],
     services: &mut [Service],
-    dependencies: Vec<(Vec<(&Node, String)>, Vec<(&Node, String)>)>,
+    dependencies: Vec<Dependencies<'_>>,
 ) {
     let index: HashMap<String, usize> = services
         .iter()
@@ -684,6 +701,7 @@ fn resolve_volumes_from(
     instances: &mut [Instance],
     nodes: &[(&Node, &Node, String)],
     index: &HashMap<String, (usize, String)>,
+    ships: &[Ship],
 ) {
     for i in 0..instances.len() {
         let (_, node, path) = &nodes[i];
@@ -717,8 +735,8 @@ fn resolve_volumes_from(
                     &vpath,
                     vf_node,
                     format!(
-                        "{} and {} must be on the same ship for volumes_from",
-                        other.name, this.name
+                        "{} is on ship {} but {} is on ship {}: volumes_from needs both on the same ship",
+                        other.name, ships[other.ship.0].name, this.name, ships[this.ship.0].name
                     ),
                 );
                 continue;
@@ -756,6 +774,85 @@ fn resolve_volumes_from(
     }
 }
 
+/// `volumes_from` adds start-order edges (service to service across services, instance
+/// to instance within one); together with `requires` they must stay acyclic.
+fn volumes_from_cycles(
+    r: &mut Reader,
+    services: &[Service],
+    instances: &[Instance],
+    nodes: &[(&Node, &Node, String)],
+) {
+    let mut across: Vec<Vec<usize>> = services
+        .iter()
+        .map(|s| s.requires.iter().map(|r| r.0).collect())
+        .collect();
+    let mut within: Vec<Vec<usize>> = vec![Vec::new(); instances.len()];
+    let mut has_volumes_from = false;
+    for (i, instance) in instances.iter().enumerate() {
+        for source in &instance.volumes_from {
+            has_volumes_from = true;
+            let provider = instances[source.0].service;
+            if provider == instance.service {
+                within[i].push(source.0);
+            } else if !across[instance.service.0].contains(&provider.0) {
+                across[instance.service.0].push(provider.0);
+            }
+        }
+    }
+    if !has_volumes_from {
+        return;
+    }
+    let requires_only = crate::graph::requires_cycles(services);
+    for cycle in crate::graph::cycles(&across) {
+        let as_ids: Vec<ServiceId> = cycle.iter().map(|&s| ServiceId(s)).collect();
+        if requires_only.contains(&as_ids) {
+            continue; // Already reported as a requires cycle.
+        }
+        let names: Vec<&str> = cycle
+            .iter()
+            .chain([&cycle[0]])
+            .map(|&s| services[s].name.as_str())
+            .collect();
+        let Some((i, instance)) = instances.iter().enumerate().find(|(_, inst)| {
+            inst.service.0 == cycle[0]
+                && inst
+                    .volumes_from
+                    .iter()
+                    .any(|v| instances[v.0].service.0 != cycle[0])
+        }) else {
+            continue;
+        };
+        let (_, node, path) = &nodes[i];
+        let at = node.get("volumes_from").unwrap_or(node);
+        r.error(
+            &join(path, "volumes_from"),
+            at,
+            format!(
+                "dependency cycle through volumes_from: {}",
+                names.join(" -> ")
+            ),
+        )
+        .help = Some(format!(
+            "instance {} of {} takes volumes from a service that depends on {}",
+            instance.name, names[0], names[0]
+        ));
+    }
+    for cycle in crate::graph::cycles(&within) {
+        let names: Vec<&str> = cycle
+            .iter()
+            .chain([&cycle[0]])
+            .map(|&i| instances[i].name.as_str())
+            .collect();
+        let (_, node, path) = &nodes[cycle[0]];
+        let at = node.get("volumes_from").unwrap_or(node);
+        r.error(
+            &join(path, "volumes_from"),
+            at,
+            format!("volumes_from cycle: {}", names.join(" -> ")),
+        );
+    }
+}
+
 fn port_map(r: &mut Reader, node: &Node, path: &str, out: &mut IndexMap<String, Port>) {
     let Some(entries) = r.opt_map(node, path, "a mapping of port names to port specs") else {
         return;
@@ -773,7 +870,7 @@ fn port_map(r: &mut Reader, node: &Node, path: &str, out: &mut IndexMap<String, 
 #[allow(clippy::too_many_arguments)]
 fn instance(
     r: &mut Reader,
-    node: &Node,
+    (key_node, node): (&Node, &Node),
     path: &str,
     name: &str,
     service: ServiceId,
@@ -808,10 +905,18 @@ fn instance(
         None => {
             r.error(
                 path,
-                node,
+                key_node,
                 format!("instance {name} needs ship: the ship it runs on"),
             )
-            .help = Some(suggestion("", ships.ships.iter().map(|s| s.name.as_str())));
+            .help = Some(format!(
+                "add ship: NAME; the ships are {}",
+                ships
+                    .ships
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
             return None;
         }
     };
@@ -1280,7 +1385,8 @@ fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
                     RESTART_POLICIES.join(", ")
                 ),
             )
-            .help = Some(suggestion(name, RESTART_POLICIES));
+            .help = crate::diag::closest(name, RESTART_POLICIES)
+                .map(|best| format!("did you mean {best:?}?"));
         }
         ok
     };
@@ -1397,3 +1503,6 @@ fn bytes(r: &mut Reader, node: &Node, path: &str) -> Option<u64> {
     }
     value
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,7 +39,13 @@ fn kafka_2() -> BTreeMap<String, String> {
 #[test]
 fn node_lists() {
     let vars = kafka_2();
-    let cases: &[(&str, &[&str], usize, Result<&[&str], &str>)] = &[
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        usize,
+        Result<&'a [&'a str], &'a str>,
+    );
+    let cases: &[Case] = &[
         (
             "zookeeper",
             &["client", "peer"],
