@@ -206,7 +206,14 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
             } else {
                 &["type", "command", "attempts"]
             };
-            r.known_keys(entries, path, known);
+            // `cmd` (MaestroNG's documented key) gets its own error below, not a warning too.
+            let cmd_instead = get(entries, "command").is_none() && get(entries, "cmd").is_some();
+            let with_cmd: Vec<&str> = known
+                .iter()
+                .copied()
+                .chain(cmd_instead.then_some("cmd"))
+                .collect();
+            r.known_keys(entries, path, &with_cmd);
             let Some(command_node) = field("command") else {
                 let d = r.error(path, node, format!("an {kind} check needs a command"));
                 if field("cmd").is_some() {

@@ -674,8 +674,14 @@ fn resolve_dependencies(
                     }
                     None => {
                         r.error(&path, node, format!("unknown service {name:?}"))
-                            .help =
-                            Some(suggestion(&name, services.iter().map(|s| s.name.as_str())));
+                            .help = Some(suggestion(
+                            &name,
+                            services
+                                .iter()
+                                .enumerate()
+                                .filter(|(j, _)| *j != i)
+                                .map(|(_, s)| s.name.as_str()),
+                        ));
                     }
                 }
             }
@@ -718,7 +724,14 @@ fn resolve_volumes_from(
                     vf_node,
                     format!("unknown instance {name:?} to get volumes from"),
                 )
-                .help = Some(suggestion(&name, instances.iter().map(|i| i.name.as_str())));
+                .help = Some(suggestion(
+                    &name,
+                    instances
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, other)| other.name.as_str()),
+                ));
                 continue;
             };
             if j == i {
@@ -896,7 +909,12 @@ fn instance(
                         &ship_name,
                         ships.ships.iter().map(|s| s.name.as_str()),
                     ));
-                    return None;
+                    // Go on with the first ship so the instance's other problems are
+                    // reported too; the error keeps the environment from being used.
+                    if ships.ships.is_empty() {
+                        return None;
+                    }
+                    ShipId(0)
                 }
             }
         }

@@ -1352,7 +1352,7 @@ fn dependency_errors() {
             &[
                 Some("did you mean \"db\"?"),
                 Some("did you mean \"db\"?"),
-                Some("known: db, app"),
+                Some("known: db"),
             ],
         ),
         (
