@@ -371,6 +371,12 @@ fn cases() -> Vec<Case> {
         case("deptree", DEPTREE).args(&["-f", "maestro.yaml", "deptree"]),
         case("deptree_recursive", DEPTREE).args(&["-f", "maestro.yaml", "deptree", "-r"]),
         case("deptree_thing", DEPTREE).args(&["-f", "maestro.yaml", "deptree", "api-1"]),
+        // A shared dependency is shown once per tree, at the shallowest level, as MaestroNG.
+        case(
+            "deptree_shared_dependency",
+            "name: t\nships: {s: {ip: 10.0.0.1}}\nservices:\n  a: {image: a, requires: [b, c], instances: {a-1: {ship: s}}}\n  b: {image: b, requires: [c], instances: {b-1: {ship: s}}}\n  c: {image: c, instances: {c-1: {ship: s}}}\n",
+        )
+        .args(&["-f", "maestro.yaml", "deptree", "a"]),
         case("deptree_unknown_thing", DEPTREE).args(&["-f", "maestro.yaml", "deptree", "fronted"]),
         case("config_yaml", SMALL),
         case("config_json", SMALL).args(&["-f", "maestro.yaml", "config", "--json"]),

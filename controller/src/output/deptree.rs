@@ -36,6 +36,9 @@ fn children(
         .into_iter()
         .filter(|d| recursive || !seen.contains(d))
         .collect();
+    // As MaestroNG: a node's direct dependencies count as shown before any of them is
+    // expanded, so a sibling never reappears inside an earlier sibling's subtree.
+    seen.extend(deps.iter().copied());
     for (i, dep) in deps.iter().enumerate() {
         let last = i + 1 == deps.len();
         let _ = writeln!(
@@ -44,7 +47,6 @@ fn children(
             if last { "\\-" } else { "+-" },
             env.service(*dep).name
         );
-        seen.insert(*dep);
         let child_indent = format!("{indent}{}", if last { "  " } else { "|  " });
         children(env, *dep, &child_indent, recursive, seen, out);
     }
