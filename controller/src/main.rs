@@ -42,14 +42,13 @@ fn main() -> ExitCode {
     };
 
     match cli.command {
-        Command::Config { json } => {
-            let text = if json {
-                output::config_json(&env)
-            } else {
-                output::config_yaml(&env)
-            };
-            finish(output::print(&text))
+        Command::Config { json: true } => {
+            let pretty = output::stdout_is_terminal();
+            finish(output::print_with(|out| {
+                output::write_config_json(&env, out, pretty)
+            }))
         }
+        Command::Config { json: false } => finish(output::print(&output::config_yaml(&env))),
         Command::Deptree { things, recursive } => {
             let roots = if things.is_empty() {
                 (0..env.services.len())

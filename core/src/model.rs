@@ -23,6 +23,10 @@ pub struct Environment {
     /// Every instance, services in file order and instances in file order within each.
     pub instances: Vec<Instance>,
     pub audit: Vec<Auditor>,
+    /// By service: the discovery variables its instances receive (reference section 6.4),
+    /// collisions already resolved. Shared by the service's instances instead of copied
+    /// into each: with deep `requires` chains they are most of an environment's data.
+    pub discovery: Vec<IndexMap<String, String>>,
 }
 
 impl Environment {
@@ -41,6 +45,24 @@ impl Environment {
             .position(|i| i.name == name)
             .map(InstanceId)
     }
+    /// Every variable instance `id` is created with: its own (`Instance::env`), then its
+    /// service's discovery variables, which win over an own variable of the same name.
+    /// `None` is a name given without a value (sent to Docker as a bare `NAME`).
+    pub fn container_env(&self, id: InstanceId) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+        let instance = self.instance(id);
+        let discovery = &self.discovery[instance.service.0];
+        instance
+            .env
+            .iter()
+            .filter(move |(k, _)| !discovery.contains_key(k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .chain(
+                discovery
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+            )
+    }
+
     pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
         self.services
             .iter()
@@ -131,8 +153,9 @@ pub struct Instance {
     pub command: Option<Command>,
     /// By port name, service ports first, then the instance's own.
     pub ports: IndexMap<String, Port>,
-    /// Every variable the container is created with; `None` is a name given without a
-    /// value (sent to Docker as a bare `NAME`).
+    /// The variables from the file (env files and `env`, service then instance) and the
+    /// six fixed ones, in MaestroNG's precedence; `None` is a name given without a value.
+    /// The discovery variables are added by [`Environment::container_env`].
     pub env: IndexMap<String, Option<String>>,
     /// Bind mounts by host path.
     pub volumes: IndexMap<String, Bind>,

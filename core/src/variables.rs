@@ -9,6 +9,8 @@
 
 use guestutils::names::{host_var, instances_var, internal_port_var, port_var};
 
+use indexmap::IndexMap;
+
 use crate::model::{Environment, ServiceId};
 
 type Block = Vec<(String, String)>;
@@ -46,37 +48,39 @@ fn block(env: &Environment, service: ServiceId, internal: bool) -> Block {
     out
 }
 
-/// Adds the discovery variables to every instance's `env`. Requires an acyclic
-/// `requires` graph (validation guarantees it).
-pub(crate) fn inject(env: &mut Environment) {
+/// The discovery variables of each service's instances: the own service's block (with
+/// internal ports), then the blocks of the transitive `requires` and direct `wants_info`
+/// services, later blocks winning. Requires an acyclic `requires` graph (validation
+/// guarantees it).
+pub(crate) fn discovery(env: &Environment) -> Vec<IndexMap<String, String>> {
     let own: Vec<Block> = (0..env.services.len())
         .map(|i| block(env, ServiceId(i), true))
         .collect();
     let foreign: Vec<Block> = (0..env.services.len())
         .map(|i| block(env, ServiceId(i), false))
         .collect();
-    for (service, own_vars) in own.iter().enumerate() {
-        let mut deps = crate::graph::requires_closure(&env.services, ServiceId(service));
-        for &w in &env.services[service].wants_info {
-            if !deps.contains(&w) {
-                deps.push(w);
+    (0..env.services.len())
+        .map(|service| {
+            let mut deps = crate::graph::requires_closure(&env.services, ServiceId(service));
+            for &w in &env.services[service].wants_info {
+                if !deps.contains(&w) {
+                    deps.push(w);
+                }
             }
-        }
-        // MaestroNG iterates a set here (arbitrary order); sorting by name makes the
-        // outcome of colliding names at least stable.
-        deps.sort_by(|a, b| env.services[a.0].name.cmp(&env.services[b.0].name));
-        let members = env.services[service].instances.clone();
-        for id in members {
-            let vars = &mut env.instances[id.0].env;
-            vars.reserve(own_vars.len() + deps.iter().map(|d| foreign[d.0].len()).sum::<usize>());
-            for (k, v) in own_vars
+            // MaestroNG iterates a set here (arbitrary order); sorting by name makes the
+            // outcome of colliding names at least stable.
+            deps.sort_by(|a, b| env.services[a.0].name.cmp(&env.services[b.0].name));
+            let size = own[service].len() + deps.iter().map(|d| foreign[d.0].len()).sum::<usize>();
+            let mut vars = IndexMap::with_capacity(size);
+            for (k, v) in own[service]
                 .iter()
                 .chain(deps.iter().flat_map(|d| foreign[d.0].iter()))
             {
-                vars.insert(k.clone(), Some(v.clone()));
+                vars.insert(k.clone(), v.clone());
             }
-        }
-    }
+            vars
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use maestro_core::graph::{Dependencies, Direction};
-use maestro_core::model::{Check, Command, Environment, Instance, LifecycleState};
+use maestro_core::model::{Check, Command, Environment, Instance, InstanceId, LifecycleState};
 
 #[derive(Serialize)]
 struct View<'a> {
@@ -47,7 +47,7 @@ struct InstanceView<'a> {
     service: &'a str,
     ship: &'a str,
     image: &'a str,
-    env: &'a IndexMap<String, Option<String>>,
+    env: EnvView<'a>,
     ports: IndexMap<&'a str, PortView>,
     volumes: IndexMap<&'a str, BindView<'a>>,
     container_volumes: &'a [String],
@@ -101,7 +101,7 @@ fn view(env: &Environment) -> View<'_> {
             .iter()
             .enumerate()
             .map(|(i, inst)| {
-                let id = maestro_core::model::InstanceId(i);
+                let id = InstanceId(i);
                 (
                     inst.name.as_str(),
                     deps.waits_for(id, direction).iter().map(name_of).collect(),
@@ -164,7 +164,8 @@ fn view(env: &Environment) -> View<'_> {
         instances: env
             .instances
             .iter()
-            .map(|i| (i.name.as_str(), instance_view(env, i)))
+            .enumerate()
+            .map(|(n, i)| (i.name.as_str(), instance_view(env, InstanceId(n), i)))
             .collect(),
         waits_for: WaitsFor {
             start: waits(Direction::Start),
@@ -173,7 +174,7 @@ fn view(env: &Environment) -> View<'_> {
     }
 }
 
-fn instance_view<'a>(env: &'a Environment, i: &'a Instance) -> InstanceView<'a> {
+fn instance_view<'a>(env: &'a Environment, id: InstanceId, i: &'a Instance) -> InstanceView<'a> {
     let mut limits = IndexMap::new();
     if let Some(cpu) = i.limits.cpu {
         limits.insert("cpu", i128::from(cpu));
@@ -196,7 +197,7 @@ fn instance_view<'a>(env: &'a Environment, i: &'a Instance) -> InstanceView<'a> 
         service: &env.service(i.service).name,
         ship: &env.ship(i.ship).name,
         image: &i.image.name,
-        env: &i.env,
+        env: EnvView { env, id },
         ports: i
             .ports
             .iter()
@@ -278,10 +279,32 @@ fn describe_check(check: &Check) -> String {
     }
 }
 
-pub fn config_json(env: &Environment) -> String {
-    let mut out = serde_json::to_string_pretty(&view(env)).expect("the view serialises");
-    out.push('\n');
-    out
+/// Every variable of one instance, streamed from the model (discovery variables are
+/// shared by a service's instances, not copied per instance).
+struct EnvView<'a> {
+    env: &'a Environment,
+    id: InstanceId,
+}
+
+impl Serialize for EnvView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.env.container_env(self.id))
+    }
+}
+
+/// Writes the JSON contract; compact unless `pretty` (for a terminal).
+pub fn write_config_json(
+    env: &Environment,
+    out: &mut dyn std::io::Write,
+    pretty: bool,
+) -> std::io::Result<()> {
+    let view = view(env);
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, &view)?;
+    } else {
+        serde_json::to_writer(&mut *out, &view)?;
+    }
+    out.write_all(b"\n")
 }
 
 pub fn config_yaml(env: &Environment) -> String {

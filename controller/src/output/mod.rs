@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 
 use maestro_core::Diagnostic;
 
-pub use config::{config_json, config_yaml};
+pub use config::{config_yaml, write_config_json};
 pub use deptree::deptree;
 
 use crate::load::Source;
@@ -94,13 +94,22 @@ pub fn eprint(text: &str) {
 
 /// Writes `text` to stdout; a closed pipe (`maestro config | head`) is not an error.
 pub fn print(text: &str) -> std::io::Result<()> {
+    print_with(|out| out.write_all(text.as_bytes()))
+}
+
+/// Streams output to stdout through a buffer; a closed pipe is not an error.
+pub fn print_with(
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
+}
+
+/// Whether stdout is a terminal (pretty JSON for people, compact for programs).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
 }

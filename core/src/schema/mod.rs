@@ -193,11 +193,12 @@ fn environment(
         services,
         instances,
         audit,
+        discovery: Vec::new(),
     };
     if r.diags.iter().any(Diagnostic::is_error) {
         return None;
     }
-    crate::variables::inject(&mut environment);
+    environment.discovery = crate::variables::discovery(&environment);
     Some(environment)
 }
 

@@ -65,8 +65,10 @@ fn valid(text: &str, files: &[(&str, &str)]) -> Environment {
 }
 
 fn var<'e>(env: &'e Environment, instance: &str, name: &str) -> Option<Option<&'e str>> {
-    let i = env.instance(env.instance_by_name(instance).expect("instance exists"));
-    i.env.get(name).map(|v| v.as_deref())
+    let id = env.instance_by_name(instance).expect("instance exists");
+    env.container_env(id)
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 const FIXED: [&str; 6] = [
@@ -80,11 +82,10 @@ const FIXED: [&str; 6] = [
 
 /// Every variable of `instance` but the six fixed ones, in order.
 fn others(env: &Environment, instance: &str) -> Vec<(String, Option<String>)> {
-    let i = env.instance(env.instance_by_name(instance).expect("instance exists"));
-    i.env
-        .iter()
-        .filter(|(k, _)| !FIXED.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
+    let id = env.instance_by_name(instance).expect("instance exists");
+    env.container_env(id)
+        .filter(|(k, _)| !FIXED.contains(k))
+        .map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
         .collect()
 }
 
