@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     };
 
-    match cli.command {
+    let code = match cli.command {
         Command::Config { json: true } => {
             let pretty = output::stdout_is_terminal();
             finish(output::print_with(|out| {
@@ -95,7 +95,10 @@ fn main() -> ExitCode {
             ));
             ExitCode::from(EXIT_FAILURE)
         }
-    }
+    };
+    // The process ends here: freeing a large model piece by piece would only cost time.
+    std::mem::forget(env);
+    code
 }
 
 fn finish(result: std::io::Result<()>) -> ExitCode {

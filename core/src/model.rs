@@ -23,10 +23,10 @@ pub struct Environment {
     /// Every instance, services in file order and instances in file order within each.
     pub instances: Vec<Instance>,
     pub audit: Vec<Auditor>,
-    /// By service: the discovery variables its instances receive (reference section 6.4),
-    /// collisions already resolved. Shared by the service's instances instead of copied
-    /// into each: with deep `requires` chains they are most of an environment's data.
-    pub discovery: Vec<IndexMap<String, String>>,
+    /// The discovery variables (reference section 6.4), shared by the instances that
+    /// receive them instead of copied into each: with deep `requires` chains they are
+    /// most of an environment's data.
+    pub discovery: Discovery,
 }
 
 impl Environment {
@@ -47,20 +47,18 @@ impl Environment {
     }
     /// Every variable instance `id` is created with: its own (`Instance::env`), then its
     /// service's discovery variables, which win over an own variable of the same name.
-    /// `None` is a name given without a value (sent to Docker as a bare `NAME`).
+    /// Each name appears once. `None` is a name given without a value (sent to Docker as
+    /// a bare `NAME`).
     pub fn container_env(&self, id: InstanceId) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         let instance = self.instance(id);
-        let discovery = &self.discovery[instance.service.0];
+        let service = instance.service;
+        let discovery = &self.discovery;
         instance
             .env
             .iter()
-            .filter(move |(k, _)| !discovery.contains_key(k.as_str()))
+            .filter(move |(k, _)| !discovery.defines(service, k))
             .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .chain(
-                discovery
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
-            )
+            .chain(discovery.vars(service).map(|(k, v)| (k, Some(v))))
     }
 
     pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
@@ -469,4 +467,51 @@ pub enum Data {
     Scalar(String),
     List(Vec<Data>),
     Map(Vec<(String, Data)>),
+}
+
+/// The discovery variables of every service, as blocks: each service's variables with
+/// internal ports (what its own instances receive) and without (what its dependents
+/// receive). Each service lists the blocks its instances receive, later ones winning.
+#[derive(Clone, Debug, Default)]
+pub struct Discovery {
+    /// By service: its variables, each marked when only its own instances receive it
+    /// (internal ports). Block `2 * s` is service `s` with those, `2 * s + 1` without.
+    pub(crate) blocks: Vec<Vec<DiscoveryVar>>,
+    /// By service: the blocks its instances receive, in precedence order.
+    pub(crate) lists: Vec<Vec<usize>>,
+    /// By service: the merged variables, only where two blocks of its list define the
+    /// same name (names normalise alike, as `a-b` and `a_b` do).
+    pub(crate) merged: Vec<Option<IndexMap<String, String>>>,
+    /// Every name some block defines, with the blocks that define it.
+    pub(crate) names: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl Discovery {
+    /// The discovery variables of `service`'s instances, each name once.
+    pub fn vars(&self, service: ServiceId) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+        match &self.merged[service.0] {
+            Some(merged) => Box::new(merged.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            None => Box::new(self.lists[service.0].iter().flat_map(move |&b| {
+                self.blocks[b / 2]
+                    .iter()
+                    .filter(move |v| b % 2 == 0 || !v.internal)
+                    .map(|v| (v.name.as_str(), v.value.as_str()))
+            })),
+        }
+    }
+
+    /// Whether `service`'s instances receive a discovery variable called `name`.
+    pub fn defines(&self, service: ServiceId, name: &str) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|blocks| blocks.iter().any(|b| self.lists[service.0].contains(b)))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct DiscoveryVar {
+    pub name: String,
+    pub value: String,
+    /// Received only by the service's own instances.
+    pub internal: bool,
 }

@@ -22,7 +22,13 @@ pub const DOCKER_TAG: &str = "DOCKER_TAG";
 pub fn env_var_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
-        if c == '_' || c.is_alphanumeric() {
+        if c.is_ascii() {
+            out.push(if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            });
+        } else if c.is_alphanumeric() {
             out.extend(c.to_uppercase());
         } else {
             out.push('_');
@@ -38,28 +44,48 @@ pub fn instances_var(service: &str) -> String {
 
 /// `{SERVICE}_{INSTANCE}_HOST`: the ship address of an instance.
 pub fn host_var(service: &str, instance: &str) -> String {
-    format!("{}_{}_HOST", env_var_name(service), env_var_name(instance))
+    InstanceVars::new(service, instance).host()
 }
 
 /// `{SERVICE}_{INSTANCE}_{PORT}_PORT`: the external (host-side) port of an instance.
 pub fn port_var(service: &str, instance: &str, port: &str) -> String {
-    format!(
-        "{}_{}_{}_PORT",
-        env_var_name(service),
-        env_var_name(instance),
-        env_var_name(port)
-    )
+    InstanceVars::new(service, instance).port(port)
 }
 
 /// `{SERVICE}_{INSTANCE}_{PORT}_INTERNAL_PORT`: the container-side port of an instance.
 /// Only an instance's own service receives these.
 pub fn internal_port_var(service: &str, instance: &str, port: &str) -> String {
-    format!(
-        "{}_{}_{}_INTERNAL_PORT",
-        env_var_name(service),
-        env_var_name(instance),
-        env_var_name(port)
-    )
+    InstanceVars::new(service, instance).internal_port(port)
+}
+
+/// The names of one instance's variables, with the service and instance names
+/// normalised once (the controller builds thousands of these).
+pub struct InstanceVars {
+    prefix: String,
+}
+
+impl InstanceVars {
+    pub fn new(service: &str, instance: &str) -> Self {
+        let mut prefix = env_var_name(service);
+        prefix.push('_');
+        prefix.push_str(&env_var_name(instance));
+        InstanceVars { prefix }
+    }
+
+    /// `{SERVICE}_{INSTANCE}_HOST`.
+    pub fn host(&self) -> String {
+        format!("{}_HOST", self.prefix)
+    }
+
+    /// `{SERVICE}_{INSTANCE}_{PORT}_PORT`.
+    pub fn port(&self, port: &str) -> String {
+        format!("{}_{}_PORT", self.prefix, env_var_name(port))
+    }
+
+    /// `{SERVICE}_{INSTANCE}_{PORT}_INTERNAL_PORT`.
+    pub fn internal_port(&self, port: &str) -> String {
+        format!("{}_{}_INTERNAL_PORT", self.prefix, env_var_name(port))
+    }
 }
 
 #[cfg(test)]

@@ -299,12 +299,48 @@ pub fn write_config_json(
     pretty: bool,
 ) -> std::io::Result<()> {
     let view = view(env);
+    // serde_json issues many tiny writes; a plain Vec takes them fastest, so the output
+    // goes through one in chunks instead of straight to the (dynamic) writer.
+    let mut chunks = Chunked {
+        buffer: Vec::with_capacity(CHUNK + (CHUNK >> 2)),
+        out,
+    };
     if pretty {
-        serde_json::to_writer_pretty(&mut *out, &view)?;
+        serde_json::to_writer_pretty(&mut chunks, &view)?;
     } else {
-        serde_json::to_writer(&mut *out, &view)?;
+        serde_json::to_writer(&mut chunks, &view)?;
     }
-    out.write_all(b"\n")
+    chunks.buffer.push(b'\n');
+    chunks.out.write_all(&chunks.buffer)
+}
+
+const CHUNK: usize = 1 << 20;
+
+struct Chunked<'a> {
+    buffer: Vec<u8>,
+    out: &'a mut dyn std::io::Write,
+}
+
+impl std::io::Write for Chunked<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub fn config_yaml(env: &Environment) -> String {

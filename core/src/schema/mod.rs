@@ -193,7 +193,7 @@ fn environment(
         services,
         instances,
         audit,
-        discovery: Vec::new(),
+        discovery: Default::default(),
     };
     if r.diags.iter().any(Diagnostic::is_error) {
         return None;
