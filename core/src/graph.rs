@@ -264,6 +264,8 @@ pub enum SelectError {
         "{name} is a service; name its instances, or pass -s (--expand-services) to act on all of them"
     )]
     ServiceNotExpanded { name: String },
+    #[error("no services or instances named, and --all not given")]
+    NothingNamed,
 }
 
 /// Resolves the things named on the command line (instance names, and service names when
@@ -304,6 +306,148 @@ pub fn select(
         .filter(|(_, c)| **c)
         .map(|(i, _)| InstanceId(i))
         .collect())
+}
+
+/// How a play chooses its instances from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct SelectOptions<'a> {
+    /// Instance and service names; none means every service not marked `omit`.
+    pub things: &'a [String],
+    /// Accept service names (`-s`; some plays always do).
+    pub expand_services: bool,
+    /// `-a`: act on everything when no names are given.
+    pub all: bool,
+    /// The play refuses to run on everything unless `-a` says so (stop, kill, restart).
+    pub needs_all_for_everything: bool,
+    /// `-d`: add what the named instances wait for (or, stopping, what waits for them).
+    pub with_dependencies: bool,
+    /// `-i`: ignore dependencies.
+    pub ignore_dependencies: bool,
+    /// `status` also shows omitted services when no names are given.
+    pub include_omitted: bool,
+    /// `-C`: only instances whose name matches this glob.
+    pub container_filter: Option<&'a str>,
+    /// `-S`: only instances on ships whose name matches this glob.
+    pub ship_filter: Option<&'a str>,
+}
+
+impl Dependencies {
+    /// The instances a play acts on, in environment order. With no names, every service
+    /// not marked `omit` and (unless `-i`) what it depends on in `direction`, as
+    /// MaestroNG does; filters always apply (MaestroNG ignores them in that case).
+    pub fn selection(
+        &self,
+        env: &Environment,
+        options: &SelectOptions<'_>,
+        direction: Direction,
+    ) -> Result<Vec<InstanceId>, SelectError> {
+        let everything = options.things.is_empty();
+        if everything && options.needs_all_for_everything && !options.all {
+            return Err(SelectError::NothingNamed);
+        }
+        let mut chosen: Vec<InstanceId> = if everything {
+            env.services
+                .iter()
+                .filter(|s| options.include_omitted || !s.omit)
+                .flat_map(|s| s.instances.iter().copied())
+                .collect()
+        } else {
+            select(env, options.things, options.expand_services || options.all)?
+        };
+        let with_dependencies =
+            options.with_dependencies || (everything && !options.ignore_dependencies);
+        if with_dependencies {
+            chosen = self.with_dependencies(&chosen, direction);
+        }
+        chosen.sort_unstable();
+        chosen.dedup();
+        chosen.retain(|&i| {
+            let instance = env.instance(i);
+            options
+                .container_filter
+                .is_none_or(|p| glob_match(p, &instance.name))
+                && options
+                    .ship_filter
+                    .is_none_or(|p| glob_match(p, &env.ship(instance.ship).name))
+        });
+        Ok(chosen)
+    }
+}
+
+/// Python's `fnmatch.fnmatchcase`: `*` any run, `?` any one character, `[abc]`, `[a-z]`
+/// and `[!abc]` sets; everything else literal.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Classic backtracking over the last `*`: linear in practice.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((matched, next)) = class(&p, pi, n[ni]) {
+                        if matched {
+                            pi = next;
+                            ni += 1;
+                            continue;
+                        }
+                    } else if n[ni] == '[' {
+                        pi += 1;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                c if c == n[ni] => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, sn)) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Matches `c` against the set starting at `p[start] == '['`: `(matched, index after the
+/// set)`, or `None` when the set is not closed (then `[` is literal, as in fnmatch).
+fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = p.get(i) == Some(&'!');
+    if negate {
+        i += 1;
+    }
+    let first = i;
+    let mut matched = false;
+    while i < p.len() && (p[i] != ']' || i == first) {
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            matched |= p[i] <= c && c <= p[i + 2];
+            i += 3;
+        } else {
+            matched |= p[i] == c;
+            i += 1;
+        }
+    }
+    (i < p.len()).then_some((matched != negate, i + 1))
 }
 
 #[cfg(test)]

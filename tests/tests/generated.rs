@@ -226,7 +226,7 @@ fn mutated_environment_files_never_panic() {
         std::env::var("MAESTRO_FUZZ_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(20),
+            .unwrap_or(5),
     );
     let started = Instant::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

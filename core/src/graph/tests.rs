@@ -443,3 +443,146 @@ services:
         assert_eq!(got, *want, "{service}");
     }
 }
+
+#[test]
+fn globs_match_like_fnmatch() {
+    use super::glob_match;
+    let cases = [
+        ("zk-*", "zk-1", true),
+        ("zk-*", "kafka-1", false),
+        ("*", "", true),
+        ("?", "", false),
+        ("zk-?", "zk-12", false),
+        ("*-1", "zk-1", true),
+        ("*a*b*", "xaybz", true),
+        ("*a*b", "xaybz", false),
+        ("zk-[12]", "zk-2", true),
+        ("zk-[!12]", "zk-2", false),
+        ("zk-[!12]", "zk-3", true),
+        ("s[0-9]", "s7", true),
+        ("s[0-9]", "sx", false),
+        ("[]]", "]", true),
+        ("[", "[", true),
+        ("a[", "a[", true),
+        ("ZK-*", "zk-1", false),
+    ];
+    for (pattern, name, want) in cases {
+        assert_eq!(glob_match(pattern, name), want, "{pattern:?} vs {name:?}");
+    }
+}
+
+#[test]
+fn play_selections() {
+    let text = "__maestro: {schema: 2}\nname: t\nships: {s1: {ip: 10.0.0.1}, s2: {ip: 10.0.0.2}}\nservices:\n  db: {image: d, instances: {db-1: {ship: s1}, db-2: {ship: s2}}}\n  api: {image: a, requires: [db], instances: {api-1: {ship: s1}}}\n  debug: {image: x, omit: true, requires: [api], instances: {debug-1: {ship: s2}}}\n";
+    let env = environment(text);
+    let deps = Dependencies::new(&env);
+    let names = |ids: Vec<InstanceId>| -> Vec<String> {
+        ids.into_iter()
+            .map(|i| env.instance(i).name.clone())
+            .collect()
+    };
+    let things = |list: &[&str]| -> Vec<String> { list.iter().map(|s| s.to_string()).collect() };
+    let none: Vec<String> = Vec::new();
+
+    // No names: everything but omitted services, plus dependencies.
+    let o = SelectOptions {
+        things: &none,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Start).unwrap()),
+        ["db-1", "db-2", "api-1"]
+    );
+    // Stopping everything pulls in the omitted dependent (as MaestroNG does).
+    let o = SelectOptions {
+        things: &none,
+        all: true,
+        needs_all_for_everything: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Stop).unwrap()),
+        ["db-1", "db-2", "api-1", "debug-1"]
+    );
+    // ... unless -i.
+    let o = SelectOptions {
+        things: &none,
+        all: true,
+        needs_all_for_everything: true,
+        ignore_dependencies: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Stop).unwrap()),
+        ["db-1", "db-2", "api-1"]
+    );
+    // stop with nothing named and no -a is refused.
+    let o = SelectOptions {
+        things: &none,
+        needs_all_for_everything: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        deps.selection(&env, &o, Direction::Stop),
+        Err(SelectError::NothingNamed)
+    );
+    // status shows omitted services too.
+    let o = SelectOptions {
+        things: &none,
+        include_omitted: true,
+        ignore_dependencies: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Start).unwrap()).len(),
+        4
+    );
+    // Named things, -d, filters (which apply even with no names, unlike MaestroNG).
+    let api = things(&["api-1"]);
+    let o = SelectOptions {
+        things: &api,
+        with_dependencies: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Start).unwrap()),
+        ["db-1", "db-2", "api-1"]
+    );
+    let o = SelectOptions {
+        things: &api,
+        with_dependencies: true,
+        ship_filter: Some("s1"),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Start).unwrap()),
+        ["db-1", "api-1"]
+    );
+    let o = SelectOptions {
+        things: &none,
+        container_filter: Some("db-*"),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Start).unwrap()),
+        ["db-1", "db-2"]
+    );
+    let db = things(&["db"]);
+    let o = SelectOptions {
+        things: &db,
+        ..Default::default()
+    };
+    assert_eq!(
+        deps.selection(&env, &o, Direction::Start),
+        Err(SelectError::ServiceNotExpanded { name: "db".into() })
+    );
+    let o = SelectOptions {
+        things: &db,
+        expand_services: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(deps.selection(&env, &o, Direction::Start).unwrap()),
+        ["db-1", "db-2"]
+    );
+}
