@@ -1,0 +1,273 @@
+//! What a container is made of, as data: the instance's definition resolved into the
+//! values a container runtime needs, and the digest that tells whether a running
+//! container still matches its definition.
+//!
+//! The digest covers everything that defines the container (image, command, variables,
+//! ports, volumes, limits, ...) and nothing that changes from play to play. It is a
+//! versioned canonical text hashed with 128-bit FNV-1a, so it changes between maestro
+//! versions only if the definition does (or the canonical form's version is bumped).
+
+use std::fmt::Write as _;
+
+use crate::model::{Command, Environment, InstanceId};
+
+/// Labels maestro puts on every container it creates.
+pub mod labels {
+    /// The environment's `name`.
+    pub const ENVIRONMENT: &str = "io.maestro.environment";
+    pub const SERVICE: &str = "io.maestro.service";
+    pub const INSTANCE: &str = "io.maestro.instance";
+    /// The definition digest, see [`super::digest`].
+    pub const DIGEST: &str = "io.maestro.digest";
+}
+
+/// The canonical form's version: bump it only when the form itself must change.
+const CANONICAL_VERSION: &str = "maestro-container-v1";
+
+/// Everything a container is created from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub hostname: Option<String>,
+    pub command: Option<Vec<String>>,
+    /// `NAME=value`, or a bare `NAME` for a variable without a value.
+    pub env: Vec<String>,
+    /// `(container port "80/tcp", host ip, host port "8080" or range "8080-8082")`.
+    pub ports: Vec<(String, String, String)>,
+    /// `host:container:mode`.
+    pub binds: Vec<String>,
+    /// Container-only volumes and bind targets (Docker's `Volumes`).
+    pub volumes: Vec<String>,
+    pub volumes_from: Vec<String>,
+    /// `name:alias`.
+    pub links: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `host:address`.
+    pub extra_hosts: Vec<String>,
+    pub network_mode: Option<String>,
+    pub restart_policy: (String, u32),
+    pub dns: Vec<String>,
+    pub cpu_shares: Option<i64>,
+    pub memory: Option<u64>,
+    pub memory_swap: Option<u64>,
+    pub log_driver: Option<(String, Vec<(String, String)>)>,
+    pub security_opt: Vec<String>,
+    /// `(name, soft, hard)`.
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// The user's labels and maestro's own, digest included.
+    pub labels: Vec<(String, String)>,
+    pub stop_timeout: u32,
+}
+
+/// The spec of instance `id`.
+pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
+    let instance = env.instance(id);
+    let service = env.service(instance.service);
+    let command = instance.command.as_ref().map(|c| match c {
+        Command::Args(args) => args.clone(),
+        // Validation guarantees the words split (balanced quotes).
+        Command::Shell(line) => crate::schema::shell_words(line).unwrap_or_default(),
+    });
+    let env_list = env
+        .container_env(id)
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.to_owned(),
+        })
+        .collect();
+    let ports = instance
+        .ports
+        .values()
+        .map(|p| {
+            (
+                p.exposed.with_protocol(),
+                p.host_ip.clone(),
+                p.external.number.clone(),
+            )
+        })
+        .collect();
+    let binds = instance
+        .volumes
+        .iter()
+        .map(|(host, b)| format!("{host}:{}:{}", b.target, b.mode))
+        .collect();
+    let mut volumes: Vec<String> = instance
+        .volumes
+        .values()
+        .map(|b| b.target.clone())
+        .collect();
+    volumes.extend(instance.container_volumes.iter().cloned());
+    volumes.sort();
+    volumes.dedup();
+    let mut spec = ContainerSpec {
+        name: instance.name.clone(),
+        image: instance.image.name.clone(),
+        hostname: instance.hostname().map(str::to_owned),
+        command,
+        env: env_list,
+        ports,
+        binds,
+        volumes,
+        volumes_from: instance
+            .volumes_from
+            .iter()
+            .map(|v| env.instance(*v).name.clone())
+            .collect(),
+        links: instance
+            .links
+            .iter()
+            .map(|(c, a)| format!("{c}:{a}"))
+            .collect(),
+        user: instance.username.clone(),
+        workdir: instance.workdir.clone(),
+        privileged: instance.privileged,
+        cap_add: instance.cap_add.clone(),
+        cap_drop: instance.cap_drop.clone(),
+        extra_hosts: instance
+            .extra_hosts
+            .iter()
+            .map(|(h, a)| format!("{h}:{a}"))
+            .collect(),
+        network_mode: instance.net.clone(),
+        restart_policy: (instance.restart.name.clone(), instance.restart.retries),
+        dns: instance.dns.clone(),
+        cpu_shares: instance.limits.cpu,
+        memory: instance.limits.memory,
+        memory_swap: instance.limits.swap,
+        log_driver: instance.log.as_ref().map(|l| {
+            (
+                l.driver.clone(),
+                l.options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        }),
+        security_opt: instance.security_opt.clone(),
+        ulimits: instance
+            .ulimits
+            .iter()
+            .map(|u| (u.name.clone(), u.soft, u.hard))
+            .collect(),
+        labels: instance
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        stop_timeout: instance.stop_timeout,
+    };
+    let digest = digest(&spec);
+    spec.labels.extend([
+        (labels::ENVIRONMENT.to_owned(), env.name.clone()),
+        (labels::SERVICE.to_owned(), service.name.clone()),
+        (labels::INSTANCE.to_owned(), instance.name.clone()),
+        (labels::DIGEST.to_owned(), digest),
+    ]);
+    spec
+}
+
+/// The definition digest of a spec (its maestro labels and the stop timeout, which is
+/// not part of the container, excluded). Order-insensitive where Docker is: variables,
+/// labels, binds, ports and the like are sorted first.
+pub fn digest(spec: &ContainerSpec) -> String {
+    let mut text = String::with_capacity(4096);
+    let mut field = |key: &str, values: &mut dyn Iterator<Item = String>| {
+        let mut values: Vec<String> = values.collect();
+        values.sort();
+        for v in values {
+            // Length-prefixed, so no value can be mistaken for a separator.
+            let _ = writeln!(text, "{key}:{}:{v}", v.len());
+        }
+    };
+    field(
+        "version",
+        &mut std::iter::once(CANONICAL_VERSION.to_owned()),
+    );
+    field("image", &mut std::iter::once(spec.image.clone()));
+    field("hostname", &mut spec.hostname.iter().cloned());
+    // The command's order matters: it is not sorted, but numbered.
+    field(
+        "command",
+        &mut spec
+            .command
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, a)| format!("{i:04}={a}")),
+    );
+    field("env", &mut spec.env.iter().cloned());
+    field(
+        "port",
+        &mut spec.ports.iter().map(|(c, ip, h)| format!("{c}|{ip}|{h}")),
+    );
+    field("bind", &mut spec.binds.iter().cloned());
+    field("volume", &mut spec.volumes.iter().cloned());
+    field("volumes_from", &mut spec.volumes_from.iter().cloned());
+    field("link", &mut spec.links.iter().cloned());
+    field("user", &mut spec.user.iter().cloned());
+    field("workdir", &mut spec.workdir.iter().cloned());
+    field(
+        "privileged",
+        &mut std::iter::once(spec.privileged.to_string()),
+    );
+    field("cap_add", &mut spec.cap_add.iter().cloned());
+    field("cap_drop", &mut spec.cap_drop.iter().cloned());
+    field("extra_host", &mut spec.extra_hosts.iter().cloned());
+    field("network_mode", &mut spec.network_mode.iter().cloned());
+    field(
+        "restart",
+        &mut std::iter::once(format!(
+            "{}:{}",
+            spec.restart_policy.0, spec.restart_policy.1
+        )),
+    );
+    field("dns", &mut spec.dns.iter().cloned());
+    field(
+        "cpu_shares",
+        &mut spec.cpu_shares.iter().map(i64::to_string),
+    );
+    field("memory", &mut spec.memory.iter().map(u64::to_string));
+    field(
+        "memory_swap",
+        &mut spec.memory_swap.iter().map(u64::to_string),
+    );
+    field(
+        "log",
+        &mut spec.log_driver.iter().flat_map(|(d, opts)| {
+            std::iter::once(format!("driver={d}"))
+                .chain(opts.iter().map(|(k, v)| format!("opt:{k}={v}")))
+        }),
+    );
+    field("security_opt", &mut spec.security_opt.iter().cloned());
+    field(
+        "ulimit",
+        &mut spec.ulimits.iter().map(|(n, s, h)| format!("{n}={s}:{h}")),
+    );
+    field(
+        "label",
+        &mut spec
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("io.maestro."))
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    format!("{:032x}", fnv1a128(text.as_bytes()))
+}
+
+/// 128-bit FNV-1a: stable forever, no dependency, good enough to tell definitions apart
+/// (this is a change detector, not a security boundary).
+fn fnv1a128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    bytes.iter().fold(OFFSET, |hash, &b| {
+        (hash ^ u128::from(b)).wrapping_mul(PRIME)
+    })
+}
+
+#[cfg(test)]
+mod tests;

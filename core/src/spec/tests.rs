@@ -1,0 +1,130 @@
+//! The container spec and its digest: what it contains, what changes it, what does not.
+
+use super::*;
+use crate::model::Ship;
+use crate::{NoFiles, load};
+
+const BASE: &str = "__maestro: {schema: 2}
+name: demo
+ships: {s1: {ip: 10.0.0.1}}
+services:
+  db:
+    image: postgres:16
+    ports: {pg: \"5432:15432\"}
+    instances:
+      db-1: {ship: s1}
+  web:
+    image: nginx
+    requires: [db]
+    env: {A: 1, B: two}
+    instances:
+      web-1:
+        ship: s1
+        command: \"nginx -g 'daemon off;'\"
+        ports: {http: \"80:8080\", dns: 53/udp}
+        volumes: {/srv/www: {target: /usr/share/nginx/html, mode: ro}}
+        container_volumes: [/cache]
+        labels: {team: web}
+        restart: on-failure:3
+        limits: {memory: 64m, cpu: 512}
+        stop_timeout: 5
+";
+
+fn spec_of(text: &str, instance: &str) -> ContainerSpec {
+    let loaded = load(text, &NoFiles, &Ship::new("local", "127.0.0.1"));
+    let env = loaded
+        .environment
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+    container_spec(&env, env.instance_by_name(instance).expect("exists"))
+}
+
+fn label<'a>(spec: &'a ContainerSpec, key: &str) -> &'a str {
+    spec.labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .expect("label")
+}
+
+#[test]
+fn spec_holds_the_definition() {
+    let spec = spec_of(BASE, "web-1");
+    assert_eq!(spec.image, "nginx");
+    assert_eq!(spec.hostname.as_deref(), Some("web-1"));
+    assert_eq!(
+        spec.command.as_deref(),
+        Some(&["nginx".to_owned(), "-g".into(), "daemon off;".into()][..])
+    );
+    assert!(spec.env.contains(&"A=1".to_owned()));
+    assert!(spec.env.contains(&"DB_DB_1_PG_PORT=15432".to_owned()));
+    assert!(
+        spec.ports
+            .contains(&("80/tcp".into(), "0.0.0.0".into(), "8080".into()))
+    );
+    assert!(
+        spec.ports
+            .contains(&("53/udp".into(), "0.0.0.0".into(), "53".into()))
+    );
+    assert_eq!(spec.binds, ["/srv/www:/usr/share/nginx/html:ro"]);
+    assert_eq!(spec.volumes, ["/cache", "/usr/share/nginx/html"]);
+    assert_eq!(spec.restart_policy, ("on-failure".into(), 3));
+    assert_eq!((spec.memory, spec.cpu_shares), (Some(64 << 20), Some(512)));
+    assert_eq!(label(&spec, labels::ENVIRONMENT), "demo");
+    assert_eq!(label(&spec, labels::SERVICE), "web");
+    assert_eq!(label(&spec, labels::INSTANCE), "web-1");
+    assert_eq!(label(&spec, "team"), "web");
+    assert_eq!(label(&spec, labels::DIGEST), digest(&spec));
+}
+
+/// The digest of a fixed definition is pinned: if this test fails, containers created by
+/// an earlier maestro would all look outdated. Change the canonical form only with a new
+/// CANONICAL_VERSION, and say so in the release notes.
+#[test]
+fn digest_is_stable_across_versions() {
+    assert_eq!(
+        label(&spec_of(BASE, "web-1"), labels::DIGEST),
+        "1508656c2b29ffc7934da6a991adc86a"
+    );
+}
+
+#[test]
+fn digest_changes_with_the_definition_only() {
+    let base = label(&spec_of(BASE, "web-1"), labels::DIGEST).to_owned();
+    let same = [
+        // Not part of the container.
+        BASE.replace("stop_timeout: 5", "stop_timeout: 50"),
+        // Key order does not matter.
+        BASE.replace("env: {A: 1, B: two}", "env: {B: two, A: 1}"),
+        // Comments and layout do not matter.
+        BASE.replace(
+            "    image: nginx\n",
+            "    image: nginx   # the web server\n",
+        ),
+    ];
+    for text in &same {
+        assert_eq!(
+            label(&spec_of(text, "web-1"), labels::DIGEST),
+            base,
+            "{text}"
+        );
+    }
+    let different = [
+        BASE.replace("image: nginx", "image: nginx:1.25"),
+        BASE.replace("env: {A: 1, B: two}", "env: {A: 2, B: two}"),
+        BASE.replace("\"80:8080\"", "\"80:8081\""),
+        BASE.replace("mode: ro", "mode: rw"),
+        BASE.replace("on-failure:3", "on-failure:4"),
+        BASE.replace("memory: 64m", "memory: 65m"),
+        BASE.replace("team: web", "team: ops"),
+        BASE.replace("\"nginx -g 'daemon off;'\"", "\"nginx -g 'daemon on;'\""),
+        // A dependency's port is one of the container's variables.
+        BASE.replace("\"5432:15432\"", "\"5432:15433\""),
+    ];
+    for text in &different {
+        assert_ne!(
+            label(&spec_of(text, "web-1"), labels::DIGEST),
+            base,
+            "{text}"
+        );
+    }
+}
