@@ -23,6 +23,11 @@ pub struct Cli {
     )]
     pub file: PathBuf,
 
+    /// Machine-readable output: JSON for `config` and `status`, one JSON event per line
+    /// for plays.
+    #[arg(long, global = true)]
+    pub json: bool,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
@@ -107,11 +112,8 @@ pub enum Command {
         recursive: bool,
     },
     /// Show the resolved environment: every instance with what it will be given.
-    Config {
-        /// Print JSON (the conformance contract) instead of YAML.
-        #[arg(long)]
-        json: bool,
-    },
+    /// With --json, the contract of the conformance suite.
+    Config,
     /// Print a shell completion script.
     Completions {
         /// The shell.

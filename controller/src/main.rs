@@ -2,24 +2,25 @@
 //! command and maps the outcome to an exit code.
 
 mod cli;
+mod commands;
+mod engine;
 mod load;
 mod output;
+mod play;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
 
-/// Exit codes: 0 success, 1 a play or command failed, 2 the command line or the
-/// environment file is invalid.
-const EXIT_FAILURE: u8 = 1;
-const EXIT_INVALID: u8 = 2;
+// Exit codes: 0 success, 1 a play or command failed, 2 the command line or the
+// environment file is invalid, 130 interrupted.
+use commands::{EXIT_FAILURE, EXIT_INVALID};
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "maestro", &mut out);
@@ -42,13 +43,13 @@ fn main() -> ExitCode {
     };
 
     let code = match cli.command {
-        Command::Config { json: true } => {
+        Command::Config if cli.json => {
             let pretty = output::stdout_is_terminal();
             finish(output::print_with(|out| {
                 output::write_config_json(&env, out, pretty)
             }))
         }
-        Command::Config { json: false } => finish(output::print(&output::config_yaml(&env))),
+        Command::Config => finish(output::print(&output::config_yaml(&env))),
         Command::Deptree { things, recursive } => {
             let roots = if things.is_empty() {
                 (0..env.services.len())
@@ -80,20 +81,9 @@ fn main() -> ExitCode {
             finish(output::print(&output::deptree(&env, &roots, recursive)))
         }
         Command::Completions { .. } => unreachable!("handled before loading"),
-        Command::Status { .. }
-        | Command::Start { .. }
-        | Command::Stop { .. }
-        | Command::Kill { .. }
-        | Command::Restart { .. }
-        | Command::Pull { .. }
-        | Command::Clean { .. }
-        | Command::Logs { .. } => {
-            let name = matches.subcommand_name().unwrap_or("this");
-            output::eprint(&format!(
-                "error: the {name} command is not available yet in this version of maestro; \
-                 only config, deptree and completions are\n"
-            ));
-            ExitCode::from(EXIT_FAILURE)
+        play => {
+            let json = cli.json;
+            return ExitCode::from(commands::run(env, play, json));
         }
     };
     // The process ends here: freeing a large model piece by piece would only cost time.

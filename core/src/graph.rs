@@ -374,6 +374,59 @@ impl Dependencies {
     }
 }
 
+impl Dependencies {
+    /// For each instance of `selection`, the positions (in `selection`) of the selected
+    /// instances it waits for in `direction`: directly, or through instances that are not
+    /// part of the play (MaestroNG waits on the transitive closure within a play).
+    pub fn within(&self, selection: &[InstanceId], direction: Direction) -> Vec<Vec<usize>> {
+        let edges = self.edges(direction);
+        let mut position = vec![usize::MAX; edges.len()];
+        for (p, i) in selection.iter().enumerate() {
+            position[i.0] = p;
+        }
+        // reach[i]: the selected instances reachable from unselected instance i, memoised.
+        let mut reach: Vec<Option<Vec<usize>>> = vec![None; edges.len()];
+        fn through(
+            i: usize,
+            edges: &[Vec<InstanceId>],
+            position: &[usize],
+            reach: &mut Vec<Option<Vec<usize>>>,
+        ) -> Vec<usize> {
+            if let Some(done) = &reach[i] {
+                return done.clone();
+            }
+            let mut out = Vec::new();
+            for d in &edges[i] {
+                if position[d.0] != usize::MAX {
+                    out.push(position[d.0]);
+                } else {
+                    out.extend(through(d.0, edges, position, reach));
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            reach[i] = Some(out.clone());
+            out
+        }
+        selection
+            .iter()
+            .map(|i| {
+                let mut out = Vec::new();
+                for d in &edges[i.0] {
+                    if position[d.0] != usize::MAX {
+                        out.push(position[d.0]);
+                    } else {
+                        out.extend(through(d.0, edges, &position, &mut reach));
+                    }
+                }
+                out.sort_unstable();
+                out.dedup();
+                out
+            })
+            .collect()
+    }
+}
+
 /// Python's `fnmatch.fnmatchcase`: `*` any run, `?` any one character, `[abc]`, `[a-z]`
 /// and `[!abc]` sets; everything else literal.
 pub fn glob_match(pattern: &str, name: &str) -> bool {

@@ -8,6 +8,7 @@
 
 mod config;
 mod deptree;
+pub mod events;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;

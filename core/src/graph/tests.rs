@@ -586,3 +586,27 @@ fn play_selections() {
         ["db-1", "db-2"]
     );
 }
+
+#[test]
+fn waits_within_a_play() {
+    // c <- b <- a (a requires b requires c), d independent.
+    let text = "__maestro: {schema: 2}\nname: t\nships: {s1: {ip: 10.0.0.1}}\nservices:\n  c: {image: c, instances: {c-1: {ship: s1}}}\n  b: {image: b, requires: [c], instances: {b-1: {ship: s1}}}\n  a: {image: a, requires: [b], instances: {a-1: {ship: s1}, a-2: {ship: s1}}}\n  d: {image: d, instances: {d-1: {ship: s1}}}\n";
+    let env = environment(text);
+    let deps = Dependencies::new(&env);
+    let sel = ids(&env, &["c-1", "a-1", "a-2", "d-1"]);
+    // a-* wait for c-1 through b-1, which is not part of the play.
+    assert_eq!(
+        deps.within(&sel, Direction::Start),
+        vec![vec![], vec![0], vec![0], vec![]]
+    );
+    // Stopping: c-1 waits for both a-*.
+    assert_eq!(
+        deps.within(&sel, Direction::Stop),
+        vec![vec![1, 2], vec![], vec![], vec![]]
+    );
+    let all = ids(&env, &["c-1", "b-1", "a-1"]);
+    assert_eq!(
+        deps.within(&all, Direction::Start),
+        vec![vec![], vec![0], vec![1]]
+    );
+}

@@ -1,0 +1,534 @@
+//! The play commands: turn the command line into a selection and a play, run it against
+//! the ships' engines, and give the exit code. Thin: ordering comes from the core's
+//! graph, per-instance work from `play::tasks`, output from `output`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maestro_core::graph::{Dependencies, Direction, SelectError, SelectOptions};
+use maestro_core::model::{Environment, InstanceId};
+use maestro_core::spec::{container_spec, labels};
+
+use crate::cli::{Command, Select};
+use crate::engine::docker::DockerEngine;
+use crate::engine::{Engine, EngineError, Observed};
+use crate::output;
+use crate::output::events::{Mode, Printer};
+use crate::play::tasks::{self, Context, StartOptions};
+use crate::play::{self, Event, Outcome};
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs a play command; returns the exit code.
+pub fn run(env: Environment, command: Command, json: bool) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::eprint(&format!("error: cannot start the runtime: {e}\n"));
+            return EXIT_FAILURE;
+        }
+    };
+    let env = Arc::new(env);
+    let engines: Arc<Vec<Arc<DockerEngine>>> = Arc::new(
+        env.ships
+            .iter()
+            .map(|s| Arc::new(DockerEngine::new(s.clone())))
+            .collect(),
+    );
+    runtime.block_on(dispatch(env, engines, command, json))
+}
+
+async fn dispatch<E: Engine>(
+    env: Arc<Environment>,
+    engines: Arc<Vec<Arc<E>>>,
+    command: Command,
+    json: bool,
+) -> u8 {
+    let deps = Dependencies::new(&env);
+    let printer = Printer::new(Mode::detect(json));
+    let ctx = Context {
+        env: env.clone(),
+        engines,
+        reporter: printer.reporter(),
+    };
+    match command {
+        Command::Status {
+            select,
+            full: _,
+            show_hosts,
+        } => {
+            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, true)
+            {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            status(&ctx, &selection, show_hosts, json).await
+        }
+        Command::Start { select, images } => {
+            let options = StartOptions {
+                refresh_images: images.refresh_images,
+                reuse: images.reuse,
+            };
+            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
+            {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let (outcomes, interrupted) = run_play(
+                &ctx,
+                &deps,
+                "start",
+                &selection,
+                &select,
+                Some(Direction::Start),
+                move |ctx, row, id| tasks::start(ctx, row, id, options),
+            )
+            .await;
+            exit_code(&outcomes, interrupted)
+        }
+        Command::Stop { select } => stop_like(&ctx, &deps, &select, false).await,
+        Command::Kill { select } => stop_like(&ctx, &deps, &select, true).await,
+        Command::Clean { select } => {
+            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
+            {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let (outcomes, interrupted) = run_play(
+                &ctx,
+                &deps,
+                "clean",
+                &selection,
+                &select,
+                None,
+                tasks::clean,
+            )
+            .await;
+            exit_code(&outcomes, interrupted)
+        }
+        Command::Pull { select } => {
+            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
+            {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let (outcomes, interrupted) = run_play(
+                &ctx,
+                &deps,
+                "pull",
+                &selection,
+                &select,
+                None,
+                |ctx, row, id| tasks::pull(ctx, row, id, true),
+            )
+            .await;
+            exit_code(&outcomes, interrupted)
+        }
+        Command::Restart {
+            select,
+            images,
+            step_delay,
+            stop_start_delay,
+            only_if_changed,
+        } => {
+            let selection = match choose(&env, &deps, &select, Direction::Stop, false, true, false)
+            {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            restart(
+                &ctx,
+                &deps,
+                &select,
+                selection,
+                StartOptions {
+                    refresh_images: images.refresh_images,
+                    reuse: images.reuse,
+                },
+                Duration::from_secs(step_delay),
+                Duration::from_secs(stop_start_delay),
+                only_if_changed,
+            )
+            .await
+        }
+        Command::Logs {
+            things,
+            follow,
+            lines,
+        } => logs(&ctx, &things, follow, lines).await,
+        Command::Config | Command::Deptree { .. } | Command::Completions { .. } => {
+            unreachable!("main handles the commands that are not plays")
+        }
+    }
+}
+
+/// The selection of a play, or the exit code of a refusal (reported here).
+fn choose(
+    env: &Environment,
+    deps: &Dependencies,
+    select: &Select,
+    direction: Direction,
+    expand_services: bool,
+    needs_all: bool,
+    include_omitted: bool,
+) -> Result<Vec<InstanceId>, u8> {
+    let options = SelectOptions {
+        things: &select.things,
+        expand_services: expand_services || select.expand_services,
+        all: select.all,
+        needs_all_for_everything: needs_all,
+        with_dependencies: select.with_dependencies,
+        ignore_dependencies: select.ignore_dependencies || include_omitted,
+        include_omitted,
+        container_filter: select.container_filter.as_deref(),
+        ship_filter: select.ship_filter.as_deref(),
+    };
+    deps.selection(env, &options, direction).map_err(|e| {
+        let help = match e {
+            SelectError::NothingNamed => {
+                "\n  = help: name instances or services, or pass -a (--all) to act on all of them"
+            }
+            _ => "",
+        };
+        output::eprint(&format!("error: {e}{help}\n"));
+        EXIT_INVALID
+    })
+}
+
+async fn run_play<E, F, Fut>(
+    ctx: &Context<E>,
+    deps: &Dependencies,
+    name: &'static str,
+    selection: &[InstanceId],
+    select: &Select,
+    direction: Option<Direction>,
+    task: F,
+) -> (Vec<Outcome>, bool)
+where
+    E: Engine,
+    F: Fn(Context<E>, usize, InstanceId) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let began = Instant::now();
+    let rows = play::rows(&ctx.env, selection);
+    let names: Vec<String> = rows.iter().map(|r| r.instance.clone()).collect();
+    (ctx.reporter)(Event::Began { play: name, rows });
+    let waits = match direction {
+        Some(d) if !select.ignore_dependencies => deps.within(selection, d),
+        _ => vec![Vec::new(); selection.len()],
+    };
+    let (outcomes, interrupted) =
+        play::schedule(&names, &waits, select.concurrency, &ctx.reporter, |row| {
+            task(ctx.clone(), row, selection[row])
+        })
+        .await;
+    (ctx.reporter)(Event::Ended {
+        play: name,
+        elapsed: began.elapsed(),
+        interrupted,
+    });
+    (outcomes, interrupted)
+}
+
+async fn stop_like<E: Engine>(
+    ctx: &Context<E>,
+    deps: &Dependencies,
+    select: &Select,
+    kill: bool,
+) -> u8 {
+    let selection = match choose(&ctx.env, deps, select, Direction::Stop, false, true, false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let name = if kill { "kill" } else { "stop" };
+    let (outcomes, interrupted) = run_play(
+        ctx,
+        deps,
+        name,
+        &selection,
+        select,
+        Some(Direction::Stop),
+        move |ctx, row, id| tasks::stop(ctx, row, id, kill),
+    )
+    .await;
+    exit_code(&outcomes, interrupted)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restart<E: Engine>(
+    ctx: &Context<E>,
+    deps: &Dependencies,
+    select: &Select,
+    mut selection: Vec<InstanceId>,
+    options: StartOptions,
+    step_delay: Duration,
+    stop_start_delay: Duration,
+    only_if_changed: bool,
+) -> u8 {
+    if only_if_changed {
+        let mut changed = Vec::new();
+        for id in selection {
+            let instance = ctx.env.instance(id);
+            let engine = &ctx.engines[instance.ship.0];
+            let spec = container_spec(&ctx.env, id);
+            let wanted = spec
+                .labels
+                .iter()
+                .find(|(k, _)| k == labels::DIGEST)
+                .map(|(_, v)| v.clone());
+            match engine.inspect(&instance.name).await {
+                Ok(Some(Observed {
+                    running: true,
+                    digest,
+                    ..
+                })) if digest == wanted => {}
+                _ => changed.push(id),
+            }
+        }
+        selection = changed;
+        if selection.is_empty() {
+            let _ = output::print("restart: nothing changed; no instance touched\n");
+            return 0;
+        }
+    }
+    let (stopped, interrupted) = run_play(
+        ctx,
+        deps,
+        "stop",
+        &selection,
+        select,
+        Some(Direction::Stop),
+        |ctx, row, id| tasks::stop(ctx, row, id, false),
+    )
+    .await;
+    if interrupted {
+        return EXIT_INTERRUPTED;
+    }
+    // Only what stopped cleanly is started again.
+    let selection: Vec<InstanceId> = selection
+        .into_iter()
+        .zip(&stopped)
+        .filter(|(_, o)| o.is_success())
+        .map(|(id, _)| id)
+        .collect();
+    tokio::time::sleep(stop_start_delay).await;
+    let next_slot = Arc::new(tokio::sync::Mutex::new(Instant::now()));
+    let (started, interrupted) = run_play(
+        ctx,
+        deps,
+        "start",
+        &selection,
+        select,
+        Some(Direction::Start),
+        move |ctx, row, id| {
+            let next_slot = next_slot.clone();
+            async move {
+                if !step_delay.is_zero() {
+                    // A real stagger: each instance starts at least step_delay after the last.
+                    let mut slot = next_slot.lock().await;
+                    tokio::time::sleep_until((*slot).into()).await;
+                    *slot = Instant::now() + step_delay;
+                }
+                tasks::start(ctx, row, id, options).await
+            }
+        },
+    )
+    .await;
+    let all: Vec<Outcome> = stopped.into_iter().chain(started).collect();
+    exit_code(&all, interrupted)
+}
+
+fn exit_code(outcomes: &[Outcome], interrupted: bool) -> u8 {
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else if outcomes.iter().all(Outcome::is_success) {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// `status`: one list call per ship, all ships at once.
+async fn status<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    show_hosts: bool,
+    json: bool,
+) -> u8 {
+    let ships: Vec<usize> = {
+        let mut s: Vec<usize> = selection
+            .iter()
+            .map(|&i| ctx.env.instance(i).ship.0)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let lists = futures_util::future::join_all(ships.iter().map(|&s| {
+        let engine = ctx.engines[s].clone();
+        let name = ctx.env.name.clone();
+        async move { (s, engine.list(&name).await) }
+    }))
+    .await;
+    let by_ship: HashMap<usize, Result<HashMap<String, Observed>, EngineError>> = lists
+        .into_iter()
+        .map(|(s, r)| {
+            (
+                s,
+                r.map(|list| list.into_iter().map(|o| (o.name.clone(), o)).collect()),
+            )
+        })
+        .collect();
+    let mut table = Vec::new();
+    let mut all_ok = true;
+    for &id in selection {
+        let instance = ctx.env.instance(id);
+        let ship = ctx.env.ship(instance.ship);
+        let spec_digest = || {
+            container_spec(&ctx.env, id)
+                .labels
+                .into_iter()
+                .find(|(k, _)| k == labels::DIGEST)
+                .map(|(_, v)| v)
+        };
+        let (container, state) = match &by_ship[&instance.ship.0] {
+            Err(e) => {
+                all_ok = false;
+                ("-".to_owned(), format!("unreachable: {e}"))
+            }
+            Ok(found) => match found.get(&instance.name) {
+                None => ("-".to_owned(), "absent".to_owned()),
+                Some(o) => {
+                    let mut state = if o.running {
+                        format!("running ({})", o.status)
+                    } else {
+                        format!("down ({})", o.status)
+                    };
+                    if o.digest.is_some() && o.digest != spec_digest() {
+                        state.push_str(", outdated");
+                    }
+                    (tasks::short(&o.id).to_owned(), state)
+                }
+            },
+        };
+        table.push((
+            instance.name.clone(),
+            ctx.env.service(instance.service).name.clone(),
+            if show_hosts {
+                ship.ip.clone()
+            } else {
+                ship.name.clone()
+            },
+            container,
+            state,
+        ));
+    }
+    if json {
+        let rows: Vec<_> = table
+            .iter()
+            .map(|(i, s, h, c, st)| serde_json::json!({"instance": i, "service": s, "ship": h, "container": c, "state": st}))
+            .collect();
+        let _ = output::print(&format!("{}\n", serde_json::Value::Array(rows)));
+    } else {
+        let w = |f: fn(&(String, String, String, String, String)) -> &String, title: &str| {
+            table
+                .iter()
+                .map(|r| f(r).len())
+                .max()
+                .unwrap_or(0)
+                .max(title.len())
+        };
+        let (wi, ws, wh, wc) = (
+            w(|r| &r.0, "INSTANCE"),
+            w(|r| &r.1, "SERVICE"),
+            w(|r| &r.2, "SHIP"),
+            w(|r| &r.3, "CONTAINER"),
+        );
+        let mut text = format!(
+            "{:wi$}  {:ws$}  {:wh$}  {:wc$}  STATUS\n",
+            "INSTANCE", "SERVICE", "SHIP", "CONTAINER"
+        );
+        for (i, s, h, c, st) in &table {
+            text.push_str(&format!("{i:wi$}  {s:ws$}  {h:wh$}  {c:wc$}  {st}\n"));
+        }
+        let _ = output::print(&text);
+    }
+    if all_ok { 0 } else { EXIT_FAILURE }
+}
+
+/// `logs`: the output of one or more instances; with several, each line is prefixed with
+/// the instance's name.
+async fn logs<E: Engine>(
+    ctx: &Context<E>,
+    things: &[String],
+    follow: bool,
+    lines: Option<u64>,
+) -> u8 {
+    let selection = match maestro_core::graph::select(&ctx.env, things, true) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => {
+            output::eprint("error: name the instances (or services) whose logs to show\n");
+            return EXIT_INVALID;
+        }
+        Err(e) => {
+            output::eprint(&format!("error: {e}\n"));
+            return EXIT_INVALID;
+        }
+    };
+    if follow {
+        output::eprint(
+            "error: logs -F is not available in this version of maestro yet; drop -F for the logs so far\n",
+        );
+        return EXIT_FAILURE;
+    }
+    let prefix = selection.len() > 1;
+    let width = selection
+        .iter()
+        .map(|&i| ctx.env.instance(i).name.len())
+        .max()
+        .unwrap_or(0);
+    let mut code = 0;
+    for id in selection {
+        let instance = ctx.env.instance(id);
+        let engine = &ctx.engines[instance.ship.0];
+        match engine.inspect(&instance.name).await {
+            Ok(Some(o)) => match engine.logs(&o.id, lines).await {
+                Ok(text) => {
+                    let mut out = String::new();
+                    for line in text {
+                        if prefix {
+                            out.push_str(&format!("{:width$} | {line}\n", instance.name));
+                        } else {
+                            out.push_str(&line);
+                            out.push('\n');
+                        }
+                    }
+                    let _ = output::print(&out);
+                }
+                Err(e) => {
+                    output::eprint(&format!("error: {}: {e}\n", instance.name));
+                    code = EXIT_FAILURE;
+                }
+            },
+            Ok(None) => {
+                output::eprint(&format!(
+                    "error: {} has no container on ship {}\n",
+                    instance.name,
+                    ctx.env.ship(instance.ship).name
+                ));
+                code = EXIT_FAILURE;
+            }
+            Err(e) => {
+                output::eprint(&format!("error: {}: {e}\n", instance.name));
+                code = EXIT_FAILURE;
+            }
+        }
+    }
+    code
+}

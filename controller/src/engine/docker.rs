@@ -1,0 +1,424 @@
+//! The Docker engine of one ship, through bollard. The connection is made on first use
+//! (so a play only connects to the ships it needs), with API version negotiation; a ship
+//! that cannot be reached fails its own operations only.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use maestro_core::model::{Image, Ship};
+use maestro_core::spec::{ContainerSpec, labels};
+
+use super::{Engine, EngineError, Observed};
+
+/// Requests that legitimately take long (pulls, stops with a grace period) are bounded by
+/// this; reaching the ship at all is bounded by the ship's own `timeout`.
+const REQUEST_TIMEOUT: u64 = 600;
+
+pub struct DockerEngine {
+    ship: Ship,
+    client: OnceCell<Result<Docker, EngineError>>,
+}
+
+impl DockerEngine {
+    pub fn new(ship: Ship) -> Self {
+        DockerEngine {
+            ship,
+            client: OnceCell::new(),
+        }
+    }
+
+    fn unreachable(&self, reason: impl ToString) -> EngineError {
+        EngineError::Unreachable {
+            ship: self.ship.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Where the daemon is, for messages.
+    pub fn address(&self) -> String {
+        match (&self.ship.socket_path, &self.ship.ssh_tunnel) {
+            (_, Some(t)) => format!("ssh://{}@{}:{}", t.user, self.host(), t.port),
+            (Some(path), None) => format!("unix://{path}"),
+            (None, None) => format!("tcp://{}:{}", self.host(), self.port()),
+        }
+    }
+
+    fn host(&self) -> &str {
+        self.ship.endpoint.as_deref().unwrap_or(&self.ship.ip)
+    }
+
+    fn port(&self) -> u16 {
+        self.ship
+            .docker_port
+            .unwrap_or(if self.ship.tls { 2376 } else { 2375 })
+    }
+
+    async fn client(&self) -> Result<&Docker, EngineError> {
+        let result = self
+            .client
+            .get_or_init(|| async {
+                let connect_timeout =
+                    Duration::from_secs_f64(self.ship.timeout.unwrap_or(5.0).max(0.1));
+                if self.ship.ssh_tunnel.is_some() || self.ship.tls || self.ship.tls_verify {
+                    return Err(self.unreachable(
+                        "SSH and TLS ships are not supported by this version of maestro yet",
+                    ));
+                }
+                let docker = match &self.ship.socket_path {
+                    Some(path) => Docker::connect_with_unix(
+                        path,
+                        REQUEST_TIMEOUT,
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                    None => Docker::connect_with_http(
+                        &format!("tcp://{}:{}", self.host(), self.port()),
+                        REQUEST_TIMEOUT,
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                }
+                .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;
+                match tokio::time::timeout(connect_timeout, docker.negotiate_version()).await {
+                    Ok(Ok(docker)) => Ok(docker),
+                    Ok(Err(e)) => {
+                        Err(self.unreachable(format!("{}: {}", self.address(), describe(&e))))
+                    }
+                    Err(_) => Err(self.unreachable(format!(
+                        "{}: no answer within {:.1}s (the ship's timeout)",
+                        self.address(),
+                        connect_timeout.as_secs_f64()
+                    ))),
+                }
+            })
+            .await;
+        result.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// The daemon's own message when there is one, else the innermost cause (such as
+/// "Connection refused"), which says more than the HTTP client's wrappers.
+fn describe(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            message,
+            status_code,
+        } => {
+            format!("{message} (HTTP {status_code})")
+        }
+        other => {
+            let mut innermost: &dyn std::error::Error = other;
+            while let Some(source) = innermost.source() {
+                innermost = source;
+            }
+            innermost.to_string()
+        }
+    }
+}
+
+fn daemon(e: bollard::errors::Error) -> EngineError {
+    EngineError::Daemon(describe(&e))
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// An image reference with its tag made explicit (`busybox` is `busybox:latest`).
+fn tagged(image: &str) -> String {
+    let parsed = Image::parse(image);
+    if image.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{}:{}", parsed.repository, parsed.tag)
+    }
+}
+
+impl Engine for DockerEngine {
+    async fn list(&self, environment: &str) -> Result<Vec<Observed>, EngineError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}={environment}", labels::ENVIRONMENT)],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(daemon)?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                Observed {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .map(|n| n.trim_start_matches('/').to_owned())
+                        .unwrap_or_default(),
+                    running: matches!(
+                        c.state,
+                        Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+                    ),
+                    image: c.image.unwrap_or_default(),
+                    digest: labels.get(labels::DIGEST).cloned(),
+                    exit_code: None,
+                    status: c.status.unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<Observed>, EngineError> {
+        let docker = self.client().await?;
+        match docker.inspect_container(name, None).await {
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(daemon(e)),
+            Ok(c) => {
+                let state = c.state.unwrap_or_default();
+                let config = c.config.unwrap_or_default();
+                let running = state.running.unwrap_or(false);
+                Ok(Some(Observed {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .name
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
+                    running,
+                    image: config.image.unwrap_or_default(),
+                    digest: config
+                        .labels
+                        .unwrap_or_default()
+                        .get(labels::DIGEST)
+                        .cloned(),
+                    exit_code: state.exit_code,
+                    status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                }))
+            }
+        }
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        let docker = self.client().await?;
+        match docker.inspect_image(&tagged(image)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(daemon(e)),
+        }
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let parsed = Image::parse(image);
+        let options = CreateImageOptions {
+            from_image: Some(parsed.repository.clone()),
+            tag: Some(parsed.tag.clone()),
+            ..Default::default()
+        };
+        let mut progress = docker.create_image(Some(options), None, None);
+        while let Some(item) = progress.next().await {
+            let info = item.map_err(daemon)?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::Daemon(format!(
+                    "pull of {image} failed: {}",
+                    detail.message.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let docker = self.client().await?;
+        let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for (container_port, host_ip, host_port) in &spec.ports {
+            port_bindings
+                .entry(container_port.clone())
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_default()
+                .push(PortBinding {
+                    host_ip: Some(host_ip.clone()),
+                    host_port: Some(host_port.clone()),
+                });
+        }
+        let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let restart = match spec.restart_policy.0.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            _ => RestartPolicyNameEnum::NO,
+        };
+        let host_config = HostConfig {
+            binds: some_vec(&spec.binds),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            links: some_vec(&spec.links),
+            volumes_from: some_vec(&spec.volumes_from),
+            cap_add: some_vec(&spec.cap_add),
+            cap_drop: some_vec(&spec.cap_drop),
+            dns: some_vec(&spec.dns),
+            extra_hosts: some_vec(&spec.extra_hosts),
+            network_mode: spec.network_mode.clone(),
+            privileged: spec.privileged.then_some(true),
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: Some(i64::from(spec.restart_policy.1)),
+            }),
+            cpu_shares: spec.cpu_shares,
+            memory: spec.memory.and_then(|m| i64::try_from(m).ok()),
+            memory_swap: spec.memory_swap.and_then(|m| i64::try_from(m).ok()),
+            log_config: spec
+                .log_driver
+                .as_ref()
+                .map(|(driver, options)| HostConfigLogConfig {
+                    typ: Some(driver.clone()),
+                    config: Some(options.iter().cloned().collect()),
+                }),
+            security_opt: some_vec(&spec.security_opt),
+            ulimits: (!spec.ulimits.is_empty()).then(|| {
+                spec.ulimits
+                    .iter()
+                    .map(|(name, soft, hard)| ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(*soft),
+                        hard: Some(*hard),
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            hostname: spec.hostname.clone(),
+            user: spec.user.clone(),
+            working_dir: spec.workdir.clone(),
+            cmd: spec.command.clone(),
+            env: Some(spec.env.clone()),
+            exposed_ports: (!spec.ports.is_empty())
+                .then(|| spec.ports.iter().map(|(p, _, _)| p.clone()).collect()),
+            volumes: some_vec(&spec.volumes),
+            labels: Some(spec.labels.iter().cloned().collect()),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let created = docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(daemon)?;
+        Ok(created.id)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        self.client()
+            .await?
+            .start_container(id, None)
+            .await
+            .map_err(daemon)
+    }
+
+    async fn stop(&self, id: &str, timeout_seconds: u32) -> Result<(), EngineError> {
+        let options = StopContainerOptions {
+            t: i32::try_from(timeout_seconds).ok(),
+            ..Default::default()
+        };
+        match self.client().await?.stop_container(id, Some(options)).await {
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            other => other.map_err(daemon),
+        }
+    }
+
+    async fn kill(&self, id: &str) -> Result<(), EngineError> {
+        let options = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        self.client()
+            .await?
+            .kill_container(id, Some(options))
+            .await
+            .map_err(daemon)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptions {
+            v: true,
+            ..Default::default()
+        };
+        match self
+            .client()
+            .await?
+            .remove_container(id, Some(options))
+            .await
+        {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other.map_err(daemon),
+        }
+    }
+
+    async fn logs(&self, id: &str, tail: Option<u64>) -> Result<Vec<String>, EngineError> {
+        let docker = self.client().await?;
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut stream = docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&chunk.map_err(daemon)?.to_string());
+        }
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    async fn exec(&self, id: &str, command: &[String]) -> Result<i64, EngineError> {
+        let docker = self.client().await?;
+        let exec = docker
+            .create_exec(
+                id,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(command.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(daemon)?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&exec.id, None).await.map_err(daemon)?
+        {
+            while output.next().await.is_some() {}
+        }
+        let inspected = docker.inspect_exec(&exec.id).await.map_err(daemon)?;
+        Ok(inspected.exit_code.unwrap_or(-1))
+    }
+}

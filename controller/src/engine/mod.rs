@@ -1,0 +1,76 @@
+//! The narrow seam to Docker: the few operations plays need, per ship. `docker.rs`
+//! implements it with bollard; tests of the scheduling logic use fakes.
+
+pub mod docker;
+
+use std::future::Future;
+
+use maestro_core::spec::ContainerSpec;
+
+/// A container as the engine reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    /// The image the container was created from, as given at creation.
+    pub image: String,
+    /// The definition digest maestro recorded when it created the container.
+    pub digest: Option<String>,
+    pub exit_code: Option<i64>,
+    /// Docker's own summary ("Up 3 minutes", "Exited (1) 2 seconds ago").
+    pub status: String,
+}
+
+/// Why an engine operation failed, in words for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The ship cannot be reached (connection refused, timeout, bad address).
+    #[error("ship {ship} is unreachable: {reason}")]
+    Unreachable { ship: String, reason: String },
+    /// The daemon refused the operation; its message is kept as is.
+    #[error("{0}")]
+    Daemon(String),
+}
+
+/// One ship's Docker engine.
+pub trait Engine: Send + Sync + 'static {
+    /// Every container of the environment on this ship (one call, not one per container).
+    fn list(
+        &self,
+        environment: &str,
+    ) -> impl Future<Output = Result<Vec<Observed>, EngineError>> + Send;
+    /// The container with this name, if any.
+    fn inspect(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Observed>, EngineError>> + Send;
+    fn has_image(&self, image: &str) -> impl Future<Output = Result<bool, EngineError>> + Send;
+    fn pull(&self, image: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Creates the container; returns its id.
+    fn create(
+        &self,
+        spec: &ContainerSpec,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn stop(
+        &self,
+        id: &str,
+        timeout_seconds: u32,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    fn kill(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Removes a stopped container and its anonymous volumes.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// The last `tail` lines of output (all of it with `None`).
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+    /// Runs a command in the container and returns its exit code.
+    fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+    ) -> impl Future<Output = Result<i64, EngineError>> + Send;
+}

@@ -1,0 +1,203 @@
+//! Lifecycle checks (reference section 8): tcp, http, exec, rexec and sleep, with
+//! MaestroNG's defaults. Checks of one state run concurrently. Where MaestroNG sleeps one
+//! second between attempts, tcp and http checks retry every 100 ms (bounded by the same
+//! total wait), so a dependent starts within a tenth of a second of its dependency
+//! opening its port.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, timeout};
+
+use maestro_core::model::Check;
+
+use crate::engine::Engine;
+
+const RETRY: Duration = Duration::from_millis(100);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Runs one check until it passes or gives up. `Err` says why it did not pass.
+pub async fn run<E: Engine>(
+    check: &Check,
+    ship_ip: &str,
+    container_id: &str,
+    container_env: &BTreeMap<String, String>,
+    engine: &E,
+) -> Result<(), String> {
+    match check {
+        Check::Tcp {
+            port,
+            number,
+            max_wait,
+        } => {
+            // MaestroNG's max_wait is a number of one-second attempts.
+            let deadline = Instant::now() + Duration::from_secs(u64::from(*max_wait));
+            loop {
+                if let Ok(Ok(_)) =
+                    timeout(CONNECT_TIMEOUT, TcpStream::connect((ship_ip, *number))).await
+                {
+                    return Ok(());
+                }
+                if Instant::now() + RETRY >= deadline {
+                    return Err(format!(
+                        "tcp check: port {port} ({ship_ip}:{number}) did not accept a connection within {max_wait}s"
+                    ));
+                }
+                sleep(RETRY).await;
+            }
+        }
+        Check::Http {
+            host,
+            port,
+            path,
+            scheme,
+            method,
+            match_regex,
+            max_wait,
+            ..
+        } => {
+            if scheme != "http" {
+                return Err(format!(
+                    "http check: the {scheme} scheme is not supported yet; use http"
+                ));
+            }
+            let regex = match match_regex.as_deref().map(regex::Regex::new) {
+                None => None,
+                Some(Ok(regex)) => Some(regex),
+                Some(Err(e)) => return Err(format!("http check: bad match_regex: {e}")),
+            };
+            let deadline = Instant::now() + Duration::from_secs_f64(*max_wait);
+            loop {
+                let last = match timeout(
+                    Duration::from_secs(5),
+                    http_request(host, *port, method, path),
+                )
+                .await
+                {
+                    Ok(Ok((status, body))) => {
+                        let passed = match &regex {
+                            Some(regex) => regex.is_match(&body),
+                            None => status == 200,
+                        };
+                        if passed {
+                            return Ok(());
+                        }
+                        format!("HTTP {status}")
+                    }
+                    Ok(Err(e)) => e,
+                    Err(_) => "no answer within 5s".into(),
+                };
+                if Instant::now() + RETRY >= deadline {
+                    return Err(format!(
+                        "http check: {} {scheme}://{host}:{port}{path} did not pass within {max_wait}s (last: {last})",
+                        method.to_uppercase()
+                    ));
+                }
+                sleep(RETRY).await;
+            }
+        }
+        Check::Exec {
+            command,
+            attempts,
+            env_via_stdin,
+        } => {
+            let mut last = String::new();
+            for attempt in 0..*attempts {
+                if attempt > 0 {
+                    sleep(Duration::from_secs(1)).await;
+                }
+                let mut cmd = tokio::process::Command::new(&command[0]);
+                cmd.args(&command[1..])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                let status = if *env_via_stdin {
+                    cmd.stdin(std::process::Stdio::piped());
+                    match cmd.spawn() {
+                        Ok(mut child) => {
+                            let json = serde_json::to_vec(container_env).unwrap_or_default();
+                            if let Some(mut stdin) = child.stdin.take() {
+                                let _ = stdin.write_all(&json).await;
+                            }
+                            child.wait().await
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    cmd.envs(container_env)
+                        .stdin(std::process::Stdio::null())
+                        .status()
+                        .await
+                };
+                match status {
+                    Ok(s) if s.success() => return Ok(()),
+                    Ok(s) => last = format!("exited with {s}"),
+                    Err(e) => return Err(format!("exec check: cannot run {:?}: {e}", command[0])),
+                }
+            }
+            Err(format!(
+                "exec check: {} failed {attempts} times (last: {last})",
+                command.join(" ")
+            ))
+        }
+        Check::Rexec { command, attempts } => {
+            let mut last = String::new();
+            for attempt in 0..*attempts {
+                if attempt > 0 {
+                    sleep(Duration::from_secs(1)).await;
+                }
+                match engine.exec(container_id, command).await {
+                    Ok(0) => return Ok(()),
+                    Ok(code) => last = format!("exit code {code}"),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(format!(
+                "rexec check: {} failed {attempts} times (last: {last})",
+                command.join(" ")
+            ))
+        }
+        Check::Sleep { wait } => {
+            sleep(Duration::from_secs_f64(*wait)).await;
+            Ok(())
+        }
+    }
+}
+
+/// One HTTP/1.1 request without a body; returns the status code and the body.
+async fn http_request(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let mut stream = timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| "connect timeout".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "{} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: maestro\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        method.to_uppercase()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| "not an HTTP response".to_owned())?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}

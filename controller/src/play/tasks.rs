@@ -1,0 +1,315 @@
+//! What a play does to one instance: start, stop or kill, clean, pull. Each task reports
+//! its steps and ends in an [`Outcome`]; none of them panics or gives up silently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use maestro_core::model::{Environment, InstanceId, LifecycleState};
+use maestro_core::spec::{container_spec, labels};
+
+use super::{Event, Failure, Outcome, Reporter, checks};
+use crate::engine::{Engine, Observed};
+
+/// What every task of a play shares.
+pub struct Context<E: Engine> {
+    pub env: Arc<Environment>,
+    /// By ship id.
+    pub engines: Arc<Vec<Arc<E>>>,
+    pub reporter: Reporter,
+}
+
+impl<E: Engine> Clone for Context<E> {
+    fn clone(&self) -> Self {
+        Context {
+            env: self.env.clone(),
+            engines: self.engines.clone(),
+            reporter: self.reporter.clone(),
+        }
+    }
+}
+
+impl<E: Engine> Context<E> {
+    fn engine(&self, id: InstanceId) -> &E {
+        &self.engines[self.env.instance(id).ship.0]
+    }
+
+    fn step(&self, row: usize, message: impl Into<String>) {
+        (self.reporter)(Event::Step {
+            row,
+            message: message.into(),
+        });
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// `-r`: pull the image even when it is present.
+    pub refresh_images: bool,
+    /// `--reuse`: start the existing container instead of creating a new one.
+    pub reuse: bool,
+}
+
+/// How many lines of a failed container's output are shown.
+const LAST_LINES: u64 = 20;
+/// How often a container is looked at while its checks run.
+const WATCH: Duration = Duration::from_millis(200);
+
+pub async fn start<E: Engine>(
+    ctx: Context<E>,
+    row: usize,
+    id: InstanceId,
+    options: StartOptions,
+) -> Outcome {
+    let instance = ctx.env.instance(id);
+    let engine = ctx.engine(id);
+    ctx.step(row, "checking container");
+    let observed = match engine.inspect(&instance.name).await {
+        Ok(observed) => observed,
+        Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
+    };
+    let spec = container_spec(&ctx.env, id);
+    let digest = spec
+        .labels
+        .iter()
+        .find(|(k, _)| k == labels::DIGEST)
+        .map(|(_, v)| v.clone());
+    let mut container_id = None;
+    match observed {
+        Some(Observed {
+            running: true,
+            digest: current,
+            ..
+        }) => {
+            return if current == digest {
+                Outcome::Done("already running, up to date".into())
+            } else {
+                Outcome::Warning(
+                    "already running, but outdated: its definition changed (restart applies it)"
+                        .into(),
+                )
+            };
+        }
+        Some(old) if options.reuse => container_id = Some(old.id),
+        Some(old) => {
+            ctx.step(row, "removing the stopped container");
+            if let Err(e) = engine.remove(&old.id).await {
+                return Outcome::Failed(Failure::new(format!(
+                    "cannot remove the old container: {e}"
+                )));
+            }
+        }
+        None => {}
+    }
+    if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
+        return Outcome::Failed(failure);
+    }
+    let container_id = match container_id {
+        Some(existing) => existing,
+        None => {
+            let present = match engine.has_image(&spec.image).await {
+                Ok(present) => present,
+                Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
+            };
+            if options.refresh_images || !present {
+                ctx.step(row, format!("pulling image {}", spec.image));
+                if let Err(e) = engine.pull(&spec.image).await {
+                    return Outcome::Failed(Failure::new(format!(
+                        "cannot pull {}: {e}",
+                        spec.image
+                    )));
+                }
+            }
+            ctx.step(row, "creating container");
+            match engine.create(&spec).await {
+                Ok(created) => created,
+                Err(e) => {
+                    return Outcome::Failed(Failure::new(format!(
+                        "cannot create the container: {e}"
+                    )));
+                }
+            }
+        }
+    };
+    ctx.step(row, "starting container");
+    if let Err(e) = engine.start(&container_id).await {
+        return Outcome::Failed(Failure::new(format!(
+            "container {} created but not started: {e}",
+            short(&container_id)
+        )));
+    }
+    match run_checks(&ctx, row, id, Some(&container_id), LifecycleState::Running).await {
+        Ok(()) => Outcome::Done("started".into()),
+        Err(failure) => Outcome::Failed(failure),
+    }
+}
+
+/// Stops (or kills) an instance: `pre-stop` checks (not for kill), then the engine's
+/// stop with the instance's `stop_timeout`, then `stopped` checks.
+pub async fn stop<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId, kill: bool) -> Outcome {
+    let instance = ctx.env.instance(id);
+    let engine = ctx.engine(id);
+    ctx.step(row, "checking container");
+    let observed = match engine.inspect(&instance.name).await {
+        Ok(Some(observed)) => observed,
+        Ok(None) => return Outcome::Done("absent".into()),
+        Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
+    };
+    if !observed.running {
+        return Outcome::Done("already stopped".into());
+    }
+    if !kill {
+        if let Err(failure) =
+            run_checks(&ctx, row, id, Some(&observed.id), LifecycleState::PreStop).await
+        {
+            return Outcome::Failed(failure);
+        }
+    }
+    let result = if kill {
+        ctx.step(row, "killing");
+        engine.kill(&observed.id).await
+    } else {
+        ctx.step(
+            row,
+            format!("stopping (grace period {}s)", instance.stop_timeout),
+        );
+        engine.stop(&observed.id, instance.stop_timeout).await
+    };
+    if let Err(e) = result {
+        return Outcome::Failed(Failure::new(e.to_string()));
+    }
+    if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::Stopped).await {
+        return Outcome::Failed(failure);
+    }
+    Outcome::Done(if kill { "killed" } else { "stopped" }.into())
+}
+
+/// Removes a stopped instance's container; a running one is left alone.
+pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Outcome {
+    let instance = ctx.env.instance(id);
+    let engine = ctx.engine(id);
+    ctx.step(row, "checking container");
+    match engine.inspect(&instance.name).await {
+        Ok(None) => Outcome::Done("absent".into()),
+        Ok(Some(observed)) if observed.running => Outcome::Skipped("running, left in place".into()),
+        Ok(Some(observed)) => {
+            ctx.step(row, "removing container");
+            match engine.remove(&observed.id).await {
+                Ok(()) => Outcome::Done("removed".into()),
+                Err(e) => Outcome::Failed(Failure::new(e.to_string())),
+            }
+        }
+        Err(e) => Outcome::Failed(Failure::new(e.to_string())),
+    }
+}
+
+/// Pulls an instance's image if it is missing (or always, with `refresh`).
+pub async fn pull<E: Engine>(
+    ctx: Context<E>,
+    row: usize,
+    id: InstanceId,
+    refresh: bool,
+) -> Outcome {
+    let image = &ctx.env.instance(id).image.name;
+    let engine = ctx.engine(id);
+    if !refresh {
+        match engine.has_image(image).await {
+            Ok(true) => return Outcome::Done(format!("{image} present")),
+            Ok(false) => {}
+            Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
+        }
+    }
+    ctx.step(row, format!("pulling image {image}"));
+    match engine.pull(image).await {
+        Ok(()) => Outcome::Done(format!("pulled {image}")),
+        Err(e) => Outcome::Failed(Failure::new(format!("cannot pull {image}: {e}"))),
+    }
+}
+
+/// Runs the checks of `state` concurrently. While `running` checks wait, the container is
+/// watched: if it exits, the instance fails at once with its exit code and last lines.
+async fn run_checks<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container_id: Option<&str>,
+    state: LifecycleState,
+) -> Result<(), Failure> {
+    let instance = ctx.env.instance(id);
+    let engine = ctx.engine(id);
+    let checks = instance
+        .lifecycle
+        .get(&state)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let watch = state == LifecycleState::Running;
+    if checks.is_empty() {
+        if let (true, Some(cid)) = (watch, container_id) {
+            return still_running(engine, cid).await;
+        }
+        return Ok(());
+    }
+    ctx.step(
+        row,
+        format!(
+            "waiting for {} check{}",
+            state.as_str(),
+            if checks.len() == 1 { "" } else { "s" }
+        ),
+    );
+    let ship_ip = ctx.env.ship(instance.ship).ip.clone();
+    let container_env: BTreeMap<String, String> = ctx
+        .env
+        .container_env(id)
+        .map(|(k, v)| (k.to_owned(), v.unwrap_or_default().to_owned()))
+        .collect();
+    let cid = container_id.unwrap_or(&instance.name);
+    let all = join_all(
+        checks
+            .iter()
+            .map(|c| checks::run(c, &ship_ip, cid, &container_env, engine)),
+    );
+    tokio::pin!(all);
+    loop {
+        tokio::select! {
+            results = &mut all => {
+                let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+                return if errors.is_empty() { Ok(()) } else { Err(Failure::new(errors.join("; "))) };
+            }
+            _ = tokio::time::sleep(WATCH), if watch && container_id.is_some() => {
+                still_running(engine, cid).await?;
+            }
+        }
+    }
+}
+
+/// `Ok` while the container runs; else a failure with its exit code and last lines.
+async fn still_running<E: Engine>(engine: &E, container_id: &str) -> Result<(), Failure> {
+    match engine.inspect(container_id).await {
+        Ok(Some(observed)) if observed.running => Ok(()),
+        Ok(Some(observed)) => {
+            let logs = engine
+                .logs(container_id, Some(LAST_LINES))
+                .await
+                .unwrap_or_default();
+            Err(Failure {
+                message: match observed.exit_code {
+                    Some(code) => format!("the container exited with code {code}"),
+                    None => "the container is not running".into(),
+                },
+                exit_code: observed.exit_code,
+                logs,
+            })
+        }
+        Ok(None) => Err(Failure::new(
+            "the container disappeared (removed by someone else?)",
+        )),
+        Err(e) => Err(Failure::new(e.to_string())),
+    }
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
