@@ -35,10 +35,12 @@ pub async fn run<E: Engine>(
             // MaestroNG's max_wait is a number of one-second attempts.
             let deadline = Instant::now() + Duration::from_secs(u64::from(*max_wait));
             loop {
-                if let Ok(Ok(_)) =
+                if let Ok(Ok(stream)) =
                     timeout(CONNECT_TIMEOUT, TcpStream::connect((ship_ip, *number))).await
                 {
-                    return Ok(());
+                    if accepted(stream).await {
+                        return Ok(());
+                    }
                 }
                 if Instant::now() + RETRY >= deadline {
                     return Err(format!(
@@ -162,6 +164,21 @@ pub async fn run<E: Engine>(
             sleep(Duration::from_secs_f64(*wait)).await;
             Ok(())
         }
+    }
+}
+
+/// How long a fresh connection is watched for an immediate close.
+const PROXY_GRACE: Duration = Duration::from_millis(25);
+
+/// Whether a connection was really accepted by the app. Docker's userland proxy accepts
+/// on a published port even when nothing listens in the container, then closes the
+/// connection at once; a connection that stays open (or sends data) has an app behind it.
+async fn accepted(mut stream: TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match timeout(PROXY_GRACE, stream.read(&mut byte)).await {
+        Err(_) => true,
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
     }
 }
 

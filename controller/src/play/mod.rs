@@ -107,7 +107,7 @@ pub fn rows(env: &Environment, selection: &[InstanceId]) -> Vec<Row> {
 }
 
 /// How long in-flight operations may go on after Ctrl-C before they are abandoned.
-const DRAIN: Duration = Duration::from_secs(30);
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs `task(row)` for every row once the rows it waits for (`waits[row]`, positions in
 /// the same list) have succeeded. Returns each row's outcome and whether the play was

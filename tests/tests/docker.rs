@@ -1,0 +1,499 @@
+//! End-to-end tests of the plays against the real Docker engine of this machine, with an
+//! image built here from scratch (Debian's static busybox; no registry is needed).
+//!
+//! Every test uses its own environment name, container names and host ports, and removes
+//! its containers when it ends, even when it fails. Only loopback and the test's own
+//! containers are contacted.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "maestro-e2e/busybox:latest";
+
+/// Builds the test image once per test binary.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("the end-to-end tests need Debian's busybox-static (apt-get install busybox-static)");
+        let dir = std::env::temp_dir().join(format!("maestro-e2e-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(busybox, dir.join("busybox")).unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-m\", \"1777\", \"/tmp\"]\nENV PATH=/bin\nCMD [\"sh\"]\n",
+        )
+        .unwrap();
+        let out = Command::new("docker").args(["build", "-q", "-t", IMAGE]).arg(&dir).output().expect("docker runs");
+        assert!(out.status.success(), "docker build failed: {}", String::from_utf8_lossy(&out.stderr));
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+    IMAGE
+}
+
+fn maestro_bin() -> PathBuf {
+    // The test binary lives in target/<profile>/deps; maestro in target/<profile>.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("maestro");
+    assert!(
+        bin.exists(),
+        "{} not built (cargo build -p maestro)",
+        bin.display()
+    );
+    bin
+}
+
+/// One test's environment: a folder with its maestro.yaml, a unique name, and cleanup.
+struct Env {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(test: &str, yaml: &str) -> Env {
+        let name = format!("e2e-{test}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = Env {
+            name: name.clone(),
+            dir,
+        };
+        env.write(yaml);
+        env
+    }
+
+    fn write(&self, yaml: &str) {
+        // Checks and variables use the ship's address: loopback, so that test traffic
+        // never leaves this machine.
+        let ships = "ships: {local: {ip: 127.0.0.1, socket_path: /var/run/docker.sock}}\n";
+        let text = yaml
+            .replace("@NAME@", &self.name)
+            .replace("@IMAGE@", image())
+            .replace("@SHIPS@", ships);
+        std::fs::write(self.dir.join("maestro.yaml"), text).unwrap();
+    }
+
+    fn maestro(&self, args: &[&str]) -> Output {
+        Command::new(maestro_bin())
+            .args(args)
+            .current_dir(&self.dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// A container's name in this environment.
+    fn c(&self, instance: &str) -> String {
+        format!("{}-{instance}", self.name)
+    }
+
+    fn exec(&self, instance: &str, command: &str) -> String {
+        let out = Command::new("docker")
+            .args(["exec", &self.c(instance), "sh", "-c", command])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn inspect(&self, instance: &str, format: &str) -> String {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", format, &self.c(instance)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let label = format!("label=io.maestro.environment={}", self.name);
+        if let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+        {
+            let ids = String::from_utf8_lossy(&out.stdout);
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", "-v"])
+                    .args(&ids)
+                    .output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Host ports unique to this test process and test.
+fn port(offset: u16) -> u16 {
+    20000 + (std::process::id() % 400) as u16 * 100 + offset
+}
+
+/// An app that records when it started, opens its port after `delay` seconds, records
+/// when it did, and serves on it; TERM ends it at once.
+fn app(port: u16, delay: &str) -> String {
+    format!(
+        "[sh, -c, \"trap 'exit 0' TERM; cut -d' ' -f1 /proc/uptime > /tmp/started; sleep {delay}; cut -d' ' -f1 /proc/uptime > /tmp/ready; nc -ll -p {port} -e cat & wait\"]"
+    )
+}
+
+fn uptime(env: &Env, instance: &str, file: &str) -> f64 {
+    env.exec(instance, &format!("cat /tmp/{file}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{instance} has /tmp/{file}"))
+}
+
+#[test]
+fn start_follows_dependencies_and_injects_variables() {
+    let (p1, p2, p3) = (port(1), port(2), port(3));
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  a:
+    image: @IMAGE@
+    ports: {{p: \"7000:{p1}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 20}}]}}
+    instances:
+      @NAME@-a1: {{ship: local, command: {a}}}
+  b:
+    image: @IMAGE@
+    requires: [a]
+    ports: {{p: \"7000:{p2}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 20}}]}}
+    instances:
+      @NAME@-b1: {{ship: local, command: {b}}}
+  c:
+    image: @IMAGE@
+    requires: [b]
+    ports: {{p: \"7000:{p3}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 20}}]}}
+    instances:
+      @NAME@-c1: {{ship: local, command: {c}, stop_timeout: 2}}
+",
+        a = app(7000, "0.3"),
+        b = app(7000, "0.3"),
+        c = app(7000, "0.3"),
+    );
+    let env = Env::new("order", &yaml);
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Each container started only after the one it requires was ready.
+    let (a_ready, b_started, b_ready, c_started) = (
+        uptime(&env, "a1", "ready"),
+        uptime(&env, "b1", "started"),
+        uptime(&env, "b1", "ready"),
+        uptime(&env, "c1", "started"),
+    );
+    assert!(
+        b_started >= a_ready,
+        "b started at {b_started}, before a was ready at {a_ready}"
+    );
+    assert!(
+        c_started >= b_ready,
+        "c started at {c_started}, before b was ready at {b_ready}"
+    );
+
+    // Discovery variables: c sees b and, transitively, a; only its own internal ports.
+    let vars = env.exec("c1", "env");
+    let n = env.name.to_uppercase().replace('-', "_");
+    assert!(vars.contains(&format!("A_{n}_A1_P_PORT={p1}")), "{vars}");
+    assert!(vars.contains(&format!("B_{n}_B1_P_PORT={p2}")), "{vars}");
+    assert!(
+        vars.contains(&format!("C_{n}_C1_P_INTERNAL_PORT=7000")),
+        "{vars}"
+    );
+    assert!(
+        !vars.contains(&format!("A_{n}_A1_P_INTERNAL_PORT")),
+        "{vars}"
+    );
+    assert!(
+        vars.contains(&format!("CONTAINER_NAME={}", env.c("c1"))),
+        "{vars}"
+    );
+
+    let status = env.maestro(&["status"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert_eq!(
+        text(&status).matches("running").count(),
+        3,
+        "{}",
+        text(&status)
+    );
+
+    // Starting again leaves everything alone.
+    let id_before = env.inspect("a1", "{{.Id}}");
+    let again = env.maestro(&["start"]);
+    assert!(
+        again.status.success() && text(&again).contains("up to date"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(env.inspect("a1", "{{.Id}}"), id_before);
+
+    // Stop: dependents first.
+    let stop = env.maestro(&["stop", "-a"]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let a_finished = env.inspect("a1", "{{.State.FinishedAt}}");
+    let c_finished = env.inspect("c1", "{{.State.FinishedAt}}");
+    assert!(
+        c_finished <= a_finished,
+        "c stopped at {c_finished}, after a at {a_finished}"
+    );
+    assert_eq!(env.inspect("a1", "{{.State.Running}}"), "false");
+
+    let clean = env.maestro(&["clean"]);
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert_eq!(env.inspect("a1", "{{.Id}}"), "", "removed");
+}
+
+#[test]
+fn a_container_that_exits_at_start_fails_its_dependents_only() {
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  broken:
+    image: @IMAGE@
+    ports: {{p: \"7000:{p}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 30}}]}}
+    instances:
+      @NAME@-broken: {{ship: local, command: [sh, -c, \"echo starting up; echo cannot open the database >&2; exit 3\"]}}
+  dependent:
+    image: @IMAGE@
+    requires: [broken]
+    instances:
+      @NAME@-dependent: {{ship: local, command: [sleep, \"60\"]}}
+  independent:
+    image: @IMAGE@
+    instances:
+      @NAME@-independent: {{ship: local, command: [sleep, \"60\"], stop_timeout: 1}}
+",
+        p = port(10)
+    );
+    let env = Env::new("crash", &yaml);
+    let began = Instant::now();
+    let out = env.maestro(&["start"]);
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{output}");
+    // Failed at once, not after the check's 30 seconds.
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert!(output.contains("exit code: 3"), "{output}");
+    assert!(output.contains("cannot open the database"), "{output}");
+    assert!(output.contains("not run: waits for"), "{output}");
+    assert_eq!(
+        env.inspect("independent", "{{.State.Running}}"),
+        "true",
+        "{output}"
+    );
+    assert_eq!(env.inspect("dependent", "{{.Id}}"), "", "never created");
+}
+
+#[test]
+fn a_check_that_never_passes_is_bounded_by_max_wait() {
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  silent:
+    image: @IMAGE@
+    ports: {{p: \"7000:{p}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 2}}]}}
+    instances:
+      @NAME@-silent: {{ship: local, command: [sleep, \"60\"], stop_timeout: 1}}
+",
+        p = port(20)
+    );
+    let env = Env::new("check", &yaml);
+    let began = Instant::now();
+    let out = env.maestro(&["start"]);
+    let elapsed = began.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10),
+        "took {elapsed:?}"
+    );
+    assert!(
+        text(&out).contains("did not accept a connection within 2s"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn restart_only_if_changed_touches_nothing_unchanged() {
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+@SHIPS@services:
+  s:
+    image: @IMAGE@
+    env: {VERSION: \"1\"}
+    instances:
+      @NAME@-one: {ship: local, command: [sleep, \"60\"], stop_timeout: 1}
+      @NAME@-two: {ship: local, command: [sleep, \"60\"], stop_timeout: 1}
+";
+    let env = Env::new("restart", yaml);
+    assert!(env.maestro(&["start"]).status.success());
+    let ids = (env.inspect("one", "{{.Id}}"), env.inspect("two", "{{.Id}}"));
+    let started = env.inspect("one", "{{.State.StartedAt}}");
+
+    let out = env.maestro(&["restart", "-a", "--only-if-changed"]);
+    assert!(
+        out.status.success() && text(&out).contains("nothing changed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        (env.inspect("one", "{{.Id}}"), env.inspect("two", "{{.Id}}")),
+        ids
+    );
+    assert_eq!(env.inspect("one", "{{.State.StartedAt}}"), started);
+
+    // A changed definition: start reports it outdated, restart applies it.
+    env.write(&yaml.replace("VERSION: \"1\"", "VERSION: \"2\""));
+    let out = env.maestro(&["start"]);
+    assert!(
+        out.status.success() && text(&out).contains("outdated"),
+        "{}",
+        text(&out)
+    );
+    let out = env.maestro(&["restart", "-a", "--only-if-changed"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(env.inspect("one", "{{.Id}}"), ids.0, "recreated");
+    assert_eq!(env.exec("one", "echo $VERSION"), "2");
+}
+
+#[test]
+fn a_dead_ship_fails_its_instances_while_the_others_start() {
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+ships:
+  here: {ip: 127.0.0.1, socket_path: /var/run/docker.sock}
+  dead: {ip: 127.0.0.1, docker_port: 9, timeout: 2}
+services:
+  s:
+    image: @IMAGE@
+    instances:
+      @NAME@-here: {ship: here, command: [sleep, \"60\"], stop_timeout: 1}
+      @NAME@-there: {ship: dead, command: [sleep, \"60\"]}
+";
+    let env = Env::new("deadship", yaml);
+    let began = Instant::now();
+    let out = env.maestro(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert!(
+        text(&out).contains("ship dead is unreachable"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.inspect("here", "{{.State.Running}}"), "true");
+    let status = env.maestro(&["status"]);
+    assert!(text(&status).contains("unreachable"), "{}", text(&status));
+}
+
+#[test]
+fn kill_logs_and_json_events() {
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+@SHIPS@services:
+  s:
+    image: @IMAGE@
+    instances:
+      @NAME@-talker: {ship: local, command: [sh, -c, \"echo line one; echo line two; exec sleep 60\"]}
+";
+    let env = Env::new("kill", yaml);
+    let out = env.maestro(&["--json", "start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "began");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "finished" && e["result"] == "done")
+    );
+    assert_eq!(events.last().unwrap()["event"], "ended");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = env.maestro(&["logs", &env.c("talker")]);
+    assert!(
+        text(&logs).contains("line one\nline two"),
+        "{}",
+        text(&logs)
+    );
+
+    let kill = env.maestro(&["kill", &env.c("talker")]);
+    assert!(
+        kill.status.success() && text(&kill).contains("killed"),
+        "{}",
+        text(&kill)
+    );
+    assert_eq!(env.inspect("talker", "{{.State.Running}}"), "false");
+}
+
+#[test]
+fn ctrl_c_stops_launching_and_exits_130() {
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  slow:
+    image: @IMAGE@
+    ports: {{p: \"7000:{p}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 60}}]}}
+    instances:
+      @NAME@-slow: {{ship: local, command: [sleep, \"60\"], stop_timeout: 1}}
+  after:
+    image: @IMAGE@
+    requires: [slow]
+    instances:
+      @NAME@-after: {{ship: local, command: [sleep, \"60\"]}}
+",
+        p = port(30)
+    );
+    let env = Env::new("ctrlc", &yaml);
+    let child = Command::new(maestro_bin())
+        .arg("start")
+        .current_dir(&env.dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let began = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        began.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        began.elapsed()
+    );
+    assert!(text(&out).contains("interrupted"), "{}", text(&out));
+    assert_eq!(
+        env.inspect("after", "{{.Id}}"),
+        "",
+        "nothing launched after Ctrl-C"
+    );
+}
