@@ -1,1 +1,364 @@
-//! Scheduler tests
+//! The scheduler and the tasks against an in-memory engine: order, failures and what
+//! they skip, concurrency limits, and what start/stop/clean do to existing containers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use maestro_core::graph::{Dependencies, Direction};
+use maestro_core::model::{Environment, InstanceId, Ship};
+use maestro_core::spec::ContainerSpec;
+
+use super::tasks::{self, Context, StartOptions};
+use super::{Event, Outcome, Reporter, schedule};
+use crate::engine::{Engine, EngineError, Observed};
+
+/// An engine that keeps containers in memory and records every operation.
+#[derive(Default)]
+struct Fake {
+    containers: Mutex<HashMap<String, Observed>>,
+    log: Mutex<Vec<String>>,
+    /// Containers that exit (code 3) as soon as they start.
+    crash: HashSet<String>,
+    /// How many operations run at once right now, and the most ever.
+    busy: Mutex<(usize, usize)>,
+}
+
+impl Fake {
+    fn record(&self, what: String) {
+        self.log.lock().unwrap().push(what);
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn by_id(&self, id: &str) -> Option<String> {
+        self.containers
+            .lock()
+            .unwrap()
+            .values()
+            .find(|o| o.id == id)
+            .map(|o| o.name.clone())
+    }
+}
+
+impl Engine for Fake {
+    async fn list(&self, _environment: &str) -> Result<Vec<Observed>, EngineError> {
+        Ok(self.containers.lock().unwrap().values().cloned().collect())
+    }
+    async fn inspect(&self, name: &str) -> Result<Option<Observed>, EngineError> {
+        let containers = self.containers.lock().unwrap();
+        Ok(containers
+            .get(name)
+            .or_else(|| containers.values().find(|o| o.id == name))
+            .cloned())
+    }
+    async fn has_image(&self, _image: &str) -> Result<bool, EngineError> {
+        Ok(true)
+    }
+    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        self.record(format!("pull {image}"));
+        Ok(())
+    }
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        self.record(format!("create {}", spec.name));
+        let digest = spec
+            .labels
+            .iter()
+            .find(|(k, _)| k == maestro_core::spec::labels::DIGEST)
+            .map(|(_, v)| v.clone());
+        let id = format!("id-{}", spec.name);
+        self.containers.lock().unwrap().insert(
+            spec.name.clone(),
+            Observed {
+                id: id.clone(),
+                name: spec.name.clone(),
+                running: false,
+                image: spec.image.clone(),
+                digest,
+                exit_code: None,
+                status: "created".into(),
+            },
+        );
+        Ok(id)
+    }
+    async fn start(&self, id: &str) -> Result<(), EngineError> {
+        let name = self.by_id(id).expect("created");
+        {
+            let mut busy = self.busy.lock().unwrap();
+            busy.0 += 1;
+            busy.1 = busy.1.max(busy.0);
+        }
+        // Long enough for overlapping starts to be seen.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.busy.lock().unwrap().0 -= 1;
+        self.record(format!("start {name}"));
+        let crash = self.crash.contains(&name);
+        let mut containers = self.containers.lock().unwrap();
+        let c = containers.get_mut(&name).expect("created");
+        c.running = !crash;
+        c.exit_code = crash.then_some(3);
+        Ok(())
+    }
+    async fn stop(&self, id: &str, _timeout: u32) -> Result<(), EngineError> {
+        let name = self.by_id(id).expect("exists");
+        self.record(format!("stop {name}"));
+        self.containers
+            .lock()
+            .unwrap()
+            .get_mut(&name)
+            .expect("exists")
+            .running = false;
+        Ok(())
+    }
+    async fn kill(&self, id: &str) -> Result<(), EngineError> {
+        self.stop(id, 0).await
+    }
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let name = self.by_id(id).expect("exists");
+        self.record(format!("remove {name}"));
+        self.containers.lock().unwrap().remove(&name);
+        Ok(())
+    }
+    async fn logs(&self, _id: &str, _tail: Option<u64>) -> Result<Vec<String>, EngineError> {
+        Ok(vec!["panic: no database".into()])
+    }
+    async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
+        Ok(0)
+    }
+}
+
+/// db <- api <- web, and an independent `batch`.
+const ENV: &str = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, instances: {db-1: {ship: s1}, db-2: {ship: s1}}}
+  api: {image: api, requires: [db], instances: {api-1: {ship: s1}}}
+  web: {image: web, requires: [api], instances: {web-1: {ship: s1}}}
+  batch: {image: batch, instances: {batch-1: {ship: s1}}}
+";
+
+fn environment(text: &str) -> Arc<Environment> {
+    let loaded = maestro_core::load(
+        text,
+        &maestro_core::NoFiles,
+        &Ship::new("local", "127.0.0.1"),
+    );
+    Arc::new(loaded.environment.expect("valid"))
+}
+
+/// Runs a play over every instance and returns the outcomes by instance name.
+async fn play<F, Fut>(
+    env: &Arc<Environment>,
+    fake: &Arc<Fake>,
+    direction: Direction,
+    concurrency: Option<usize>,
+    task: F,
+) -> HashMap<String, Outcome>
+where
+    F: Fn(Context<Fake>, usize, InstanceId) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = events.clone();
+    let reporter: Reporter = Arc::new(move |e| sink.lock().unwrap().push(e));
+    let ctx = Context {
+        env: env.clone(),
+        engines: Arc::new(vec![fake.clone()]),
+        reporter: reporter.clone(),
+    };
+    let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
+    let waits = Dependencies::new(env).within(&selection, direction);
+    let names: Vec<String> = env.instances.iter().map(|i| i.name.clone()).collect();
+    let (outcomes, interrupted) = schedule(&names, &waits, concurrency, &reporter, |row| {
+        task(ctx.clone(), row, selection[row])
+    })
+    .await;
+    assert!(!interrupted);
+    // Every row is reported finished exactly once.
+    let finished: Vec<usize> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            if let Event::Finished { row, .. } = e {
+                Some(*row)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut sorted = finished.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), finished.len(), "a row finished twice");
+    assert_eq!(finished.len(), names.len());
+    names.into_iter().zip(outcomes).collect()
+}
+
+fn position(log: &[String], entry: &str) -> usize {
+    log.iter()
+        .position(|l| l == entry)
+        .unwrap_or_else(|| panic!("{entry} not in {log:?}"))
+}
+
+#[tokio::test]
+async fn start_follows_requires_and_stop_reverses_it() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake::default());
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    assert!(
+        outcomes
+            .values()
+            .all(|o| *o == Outcome::Done("started".into())),
+        "{outcomes:?}"
+    );
+    let log = fake.log();
+    for (before, after) in [
+        ("start db-1", "create api-1"),
+        ("start db-2", "create api-1"),
+        ("start api-1", "create web-1"),
+    ] {
+        assert!(
+            position(&log, before) < position(&log, after),
+            "{before} then {after}: {log:?}"
+        );
+    }
+
+    let outcomes = play(&env, &fake, Direction::Stop, None, |c, r, i| {
+        tasks::stop(c, r, i, false)
+    })
+    .await;
+    assert!(
+        outcomes
+            .values()
+            .all(|o| *o == Outcome::Done("stopped".into())),
+        "{outcomes:?}"
+    );
+    let log = fake.log();
+    assert!(position(&log, "stop web-1") < position(&log, "stop api-1"));
+    assert!(position(&log, "stop api-1") < position(&log, "stop db-1"));
+
+    let outcomes = play(&env, &fake, Direction::Start, None, tasks::clean).await;
+    assert!(
+        outcomes
+            .values()
+            .all(|o| *o == Outcome::Done("removed".into())),
+        "{outcomes:?}"
+    );
+    assert!(fake.containers.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_skips_its_dependents_only() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake {
+        crash: HashSet::from(["db-2".to_owned()]),
+        ..Fake::default()
+    });
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    match &outcomes["db-2"] {
+        Outcome::Failed(f) => {
+            assert_eq!(f.exit_code, Some(3));
+            assert_eq!(f.logs, ["panic: no database"]);
+        }
+        other => panic!("db-2: {other:?}"),
+    }
+    assert_eq!(
+        outcomes["api-1"],
+        Outcome::NotRun("not run: waits for db-2, which did not succeed".into())
+    );
+    assert!(matches!(outcomes["web-1"], Outcome::NotRun(_)));
+    assert_eq!(outcomes["db-1"], Outcome::Done("started".into()));
+    assert_eq!(outcomes["batch-1"], Outcome::Done("started".into()));
+    assert!(
+        !fake
+            .log()
+            .iter()
+            .any(|l| l.contains("api-1") || l.contains("web-1")),
+        "{:?}",
+        fake.log()
+    );
+}
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let env = environment(ENV);
+    for (limit, most) in [(Some(1), 1), (None, 3)] {
+        let fake = Arc::new(Fake::default());
+        play(&env, &fake, Direction::Start, limit, |c, r, i| {
+            tasks::start(c, r, i, StartOptions::default())
+        })
+        .await;
+        // db-1, db-2 and batch-1 can start together; with -c 1 nothing overlaps.
+        assert_eq!(fake.busy.lock().unwrap().1, most, "limit {limit:?}");
+    }
+}
+
+#[tokio::test]
+async fn start_leaves_running_containers_and_reports_outdated_ones() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake::default());
+    play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    let created = fake.log().len();
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    assert!(
+        outcomes
+            .values()
+            .all(|o| *o == Outcome::Done("already running, up to date".into())),
+        "{outcomes:?}"
+    );
+    assert_eq!(fake.log().len(), created, "nothing touched");
+
+    // The same containers against a changed definition of api.
+    let changed = environment(&ENV.replace("image: api,", "image: api2,"));
+    let outcomes = play(&changed, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    assert!(
+        matches!(&outcomes["api-1"], Outcome::Warning(m) if m.contains("outdated")),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Done("already running, up to date".into())
+    );
+
+    // A stopped container is replaced by a new one.
+    fake.containers
+        .lock()
+        .unwrap()
+        .get_mut("batch-1")
+        .unwrap()
+        .running = false;
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    assert_eq!(outcomes["batch-1"], Outcome::Done("started".into()));
+    let log = fake.log();
+    assert!(
+        position(&log, "remove batch-1") < log.iter().rposition(|l| l == "create batch-1").unwrap()
+    );
+
+    // Clean leaves running containers alone.
+    let outcomes = play(&env, &fake, Direction::Start, None, tasks::clean).await;
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Skipped("running, left in place".into())
+    );
+}
