@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Brings the demo environment up on the local Docker engine: builds its image (Debian's
+# static busybox plus one script, FROM scratch), builds maestro, and runs `maestro start`.
+# Tear it down with:  target/release/maestro -f examples/demo/maestro.yaml stop -a && \
+#                     target/release/maestro -f examples/demo/maestro.yaml clean
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+busybox=/bin/busybox
+if ! [ -x "$busybox" ]; then
+  echo "installing busybox-static (for the demo image)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
+fi
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+cp "$busybox" "$context/busybox"
+cp examples/demo/image/Dockerfile examples/demo/image/serve.sh "$context/"
+if ! log=$(docker build -q -t maestro-demo:latest "$context" 2>&1); then
+  echo "$log" >&2
+  exit 1
+fi
+
+cargo build --release -q -p maestro
+target/release/maestro -f examples/demo/maestro.yaml start "$@"
+echo
+target/release/maestro -f examples/demo/maestro.yaml status
+echo
+echo "Each instance serves a page naming the peers maestro told it about:"
+echo "  http://127.0.0.1:18080/ (web), :18101 and :18102 (api), :18100 (store)"
