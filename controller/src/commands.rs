@@ -10,6 +10,7 @@ use maestro_core::graph::{Dependencies, Direction, SelectError, SelectOptions};
 use maestro_core::model::{Environment, InstanceId};
 use maestro_core::spec::{container_spec, labels};
 
+use crate::audit::{Audit, Phase};
 use crate::cli::{Command, Select};
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, Observed};
@@ -215,6 +216,8 @@ where
     F: Fn(Context<E>, usize, InstanceId) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    let audit = Audit::new(&ctx.env);
+    audit.play(name, selection, Phase::Action, None).await;
     let began = Instant::now();
     let rows = play::rows(&ctx.env, selection);
     let names: Vec<String> = rows.iter().map(|r| r.instance.clone()).collect();
@@ -233,6 +236,19 @@ where
         elapsed: began.elapsed(),
         interrupted,
     });
+    let failure = outcomes.iter().find_map(|o| match o {
+        Outcome::Failed(f) => Some(f.message.clone()),
+        _ => None,
+    });
+    match (&failure, interrupted) {
+        (None, false) => audit.play(name, selection, Phase::Success, None).await,
+        (_, true) => {
+            audit
+                .play(name, selection, Phase::Error, Some("interrupted"))
+                .await
+        }
+        (Some(m), false) => audit.play(name, selection, Phase::Error, Some(m)).await,
+    }
     (outcomes, interrupted)
 }
 

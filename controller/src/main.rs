@@ -1,6 +1,7 @@
 //! `maestro`: the binary edge. Parses the command line, loads the environment, runs the
 //! command and maps the outcome to an exit code.
 
+mod audit;
 mod cli;
 mod commands;
 mod engine;

@@ -497,3 +497,110 @@ name: @NAME@
         "nothing launched after Ctrl-C"
     );
 }
+
+#[test]
+fn auditors_record_plays_and_never_fail_them() {
+    // A webhook receiver on loopback that keeps the first request it gets.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = listener.local_addr().unwrap();
+    let received = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+        }
+        let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+audit:
+  - {{type: log, file: audit.log}}
+  - {{type: http, endpoint: \"http://{hook}/hook\", payload: {{text: \"{{message}}\", who: \"{{who}}\"}}}}
+  - {{type: exec, script: ./on-success.sh, args: \"{{action}}\"}}
+  - {{type: http, endpoint: \"http://127.0.0.1:9/nobody\", timeout: 1}}
+@SHIPS@services:
+  s:
+    image: @IMAGE@
+    instances:
+      @NAME@-audited: {{ship: local, command: [sleep, \"60\"], stop_timeout: 1}}
+"
+    );
+    let env = Env::new("audit", &yaml);
+    std::fs::write(
+        env.dir.join("on-success.sh"),
+        "#!/bin/sh\necho \"$1\" > exec-args.txt\ncat > exec-stdin.json\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(env.dir.join("on-success.sh"))
+        .status()
+        .unwrap();
+    let out = Command::new(maestro_bin())
+        .arg("start")
+        .current_dir(&env.dir)
+        .env("USER", "auditor-test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "a failing auditor fails nothing: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("warning: http auditor"),
+        "{}",
+        text(&out)
+    );
+
+    let log = std::fs::read_to_string(env.dir.join("audit.log")).unwrap();
+    let instance = env.c("audited");
+    assert!(
+        log.contains(&format!("INFO: auditor-test is starting {instance}.")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("INFO: Start of {instance} succeeded.")),
+        "{log}"
+    );
+    let request = received.join().unwrap();
+    assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
+    assert!(
+        request.contains(&format!(
+            "\"text\":\"auditor-test is starting {instance}.\""
+        )),
+        "{request}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.dir.join("exec-args.txt"))
+            .unwrap()
+            .trim(),
+        "start"
+    );
+    let stdin: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.dir.join("exec-stdin.json")).unwrap())
+            .unwrap();
+    assert_eq!(stdin[&instance]["service"], "s");
+    assert_eq!(stdin[&instance]["ship"], "127.0.0.1");
+}
