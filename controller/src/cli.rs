@@ -55,6 +55,20 @@ pub enum Command {
         select: Select,
         #[command(flatten)]
         images: Images,
+        /// Show what would be done to each instance, and why; touch nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// What `start` would do to each instance, and why (same as start --dry-run).
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        /// Plan a restart instead.
+        #[arg(long)]
+        restart: bool,
+        /// With --restart: leave instances whose definition did not change.
+        #[arg(long = "only-if-changed")]
+        only_if_changed: bool,
     },
     /// Stop instances, dependents first.
     Stop {
@@ -78,9 +92,12 @@ pub enum Command {
         /// Seconds to wait between stopping and starting an instance.
         #[arg(long = "stop-start-delay", default_value_t = 0, value_name = "S")]
         stop_start_delay: u64,
-        /// Leave instances whose definition and image did not change.
+        /// Leave instances whose definition did not change.
         #[arg(long = "only-if-changed")]
         only_if_changed: bool,
+        /// Show what would be done to each instance, and why; touch nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
     },
     /// Pull the instances' images.
     Pull {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use maestro_core::graph::{Dependencies, Direction, SelectError, SelectOptions};
 use maestro_core::model::{Environment, InstanceId};
+use maestro_core::plan::Action;
 use maestro_core::spec::{container_spec, labels};
 
 use crate::audit::{Audit, Phase};
@@ -71,7 +72,32 @@ async fn dispatch<E: Engine>(
             };
             status(&ctx, &selection, show_hosts, json).await
         }
-        Command::Start { select, images } => {
+        Command::Plan {
+            select,
+            restart,
+            only_if_changed,
+        } => {
+            let (direction, needs_all) = if restart {
+                (Direction::Stop, true)
+            } else {
+                (Direction::Start, false)
+            };
+            let selection = match choose(&env, &deps, &select, direction, true, needs_all, false) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let kind = if restart {
+                PlanKind::Restart { only_if_changed }
+            } else {
+                PlanKind::Start { reuse: false }
+            };
+            show_plan(&ctx, &selection, kind, json).await
+        }
+        Command::Start {
+            select,
+            images,
+            dry_run,
+        } => {
             let options = StartOptions {
                 refresh_images: images.refresh_images,
                 reuse: images.reuse,
@@ -81,6 +107,17 @@ async fn dispatch<E: Engine>(
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            if dry_run {
+                return show_plan(
+                    &ctx,
+                    &selection,
+                    PlanKind::Start {
+                        reuse: images.reuse,
+                    },
+                    json,
+                )
+                .await;
+            }
             let (outcomes, interrupted) = run_play(
                 &ctx,
                 &deps,
@@ -137,12 +174,22 @@ async fn dispatch<E: Engine>(
             step_delay,
             stop_start_delay,
             only_if_changed,
+            dry_run,
         } => {
             let selection = match choose(&env, &deps, &select, Direction::Stop, false, true, false)
             {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            if dry_run {
+                return show_plan(
+                    &ctx,
+                    &selection,
+                    PlanKind::Restart { only_if_changed },
+                    json,
+                )
+                .await;
+            }
             restart(
                 &ctx,
                 &deps,
@@ -288,26 +335,13 @@ async fn restart<E: Engine>(
     only_if_changed: bool,
 ) -> u8 {
     if only_if_changed {
-        let mut changed = Vec::new();
-        for id in selection {
-            let instance = ctx.env.instance(id);
-            let engine = &ctx.engines[instance.ship.0];
-            let spec = container_spec(&ctx.env, id);
-            let wanted = spec
-                .labels
-                .iter()
-                .find(|(k, _)| k == labels::DIGEST)
-                .map(|(_, v)| v.clone());
-            match engine.inspect(&instance.name).await {
-                Ok(Some(Observed {
-                    running: true,
-                    digest,
-                    ..
-                })) if digest == wanted => {}
-                _ => changed.push(id),
-            }
-        }
-        selection = changed;
+        let steps = plan(ctx, &selection, PlanKind::Restart { only_if_changed }).await;
+        selection = selection
+            .into_iter()
+            .zip(steps)
+            .filter(|(_, step)| !matches!(step, Ok(s) if s.action == Action::Leave))
+            .map(|(id, _)| id)
+            .collect();
         if selection.is_empty() {
             let _ = output::print("restart: nothing changed; no instance touched\n");
             return 0;
@@ -545,6 +579,96 @@ async fn logs<E: Engine>(
                 code = EXIT_FAILURE;
             }
         }
+    }
+    code
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum PlanKind {
+    Start { reuse: bool },
+    Restart { only_if_changed: bool },
+}
+
+/// What a play would do to each instance and why, asking the engines and touching
+/// nothing. All ships are asked at once.
+async fn plan<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    kind: PlanKind,
+) -> Vec<Result<maestro_core::plan::Step, EngineError>> {
+    futures_util::future::join_all(selection.iter().map(|&id| async move {
+        let instance = ctx.env.instance(id);
+        let observed = ctx.engines[instance.ship.0].inspect(&instance.name).await?;
+        let existing = observed.as_ref().map(Observed::existing);
+        let spec = container_spec(&ctx.env, id);
+        Ok(match kind {
+            PlanKind::Start { reuse } => maestro_core::plan::start(&spec, existing.as_ref(), reuse),
+            PlanKind::Restart { only_if_changed } => {
+                maestro_core::plan::restart(&spec, existing.as_ref(), only_if_changed)
+            }
+        })
+    }))
+    .await
+}
+
+/// `plan`, `start --dry-run`, `restart --dry-run`: the plan as a table (or JSON).
+async fn show_plan<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    kind: PlanKind,
+    json: bool,
+) -> u8 {
+    let steps = plan(ctx, selection, kind).await;
+    let mut code = 0;
+    let rows: Vec<(String, String, String, String)> = selection
+        .iter()
+        .zip(&steps)
+        .map(|(&id, step)| {
+            let instance = ctx.env.instance(id);
+            let ship = ctx.env.ship(instance.ship).name.clone();
+            match step {
+                Ok(s) => (
+                    instance.name.clone(),
+                    ship,
+                    s.action.as_str().to_owned(),
+                    s.reason.clone(),
+                ),
+                Err(e) => {
+                    code = EXIT_FAILURE;
+                    (
+                        instance.name.clone(),
+                        ship,
+                        "unknown".to_owned(),
+                        e.to_string(),
+                    )
+                }
+            }
+        })
+        .collect();
+    if json {
+        let value: Vec<_> = rows
+            .iter()
+            .map(|(i, s, a, r)| serde_json::json!({"instance": i, "ship": s, "action": a, "reason": r}))
+            .collect();
+        let _ = output::print(&format!("{}\n", serde_json::Value::Array(value)));
+    } else {
+        let wi = rows
+            .iter()
+            .map(|r| r.0.len())
+            .max()
+            .unwrap_or(0)
+            .max("INSTANCE".len());
+        let ws = rows
+            .iter()
+            .map(|r| r.1.len())
+            .max()
+            .unwrap_or(0)
+            .max("SHIP".len());
+        let mut text = format!("{:wi$}  {:ws$}  {:9} WHY\n", "INSTANCE", "SHIP", "ACTION");
+        for (i, s, a, r) in &rows {
+            text.push_str(&format!("{i:wi$}  {s:ws$}  {a:9} {r}\n"));
+        }
+        let _ = output::print(&text);
     }
     code
 }

@@ -7,6 +7,7 @@
 pub mod diag;
 pub mod graph;
 pub mod model;
+pub mod plan;
 pub mod schema;
 pub mod spec;
 mod variables;

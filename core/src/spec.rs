@@ -19,6 +19,8 @@ pub mod labels {
     pub const INSTANCE: &str = "io.maestro.instance";
     /// The definition digest, see [`super::digest`].
     pub const DIGEST: &str = "io.maestro.digest";
+    /// Per-part digests, see [`super::parts`].
+    pub const PARTS: &str = "io.maestro.parts";
 }
 
 /// The canonical form's version: bump it only when the form itself must change.
@@ -162,7 +164,9 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
         stop_timeout: instance.stop_timeout,
     };
     let digest = digest(&spec);
+    let parts = parts(&spec);
     spec.labels.extend([
+        (labels::PARTS.to_owned(), parts),
         (labels::ENVIRONMENT.to_owned(), env.name.clone()),
         (labels::SERVICE.to_owned(), service.name.clone()),
         (labels::INSTANCE.to_owned(), instance.name.clone()),
@@ -175,14 +179,56 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
 /// not part of the container, excluded). Order-insensitive where Docker is: variables,
 /// labels, binds, ports and the like are sorted first.
 pub fn digest(spec: &ContainerSpec) -> String {
-    let mut text = String::with_capacity(4096);
-    let mut field = |key: &str, values: &mut dyn Iterator<Item = String>| {
+    let text: String = canonical(spec).into_iter().map(|(_, text)| text).collect();
+    format!("{:032x}", fnv1a128(text.as_bytes()))
+}
+
+/// A short digest of each part of the definition (`image=…,env=…`), recorded beside the
+/// digest so that a later maestro can say what changed, not only that something did.
+pub fn parts(spec: &ContainerSpec) -> String {
+    canonical(spec)
+        .into_iter()
+        .filter(|(key, text)| !text.is_empty() && *key != "version")
+        .map(|(key, text)| format!("{key}={:08x}", fnv1a128(text.as_bytes()) as u32))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The parts that differ between two `parts` labels, by name.
+pub fn changed_parts(old: &str, new: &str) -> Vec<String> {
+    let split = |s: &str| -> Vec<(String, String)> {
+        s.split(',')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let (old, new) = (split(old), split(new));
+    let mut changed: Vec<String> = Vec::new();
+    for (key, value) in &new {
+        if !old.iter().any(|(k, v)| k == key && v == value) {
+            changed.push(key.clone());
+        }
+    }
+    for (key, _) in &old {
+        if !new.iter().any(|(k, _)| k == key) && !changed.contains(key) {
+            changed.push(key.clone());
+        }
+    }
+    changed
+}
+
+/// The canonical text of each part, in a fixed order; the digest hashes them all.
+fn canonical(spec: &ContainerSpec) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let mut field = |key: &'static str, values: &mut dyn Iterator<Item = String>| {
         let mut values: Vec<String> = values.collect();
         values.sort();
+        let mut text = String::new();
         for v in values {
             // Length-prefixed, so no value can be mistaken for a separator.
             let _ = writeln!(text, "{key}:{}:{v}", v.len());
         }
+        out.push((key, text));
     };
     field(
         "version",
@@ -256,7 +302,7 @@ pub fn digest(spec: &ContainerSpec) -> String {
             .filter(|(k, _)| !k.starts_with("io.maestro."))
             .map(|(k, v)| format!("{k}={v}")),
     );
-    format!("{:032x}", fnv1a128(text.as_bytes()))
+    out
 }
 
 /// 128-bit FNV-1a: stable forever, no dependency, good enough to tell definitions apart
@@ -271,3 +317,41 @@ fn fnv1a128(bytes: &[u8]) -> u128 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::ContainerSpec;
+
+    /// A spec with nothing in it, for tests that only look at labels.
+    pub fn empty() -> ContainerSpec {
+        ContainerSpec {
+            name: String::new(),
+            image: String::new(),
+            hostname: None,
+            command: None,
+            env: Vec::new(),
+            ports: Vec::new(),
+            binds: Vec::new(),
+            volumes: Vec::new(),
+            volumes_from: Vec::new(),
+            links: Vec::new(),
+            user: None,
+            workdir: None,
+            privileged: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            extra_hosts: Vec::new(),
+            network_mode: None,
+            restart_policy: ("no".into(), 0),
+            dns: Vec::new(),
+            cpu_shares: None,
+            memory: None,
+            memory_swap: None,
+            log_driver: None,
+            security_opt: Vec::new(),
+            ulimits: Vec::new(),
+            labels: Vec::new(),
+            stop_timeout: 10,
+        }
+    }
+}

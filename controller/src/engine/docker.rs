@@ -184,6 +184,7 @@ impl Engine for DockerEngine {
                     ),
                     image: c.image.unwrap_or_default(),
                     digest: labels.get(labels::DIGEST).cloned(),
+                    parts: labels.get(labels::PARTS).cloned(),
                     exit_code: None,
                     status: c.status.unwrap_or_default(),
                 }
@@ -199,6 +200,7 @@ impl Engine for DockerEngine {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
                 let config = c.config.unwrap_or_default();
+                let labels = config.labels.unwrap_or_default();
                 let running = state.running.unwrap_or(false);
                 Ok(Some(Observed {
                     id: c.id.unwrap_or_default(),
@@ -209,11 +211,8 @@ impl Engine for DockerEngine {
                         .to_owned(),
                     running,
                     image: config.image.unwrap_or_default(),
-                    digest: config
-                        .labels
-                        .unwrap_or_default()
-                        .get(labels::DIGEST)
-                        .cloned(),
+                    digest: labels.get(labels::DIGEST).cloned(),
+                    parts: labels.get(labels::PARTS).cloned(),
                     exit_code: state.exit_code,
                     status: state.status.map(|s| s.to_string()).unwrap_or_default(),
                 }))

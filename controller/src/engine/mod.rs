@@ -17,9 +17,21 @@ pub struct Observed {
     pub image: String,
     /// The definition digest maestro recorded when it created the container.
     pub digest: Option<String>,
+    /// The per-part digests recorded beside it.
+    pub parts: Option<String>,
     pub exit_code: Option<i64>,
     /// Docker's own summary ("Up 3 minutes", "Exited (1) 2 seconds ago").
     pub status: String,
+}
+
+impl Observed {
+    pub fn existing(&self) -> maestro_core::plan::Existing {
+        maestro_core::plan::Existing {
+            running: self.running,
+            digest: self.digest.clone(),
+            parts: self.parts.clone(),
+        }
+    }
 }
 
 /// Why an engine operation failed, in words for the user.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use maestro_core::model::{Environment, InstanceId, LifecycleState};
-use maestro_core::spec::{container_spec, labels};
+use maestro_core::plan::{self, Action};
+use maestro_core::spec::container_spec;
 
 use super::{Event, Failure, Outcome, Reporter, checks};
 use crate::engine::{Engine, Observed};
@@ -71,37 +72,22 @@ pub async fn start<E: Engine>(
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
     let spec = container_spec(&ctx.env, id);
-    let digest = spec
-        .labels
-        .iter()
-        .find(|(k, _)| k == labels::DIGEST)
-        .map(|(_, v)| v.clone());
+    let existing = observed.as_ref().map(Observed::existing);
+    let step = plan::start(&spec, existing.as_ref(), options.reuse);
     let mut container_id = None;
-    match observed {
-        Some(Observed {
-            running: true,
-            digest: current,
-            ..
-        }) => {
-            return if current == digest {
-                Outcome::Done("already running, up to date".into())
-            } else {
-                Outcome::Warning(
-                    "already running, but outdated: its definition changed (restart applies it)"
-                        .into(),
-                )
-            };
-        }
-        Some(old) if options.reuse => container_id = Some(old.id),
-        Some(old) => {
-            ctx.step(row, "removing the stopped container");
+    match (step.action, observed) {
+        (Action::Leave, _) => return Outcome::Done(format!("already {}", step.reason)),
+        (Action::Outdated, _) => return Outcome::Warning(format!("already {}", step.reason)),
+        (Action::StartExisting, Some(old)) => container_id = Some(old.id),
+        (_, Some(old)) => {
+            ctx.step(row, format!("removing the old container ({})", step.reason));
             if let Err(e) = engine.remove(&old.id).await {
                 return Outcome::Failed(Failure::new(format!(
                     "cannot remove the old container: {e}"
                 )));
             }
         }
-        None => {}
+        (_, None) => {}
     }
     if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
         return Outcome::Failed(failure);

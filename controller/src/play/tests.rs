@@ -76,6 +76,11 @@ impl Engine for Fake {
                 running: false,
                 image: spec.image.clone(),
                 digest,
+                parts: spec
+                    .labels
+                    .iter()
+                    .find(|(k, _)| k == maestro_core::spec::labels::PARTS)
+                    .map(|(_, v)| v.clone()),
                 exit_code: None,
                 status: "created".into(),
             },

@@ -128,3 +128,21 @@ fn digest_changes_with_the_definition_only() {
         );
     }
 }
+
+#[test]
+fn parts_say_what_changed() {
+    let base = label(&spec_of(BASE, "web-1"), labels::PARTS).to_owned();
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("env: {A: 1, B: two}", "env: {A: 2, B: two}", &["env"]),
+        // The image is also in DOCKER_IMAGE and DOCKER_TAG.
+        ("image: nginx", "image: nginx:1.25", &["image", "env"]),
+        ("        labels: {team: web}\n", "", &["label"]),
+        // A port is also in the discovery variables.
+        ("\"80:8080\"", "\"80:8081\"", &["env", "port"]),
+    ];
+    for (from, to, want) in cases {
+        let changed = label(&spec_of(&BASE.replace(from, to), "web-1"), labels::PARTS).to_owned();
+        assert_eq!(changed_parts(&base, &changed), want, "{from} -> {to}");
+    }
+    assert!(changed_parts(&base, &base).is_empty());
+}
