@@ -21,6 +21,7 @@ import calendar
 import json
 import os
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -194,6 +195,12 @@ def inspect(names_):
     return result
 
 
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def parse_ts(s):
     """RFC 3339 with nanoseconds -> seconds since the epoch (float)."""
     date, frac = s.rstrip("Z").split(".") if "." in s else (s.rstrip("Z"), "0")
@@ -271,6 +278,9 @@ class Bench:
                 want = chain_names(tool)
                 remove("%s%s-b-" % (PREFIX, tool))
                 cmd = self.command(tool, "b", verbs[tool])
+                busy = [p for p in (chain_port(tool, i) for i in range(1, 6)) if port_open(p)]
+                if busy:
+                    raise RuntimeError("127.0.0.1 ports %s are in use: (b) needs them free" % busy)
                 dt, rc, log = self.timed(tool, "b", cmd)
                 info = inspect(want)
                 remove("%s%s-b-" % (PREFIX, tool))

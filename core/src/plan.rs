@@ -84,7 +84,7 @@ pub fn start(spec: &ContainerSpec, existing: Option<&Existing>, reuse: bool) -> 
             None => step(Action::Leave, "running, up to date"),
             Some(why) => step(
                 Action::Outdated,
-                format!("running, but {why}; restart applies it"),
+                format!("running, but outdated: {why}; restart applies it"),
             ),
         },
         Some(_) if reuse => step(Action::StartExisting, "stopped; --reuse starts it as it is"),
@@ -144,7 +144,7 @@ mod tests {
                 Some(&env_changed),
                 false,
                 Action::Outdated,
-                "running, but env changed; restart applies it",
+                "running, but outdated: env changed; restart applies it",
             ),
             (Some(&stopped), false, Action::Recreate, "stopped"),
             (
@@ -157,7 +157,7 @@ mod tests {
                 Some(&foreign),
                 false,
                 Action::Outdated,
-                "running, but not created by maestro (no definition digest); restart applies it",
+                "running, but outdated: not created by maestro (no definition digest); restart applies it",
             ),
         ];
         for (e, reuse, action, reason) in cases {
