@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maestro_core::graph::{Dependencies, Direction, SelectError, SelectOptions};
-use maestro_core::model::{Environment, InstanceId};
+use maestro_core::model::{Environment, InstanceId, LifecycleState};
 use maestro_core::plan::Action;
 use maestro_core::spec::{container_spec, labels};
 
@@ -62,7 +62,7 @@ async fn dispatch<E: Engine>(
     match command {
         Command::Status {
             select,
-            full: _,
+            full,
             show_hosts,
         } => {
             let selection = match choose(&env, &deps, &select, Direction::Start, true, false, true)
@@ -70,7 +70,7 @@ async fn dispatch<E: Engine>(
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            status(&ctx, &selection, show_hosts, json).await
+            status(&ctx, &selection, show_hosts, full, json).await
         }
         Command::Plan {
             select,
@@ -409,6 +409,7 @@ async fn status<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
     show_hosts: bool,
+    full: bool,
     json: bool,
 ) -> u8 {
     let ships: Vec<usize> = {
@@ -479,6 +480,46 @@ async fn status<E: Engine>(
             state,
         ));
     }
+    if full {
+        // Every running instance's `running` checks, once each, all at once.
+        let probes = futures_util::future::join_all(selection.iter().enumerate().map(|(n, &id)| {
+            let instance = ctx.env.instance(id);
+            let running = matches!(&by_ship[&instance.ship.0], Ok(found) if found.get(&instance.name).is_some_and(|o| o.running));
+            async move {
+                if !running {
+                    return (n, None);
+                }
+                let checks = instance.lifecycle.get(&LifecycleState::Running).cloned().unwrap_or_default();
+                let ship_ip = &ctx.env.ship(instance.ship).ip;
+                let env: std::collections::BTreeMap<String, String> = ctx
+                    .env
+                    .container_env(id)
+                    .map(|(k, v)| (k.to_owned(), v.unwrap_or_default().to_owned()))
+                    .collect();
+                let engine = &ctx.engines[instance.ship.0];
+                let mut failures = Vec::new();
+                for check in checks.iter().filter_map(crate::play::checks::once) {
+                    if let Err(e) = crate::play::checks::run(&check, ship_ip, &instance.name, &env, engine.as_ref()).await {
+                        failures.push(e);
+                    }
+                }
+                (n, Some((checks.len(), failures)))
+            }
+        }))
+        .await;
+        for (n, probe) in probes {
+            match probe {
+                Some((0, _)) | None => {}
+                Some((_, failures)) if failures.is_empty() => table[n].4.push_str(", checks pass"),
+                Some((_, failures)) => {
+                    all_ok = false;
+                    table[n]
+                        .4
+                        .push_str(&format!(", checks fail: {}", failures.join("; ")));
+                }
+            }
+        }
+    }
     if json {
         let rows: Vec<_> = table
             .iter()
@@ -532,10 +573,7 @@ async fn logs<E: Engine>(
         }
     };
     if follow {
-        output::eprint(
-            "error: logs -F is not available in this version of maestro yet; drop -F for the logs so far\n",
-        );
-        return EXIT_FAILURE;
+        return follow_logs(ctx, &selection, lines).await;
     }
     let prefix = selection.len() > 1;
     let width = selection
@@ -669,6 +707,91 @@ async fn show_plan<E: Engine>(
             text.push_str(&format!("{i:wi$}  {s:ws$}  {a:9} {r}\n"));
         }
         let _ = output::print(&text);
+    }
+    code
+}
+
+/// `logs -F`: every selected instance's output as it comes, each line prefixed with the
+/// instance's name (coloured on a terminal) when there are several; until every stream
+/// ends or Ctrl-C.
+async fn follow_logs<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    tail: Option<u64>,
+) -> u8 {
+    const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
+    let color = output::stdout_is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let prefix = selection.len() > 1;
+    let width = selection
+        .iter()
+        .map(|&i| ctx.env.instance(i).name.len())
+        .max()
+        .unwrap_or(0);
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<(usize, Result<String, String>)>(1024);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, &id) in selection.iter().enumerate() {
+        let instance = ctx.env.instance(id);
+        let engine = ctx.engines[instance.ship.0].clone();
+        let name = instance.name.clone();
+        let sender = sender.clone();
+        tasks.spawn(async move {
+            let container = match engine.inspect(&name).await {
+                Ok(Some(o)) => o.id,
+                Ok(None) => {
+                    let _ = sender
+                        .send((n, Err(format!("{name} has no container"))))
+                        .await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = sender.send((n, Err(e.to_string()))).await;
+                    return;
+                }
+            };
+            let (lines, mut incoming) = tokio::sync::mpsc::channel(256);
+            let forward = async {
+                while let Some(line) = incoming.recv().await {
+                    if sender.send((n, Ok(line))).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(engine.follow(&container, tail, lines), forward);
+            if let Err(e) = result {
+                let _ = sender.send((n, Err(e.to_string()))).await;
+            }
+        });
+    }
+    drop(sender);
+    let mut code = 0;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            item = receiver.recv() => {
+                let Some((n, item)) = item else { break };
+                let name = &ctx.env.instance(selection[n]).name;
+                match item {
+                    Ok(line) if prefix => {
+                        let label = format!("{name:width$}");
+                        let label = if color { format!("\x1b[{}m{label}\x1b[0m", COLORS[n % COLORS.len()]) } else { label };
+                        let _ = output::print(&format!("{label} | {line}\n"));
+                    }
+                    Ok(line) => {
+                        let _ = output::print(&format!("{line}\n"));
+                    }
+                    Err(e) => {
+                        output::eprint(&format!("error: {name}: {e}\n"));
+                        code = EXIT_FAILURE;
+                    }
+                }
+            }
+            _ = &mut ctrl_c => {
+                tasks.abort_all();
+                return EXIT_INTERRUPTED;
+            }
+        }
     }
     code
 }

@@ -604,3 +604,37 @@ audit:
     assert_eq!(stdin[&instance]["service"], "s");
     assert_eq!(stdin[&instance]["ship"], "127.0.0.1");
 }
+
+#[test]
+fn logs_follow_several_instances_until_they_end() {
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+@SHIPS@services:
+  s:
+    image: @IMAGE@
+    instances:
+      @NAME@-first: {ship: local, command: [sh, -c, \"echo one; sleep 1; echo two\"]}
+      @NAME@-second: {ship: local, command: [sh, -c, \"echo three; sleep 1; echo four\"]}
+";
+    let env = Env::new("follow", yaml);
+    assert!(env.maestro(&["start"]).status.success());
+    let began = Instant::now();
+    let out = env.maestro(&["logs", "-F", &env.c("first"), &env.c("second")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(began.elapsed() < Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (first, second) = (env.c("first"), env.c("second"));
+    for (name, line) in [
+        (&first, "one"),
+        (&first, "two"),
+        (&second, "three"),
+        (&second, "four"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(name.as_str()) && l.ends_with(&format!("| {line}"))),
+            "{stdout}"
+        );
+    }
+}

@@ -398,6 +398,41 @@ impl Engine for DockerEngine {
         Ok(text.lines().map(str::to_owned).collect())
     }
 
+    async fn follow(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        lines: tokio::sync::mpsc::Sender<String>,
+    ) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut stream = docker.logs(id, Some(options));
+        let mut pending = String::new();
+        while let Some(chunk) = stream.next().await {
+            pending.push_str(&chunk.map_err(daemon)?.to_string());
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                if lines
+                    .send(line.trim_end_matches(['\n', '\r']).to_owned())
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let _ = lines.send(pending).await;
+        }
+        Ok(())
+    }
+
     async fn exec(&self, id: &str, command: &[String]) -> Result<i64, EngineError> {
         let docker = self.client().await?;
         let exec = docker

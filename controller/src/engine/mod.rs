@@ -79,6 +79,14 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         tail: Option<u64>,
     ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+    /// Sends the container's output, line by line, from the last `tail` lines on, as it
+    /// comes; returns when the container's output ends.
+    fn follow(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        lines: tokio::sync::mpsc::Sender<String>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Runs a command in the container and returns its exit code.
     fn exec(
         &self,

@@ -18,6 +18,18 @@ use crate::engine::Engine;
 const RETRY: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The check with a single attempt, for `status -F`; `None` for checks that only wait.
+pub fn once(check: &Check) -> Option<Check> {
+    let mut check = check.clone();
+    match &mut check {
+        Check::Tcp { max_wait, .. } => *max_wait = 1,
+        Check::Http { max_wait, .. } => *max_wait = 1.0,
+        Check::Exec { attempts, .. } | Check::Rexec { attempts, .. } => *attempts = 1,
+        Check::Sleep { .. } => return None,
+    }
+    Some(check)
+}
+
 /// Runs one check until it passes or gives up. `Err` says why it did not pass.
 pub async fn run<E: Engine>(
     check: &Check,

@@ -128,6 +128,15 @@ impl Engine for Fake {
     async fn logs(&self, _id: &str, _tail: Option<u64>) -> Result<Vec<String>, EngineError> {
         Ok(vec!["panic: no database".into()])
     }
+    async fn follow(
+        &self,
+        _id: &str,
+        _tail: Option<u64>,
+        lines: tokio::sync::mpsc::Sender<String>,
+    ) -> Result<(), EngineError> {
+        let _ = lines.send("panic: no database".into()).await;
+        Ok(())
+    }
     async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
         Ok(0)
     }
