@@ -99,10 +99,13 @@ pub enum Command {
         #[arg(long = "dry-run")]
         dry_run: bool,
     },
-    /// Pull the instances' images.
+    /// Pull the instances' missing images.
     Pull {
         #[command(flatten)]
         select: Select,
+        /// Pull images even when they are present.
+        #[arg(short = 'r', long = "refresh-images")]
+        refresh_images: bool,
     },
     /// Remove stopped instances' containers.
     Clean {

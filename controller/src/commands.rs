@@ -150,7 +150,10 @@ async fn dispatch<E: Engine>(
             .await;
             exit_code(&outcomes, interrupted)
         }
-        Command::Pull { select } => {
+        Command::Pull {
+            select,
+            refresh_images,
+        } => {
             let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
             {
                 Ok(s) => s,
@@ -163,7 +166,7 @@ async fn dispatch<E: Engine>(
                 &selection,
                 &select,
                 None,
-                |ctx, row, id| tasks::pull(ctx, row, id, true),
+                |ctx, row, id| tasks::pull(ctx, row, id, refresh_images),
             )
             .await;
             exit_code(&outcomes, interrupted)

@@ -638,3 +638,70 @@ name: @NAME@
         );
     }
 }
+
+#[test]
+fn selection_flags_reuse_and_plan() {
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+@SHIPS@services:
+  db:
+    image: @IMAGE@
+    instances:
+      @NAME@-db: {ship: local, command: [sh, -c, \"trap 'exit 0' TERM; sleep 60 & wait\"]}
+  app:
+    image: @IMAGE@
+    requires: [db]
+    instances:
+      @NAME@-app: {ship: local, command: [sh, -c, \"trap 'exit 0' TERM; sleep 60 & wait\"]}
+";
+    let env = Env::new("flags", yaml);
+    let (db, app) = (env.c("db"), env.c("app"));
+
+    // Named alone, an instance is started alone.
+    let out = env.maestro(&["start", &app]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.inspect("db", "{{.Id}}"), "", "db was not named");
+    assert!(env.maestro(&["stop", "-a"]).status.success());
+    assert!(env.maestro(&["clean"]).status.success());
+
+    // -d brings what it depends on, first.
+    let out = env.maestro(&["start", "-d", "-c", "1", &app]);
+    assert!(out.status.success(), "{}", text(&out));
+    let started = |i: &str| env.inspect(i, "{{.State.StartedAt}}");
+    assert!(
+        started("db") <= started("app"),
+        "{} then {}",
+        started("db"),
+        started("app")
+    );
+
+    // The plan of an unchanged environment touches nothing.
+    let plan = env.maestro(&["plan"]);
+    assert!(plan.status.success());
+    assert_eq!(
+        text(&plan).matches("running, up to date").count(),
+        2,
+        "{}",
+        text(&plan)
+    );
+
+    // stop without names or -a is refused; with names and -i it stops just that one.
+    let refused = env.maestro(&["stop"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("--all"), "{}", text(&refused));
+    let out = env.maestro(&["stop", "-i", &db]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.inspect("db", "{{.State.Running}}"), "false");
+    assert_eq!(env.inspect("app", "{{.State.Running}}"), "true");
+
+    // --reuse starts the stopped container itself; without it a new one is created.
+    let id = env.inspect("db", "{{.Id}}");
+    let out = env.maestro(&["start", "--reuse", &db]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.inspect("db", "{{.Id}}"), id);
+    assert!(env.maestro(&["stop", "-i", &db]).status.success());
+    let plan = env.maestro(&["plan", &db]);
+    assert!(text(&plan).contains("recreate"), "{}", text(&plan));
+    assert!(env.maestro(&["start", &db]).status.success());
+    assert_ne!(env.inspect("db", "{{.Id}}"), id);
+}
