@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use maestro_core::model::{AuditLevel, Auditor, AuditorKind, Data, Environment, InstanceId};
 
@@ -239,7 +239,7 @@ fn render(payload: &Data, what: &str, action: &str, who: &str, message: &str) ->
     }
 }
 
-/// POSTs (or GETs) the payload as JSON over plain HTTP.
+/// POSTs (or GETs) the payload as JSON over plain HTTP; any 2xx answer is success.
 async fn webhook(
     endpoint: &str,
     method: &str,
@@ -247,54 +247,15 @@ async fn webhook(
     body: &serde_json::Value,
     timeout: f64,
 ) -> Result<(), String> {
-    let rest = endpoint.strip_prefix("http://").ok_or_else(|| {
-        format!("{endpoint}: only http:// webhooks are supported in this version")
-    })?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let address = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
+    let (host, port, path) = crate::http::split_url(endpoint)?;
     let body = body.to_string();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
+    let exchange = crate::http::request(&host, port, method, &path, headers, Some(&body));
+    match tokio::time::timeout(Duration::from_secs_f64(timeout), exchange).await {
+        Err(_) => Err(format!("{endpoint}: no answer within {timeout}s")),
+        Ok(Err(e)) => Err(format!("{endpoint}: {e}")),
+        Ok(Ok((code, _))) if (200..300).contains(&code) => Ok(()),
+        Ok(Ok((code, _))) => Err(format!("{endpoint} answered HTTP {code}")),
     }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(&address)
-            .await
-            .map_err(|e| format!("{endpoint}: {e}"))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = String::from_utf8_lossy(&response)
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok());
-        match status {
-            Some(code) if (200..300).contains(&code) => Ok(()),
-            Some(code) => Err(format!("{endpoint} answered HTTP {code}")),
-            None => Err(format!("{endpoint} did not answer HTTP")),
-        }
-    };
-    tokio::time::timeout(Duration::from_secs_f64(timeout), exchange)
-        .await
-        .map_err(|_| format!("{endpoint}: no answer within {timeout}s"))?
 }
 
 #[cfg(test)]

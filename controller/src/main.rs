@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod commands;
 mod engine;
+mod http;
 mod load;
 mod output;
 mod play;

@@ -86,7 +86,7 @@ pub async fn run<E: Engine>(
             loop {
                 let last = match timeout(
                     Duration::from_secs(5),
-                    http_request(host, *port, method, path),
+                    crate::http::request(host, *port, method, path, &[], None),
                 )
                 .await
                 {
@@ -192,41 +192,4 @@ async fn accepted(mut stream: TcpStream) -> bool {
         Ok(Ok(n)) => n > 0,
         Ok(Err(_)) => false,
     }
-}
-
-/// One HTTP/1.1 request without a body; returns the status code and the body.
-async fn http_request(
-    host: &str,
-    port: u16,
-    method: &str,
-    path: &str,
-) -> Result<(u16, String), String> {
-    let mut stream = timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| "connect timeout".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "{} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: maestro\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        method.to_uppercase()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| "not an HTTP response".to_owned())?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
 }
