@@ -705,3 +705,46 @@ name: @NAME@
     assert!(env.maestro(&["start", &db]).status.success());
     assert_ne!(env.inspect("db", "{{.Id}}"), id);
 }
+
+#[test]
+fn pull_present_and_unreachable_images_and_logs_tail() {
+    // The registry of the second image is a loopback port where nothing listens, so the
+    // daemon's pull fails at once without leaving this machine.
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+@SHIPS@services:
+  here:
+    image: @IMAGE@
+    instances:
+      @NAME@-here: {ship: local, command: [sh, -c, \"for i in 1 2 3 4 5; do echo line $i; done; trap 'exit 0' TERM; sleep 60 & wait\"]}
+  nowhere:
+    image: 127.0.0.1:9/maestro-e2e/absent:1
+    instances:
+      @NAME@-nowhere: {ship: local}
+";
+    let env = Env::new("pull", yaml);
+    let here = env.c("here");
+    let out = env.maestro(&["pull", &here]);
+    assert!(
+        out.status.success() && text(&out).contains("present"),
+        "{}",
+        text(&out)
+    );
+    let out = env.maestro(&["pull", &env.c("nowhere")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot pull 127.0.0.1:9/maestro-e2e/absent:1"),
+        "{}",
+        text(&out)
+    );
+
+    assert!(env.maestro(&["start", &here]).status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let out = env.maestro(&["logs", "-n", "2", &here]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 4\nline 5\n",
+        "{}",
+        text(&out)
+    );
+}
