@@ -25,7 +25,7 @@ pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs a play command; returns the exit code.
-pub fn run(env: Environment, command: Command, json: bool) -> u8 {
+pub fn run(env: Environment, base_dir: std::path::PathBuf, command: Command, json: bool) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,7 +40,7 @@ pub fn run(env: Environment, command: Command, json: bool) -> u8 {
     let engines: Arc<Vec<Arc<DockerEngine>>> = Arc::new(
         env.ships
             .iter()
-            .map(|s| Arc::new(DockerEngine::new(s.clone())))
+            .map(|s| Arc::new(DockerEngine::new(s.clone(), base_dir.clone())))
             .collect(),
     );
     runtime.block_on(dispatch(env, engines, command, json))

@@ -22,6 +22,8 @@ pub struct Loaded {
 pub struct Source {
     /// How to name the file in messages.
     pub name: String,
+    /// The file's folder: what relative paths in it are relative to.
+    pub base_dir: PathBuf,
     pub rendered: String,
     /// Whether Jinja2 changed the text (then line numbers are those of the rendered text).
     pub templated: bool,
@@ -40,7 +42,10 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
     let base_dir = if stdin {
         std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
     } else {
-        path.parent().map(Path::to_path_buf).unwrap_or_default()
+        path.parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
     };
     let fail = |name: String, message: String, help: Option<String>| {
         let mut d = Diagnostic::error("", None, message);
@@ -50,6 +55,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
             diagnostics: vec![d],
             source: Source {
                 name,
+                base_dir: base_dir.clone(),
                 rendered: String::new(),
                 templated: false,
                 read: false,
@@ -97,6 +103,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
                 diagnostics: vec![*d],
                 source: Source {
                     name,
+                    base_dir,
                     rendered: text,
                     templated: false,
                     read: true,
@@ -114,6 +121,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
         diagnostics: loaded.diagnostics,
         source: Source {
             name,
+            base_dir,
             rendered,
             templated,
             read: true,
@@ -191,7 +199,7 @@ impl Files for DirFiles<'_> {
         let full = self.base_dir.join(path);
         std::fs::read_to_string(&full).map_err(|e| {
             // The message names `path` already; add where it was looked for if that differs.
-            if full.as_path() == Path::new(path) {
+            if full.as_path() == Path::new(path) || self.base_dir == Path::new(".") {
                 e.to_string()
             } else {
                 format!("{}: {e}", full.display())

@@ -85,7 +85,8 @@ fn main() -> ExitCode {
         Command::Completions { .. } => unreachable!("handled before loading"),
         play => {
             let json = cli.json;
-            return ExitCode::from(commands::run(env, play, json));
+            let base_dir = loaded.source.base_dir.clone();
+            return ExitCode::from(commands::run(env, base_dir, play, json));
         }
     };
     // The process ends here: freeing a large model piece by piece would only cost time.

@@ -88,6 +88,8 @@ pub struct Ship {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub ssl_version: Option<String>,
+    /// At most this many operations at once on this ship (`None`: no limit of its own).
+    pub max_operations: Option<usize>,
 }
 
 impl Ship {
@@ -108,6 +110,7 @@ impl Ship {
             tls_cert: None,
             tls_key: None,
             ssl_version: None,
+            max_operations: None,
         }
     }
 }
@@ -115,8 +118,13 @@ impl Ship {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SshTunnel {
     pub user: String,
+    /// The private key file.
     pub key: String,
     pub port: u16,
+    /// The known-hosts file to check the ship's host key against (ssh's default if none).
+    pub known_hosts: Option<String>,
+    /// Trust a host key never seen before (and remember it); a changed key is still refused.
+    pub accept_new_host_key: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

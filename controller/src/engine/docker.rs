@@ -3,6 +3,7 @@
 //! that cannot be reached fails its own operations only.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -20,6 +21,7 @@ use tokio::sync::OnceCell;
 use maestro_core::model::{Image, Ship};
 use maestro_core::spec::{ContainerSpec, labels};
 
+use super::tunnel::{self, Tunnel};
 use super::{Engine, EngineError, Observed};
 
 /// Requests that legitimately take long (pulls, stops with a grace period) are bounded by
@@ -28,13 +30,22 @@ const REQUEST_TIMEOUT: u64 = 600;
 
 pub struct DockerEngine {
     ship: Ship,
-    client: OnceCell<Result<Docker, EngineError>>,
+    /// The environment file's folder: TLS and SSH key paths are relative to it.
+    base_dir: PathBuf,
+    client: OnceCell<Result<Connection, EngineError>>,
+}
+
+/// A client, and the tunnel it goes through (kept open as long as the client).
+struct Connection {
+    docker: Docker,
+    _tunnel: Option<Tunnel>,
 }
 
 impl DockerEngine {
-    pub fn new(ship: Ship) -> Self {
+    pub fn new(ship: Ship, base_dir: PathBuf) -> Self {
         DockerEngine {
             ship,
+            base_dir,
             client: OnceCell::new(),
         }
     }
@@ -51,6 +62,7 @@ impl DockerEngine {
         match (&self.ship.socket_path, &self.ship.ssh_tunnel) {
             (_, Some(t)) => format!("ssh://{}@{}:{}", t.user, self.host(), t.port),
             (Some(path), None) => format!("unix://{path}"),
+            (None, None) if self.tls() => format!("tls://{}:{}", self.host(), self.port()),
             (None, None) => format!("tcp://{}:{}", self.host(), self.port()),
         }
     }
@@ -59,50 +71,71 @@ impl DockerEngine {
         self.ship.endpoint.as_deref().unwrap_or(&self.ship.ip)
     }
 
+    fn tls(&self) -> bool {
+        self.ship.tls || self.ship.tls_verify
+    }
+
     fn port(&self) -> u16 {
         self.ship
             .docker_port
-            .unwrap_or(if self.ship.tls { 2376 } else { 2375 })
+            .unwrap_or(if self.tls() { 2376 } else { 2375 })
     }
 
     async fn client(&self) -> Result<&Docker, EngineError> {
         let result = self
             .client
             .get_or_init(|| async {
-                let connect_timeout =
-                    Duration::from_secs_f64(self.ship.timeout.unwrap_or(5.0).max(0.1));
-                if self.ship.ssh_tunnel.is_some() || self.ship.tls || self.ship.tls_verify {
-                    return Err(self.unreachable(
-                        "SSH and TLS ships are not supported by this version of maestro yet",
-                    ));
-                }
-                let docker = match &self.ship.socket_path {
-                    Some(path) => Docker::connect_with_unix(
+                let wait = Duration::from_secs_f64(self.ship.timeout.unwrap_or(5.0).max(0.1));
+                let tunnel = if self.ship.ssh_tunnel.is_some() {
+                    Some(
+                        tunnel::ssh(&self.ship, &self.base_dir, wait)
+                            .await
+                            .map_err(|e| self.unreachable(e))?,
+                    )
+                } else if self.tls() && self.ship.socket_path.is_none() {
+                    Some(
+                        tunnel::tls(&self.ship, &self.base_dir, wait)
+                            .await
+                            .map_err(|e| self.unreachable(e))?,
+                    )
+                } else {
+                    None
+                };
+                let docker = match (&tunnel, &self.ship.socket_path) {
+                    (Some(t), _) => Docker::connect_with_http(
+                        &format!("tcp://127.0.0.1:{}", t.port),
+                        REQUEST_TIMEOUT,
+                        bollard::API_DEFAULT_VERSION,
+                    ),
+                    (None, Some(path)) => Docker::connect_with_unix(
                         path,
                         REQUEST_TIMEOUT,
                         bollard::API_DEFAULT_VERSION,
                     ),
-                    None => Docker::connect_with_http(
+                    (None, None) => Docker::connect_with_http(
                         &format!("tcp://{}:{}", self.host(), self.port()),
                         REQUEST_TIMEOUT,
                         bollard::API_DEFAULT_VERSION,
                     ),
                 }
                 .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;
-                match tokio::time::timeout(connect_timeout, docker.negotiate_version()).await {
-                    Ok(Ok(docker)) => Ok(docker),
+                match tokio::time::timeout(wait, docker.negotiate_version()).await {
+                    Ok(Ok(docker)) => Ok(Connection {
+                        docker,
+                        _tunnel: tunnel,
+                    }),
                     Ok(Err(e)) => {
                         Err(self.unreachable(format!("{}: {}", self.address(), describe(&e))))
                     }
                     Err(_) => Err(self.unreachable(format!(
                         "{}: no answer within {:.1}s (the ship's timeout)",
                         self.address(),
-                        connect_timeout.as_secs_f64()
+                        wait.as_secs_f64()
                     ))),
                 }
             })
             .await;
-        result.as_ref().map_err(Clone::clone)
+        result.as_ref().map(|c| &c.docker).map_err(Clone::clone)
     }
 }
 

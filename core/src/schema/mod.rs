@@ -28,7 +28,8 @@ const TOP_LEVEL: [&str; 8] = [
     "services",
     "audit",
 ];
-const SHIP_DEFAULTS: [&str; 11] = [
+const SHIP_DEFAULTS: [&str; 12] = [
+    "max_operations",
     "docker_port",
     "socket_path",
     "ssh_tunnel",
@@ -323,6 +324,10 @@ fn ships(
         ship.timeout = field("timeout")
             .filter(|n| !n.is_null())
             .and_then(|n| r.seconds(n, &fpath("timeout")));
+        ship.max_operations = field("max_operations")
+            .filter(|n| !n.is_null())
+            .and_then(|n| r.uint(n, &fpath("max_operations"), "a number of operations"))
+            .filter(|&n: &usize| n > 0);
         ship.tls = field("tls").is_some_and(|n| r.bool(n, &fpath("tls")));
         ship.tls_verify = field("tls_verify").is_some_and(|n| r.bool(n, &fpath("tls_verify")));
         for (name, slot) in [
@@ -336,7 +341,11 @@ fn ships(
         if let Some(tunnel) = field("ssh_tunnel").filter(|n| !n.is_null()) {
             let tpath = fpath("ssh_tunnel");
             if let Some(t) = r.map(tunnel, &tpath, "a mapping {user, key, port}") {
-                r.known_keys(t, &tpath, &["user", "key", "port"]);
+                r.known_keys(
+                    t,
+                    &tpath,
+                    &["user", "key", "port", "known_hosts", "accept_new_host_key"],
+                );
                 let user = match get(t, "user") {
                     Some(n) => r.string(n, &join(&tpath, "user"), "an SSH user name"),
                     None => {
@@ -365,8 +374,23 @@ fn ships(
                     Some(n) => r.uint(n, &join(&tpath, "port"), "a TCP port number"),
                     None => Some(22),
                 };
+                let known_hosts = get(t, "known_hosts").and_then(|n| {
+                    r.opt_string(
+                        n,
+                        &join(&tpath, "known_hosts"),
+                        "a path to a known-hosts file",
+                    )
+                });
+                let accept_new_host_key = get(t, "accept_new_host_key")
+                    .is_some_and(|n| r.bool(n, &join(&tpath, "accept_new_host_key")));
                 if let (Some(user), Some(key), Some(port)) = (user, key_file, port) {
-                    ship.ssh_tunnel = Some(SshTunnel { user, key, port });
+                    ship.ssh_tunnel = Some(SshTunnel {
+                        user,
+                        key,
+                        port,
+                        known_hosts,
+                        accept_new_host_key,
+                    });
                 }
             }
         }

@@ -1490,6 +1490,8 @@ services: {svc: {image: i, instances: {i1: {ship: a}}}}
             user: user.into(),
             key: key.into(),
             port,
+            known_hosts: None,
+            accept_new_host_key: false,
         })
     };
     // (ship, endpoint, docker_port, tls, api_version, timeout, ssh tunnel)
