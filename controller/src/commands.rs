@@ -272,15 +272,33 @@ where
     let rows = play::rows(&ctx.env, selection);
     let names: Vec<String> = rows.iter().map(|r| r.instance.clone()).collect();
     (ctx.reporter)(Event::Began { play: name, rows });
+    // A ship's own limit (`max_operations`) applies on top of the play's `-c`.
+    let ship_limits: Vec<Option<Arc<tokio::sync::Semaphore>>> = ctx
+        .env
+        .ships
+        .iter()
+        .map(|s| {
+            s.max_operations
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n)))
+        })
+        .collect();
+    let row_limits: Vec<_> = selection
+        .iter()
+        .map(|&i| ship_limits[ctx.env.instance(i).ship.0].clone())
+        .collect();
     let waits = match direction {
         Some(d) if !select.ignore_dependencies => deps.within(selection, d),
         _ => vec![Vec::new(); selection.len()],
     };
-    let (outcomes, interrupted) =
-        play::schedule(&names, &waits, select.concurrency, &ctx.reporter, |row| {
-            task(ctx.clone(), row, selection[row])
-        })
-        .await;
+    let (outcomes, interrupted) = play::schedule(
+        &names,
+        &waits,
+        select.concurrency,
+        &row_limits,
+        &ctx.reporter,
+        |row| task(ctx.clone(), row, selection[row]),
+    )
+    .await;
     (ctx.reporter)(Event::Ended {
         play: name,
         elapsed: began.elapsed(),

@@ -110,12 +110,14 @@ pub fn rows(env: &Environment, selection: &[InstanceId]) -> Vec<Row> {
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs `task(row)` for every row once the rows it waits for (`waits[row]`, positions in
-/// the same list) have succeeded. Returns each row's outcome and whether the play was
+/// the same list) have succeeded, at most `concurrency` at once and at most as many as
+/// `row_limits[row]` allows among the rows sharing that limit. Returns each row's outcome and whether the play was
 /// interrupted.
 pub async fn schedule<F, Fut>(
     names: &[String],
     waits: &[Vec<usize>],
     concurrency: Option<usize>,
+    row_limits: &[Option<Arc<Semaphore>>],
     reporter: &Reporter,
     task: F,
 ) -> (Vec<Outcome>, bool)
@@ -137,8 +139,20 @@ where
     let mut set: JoinSet<(usize, Outcome, Duration)> = JoinSet::new();
     let spawn = |set: &mut JoinSet<_>, row: usize| {
         let permits = permits.clone();
+        let row_limit = row_limits.get(row).cloned().flatten();
         let work = task(row);
         set.spawn(async move {
+            // The row's own limit (its ship's) first, so that waiting for it does not
+            // hold one of the play's places.
+            let _row_permit = match row_limit {
+                Some(limit) => Some(
+                    limit
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed"),
+                ),
+                None => None,
+            };
             let _permit = permits
                 .acquire_owned()
                 .await

@@ -185,10 +185,16 @@ where
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
     let names: Vec<String> = env.instances.iter().map(|i| i.name.clone()).collect();
-    let (outcomes, interrupted) = schedule(&names, &waits, concurrency, &reporter, |row| {
-        task(ctx.clone(), row, selection[row])
-    })
-    .await;
+    // One ship: its limit, if any, is shared by every row.
+    let ship = env.ships[0]
+        .max_operations
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+    let limits = vec![ship; names.len()];
+    let (outcomes, interrupted) =
+        schedule(&names, &waits, concurrency, &limits, &reporter, |row| {
+            task(ctx.clone(), row, selection[row])
+        })
+        .await;
     assert!(!interrupted);
     // Every row is reported finished exactly once.
     let finished: Vec<usize> = events
@@ -314,6 +320,17 @@ async fn concurrency_is_bounded() {
         // db-1, db-2 and batch-1 can start together; with -c 1 nothing overlaps.
         assert_eq!(fake.busy.lock().unwrap().1, most, "limit {limit:?}");
     }
+    // The ship's own limit bounds it too, without -c.
+    let limited = environment(&ENV.replace(
+        "ships: {s1: {ip: 127.0.0.1}}",
+        "ships: {s1: {ip: 127.0.0.1, max_operations: 2}}",
+    ));
+    let fake = Arc::new(Fake::default());
+    play(&limited, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    assert_eq!(fake.busy.lock().unwrap().1, 2);
 }
 
 #[tokio::test]
