@@ -13,6 +13,7 @@ use maestro_core::spec::{container_spec, labels};
 
 use crate::audit::{Audit, Phase};
 use crate::cli::{Command, Select};
+use crate::credentials::DockerConfig;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, Observed};
 use crate::output;
@@ -54,9 +55,11 @@ async fn dispatch<E: Engine>(
 ) -> u8 {
     let deps = Dependencies::new(&env);
     let printer = Printer::new(Mode::detect(json));
+    let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     let ctx = Context {
         env: env.clone(),
         engines,
+        docker_config: Arc::new(DockerConfig::load(&process_env)),
         reporter: printer.reporter(),
     };
     match command {

@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod commands;
+mod credentials;
 mod engine;
 mod http;
 mod load;

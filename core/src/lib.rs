@@ -8,6 +8,7 @@ pub mod diag;
 pub mod graph;
 pub mod model;
 pub mod plan;
+pub mod registry;
 pub mod schema;
 pub mod spec;
 mod variables;

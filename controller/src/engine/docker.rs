@@ -23,6 +23,7 @@ use maestro_core::spec::{ContainerSpec, labels};
 
 use super::tunnel::{self, Tunnel};
 use super::{Engine, EngineError, Observed};
+use crate::credentials::Credentials;
 
 /// Requests that legitimately take long (pulls, stops with a grace period) are bounded by
 /// this; reaching the ship at all is bounded by the ship's own `timeout`.
@@ -262,25 +263,78 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+    async fn pull(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<(), EngineError> {
         let docker = self.client().await?;
         let parsed = Image::parse(image);
-        let options = CreateImageOptions {
-            from_image: Some(parsed.repository.clone()),
-            tag: Some(parsed.tag.clone()),
+        let attempts = credentials.map_or(1, |c| c.retry_attempts.max(1));
+        let retry_when = credentials
+            .map(|c| c.retry_when.as_slice())
+            .unwrap_or_default();
+        let auth = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: Some(c.server.clone()),
             ..Default::default()
-        };
-        let mut progress = docker.create_image(Some(options), None, None);
-        while let Some(item) = progress.next().await {
-            let info = item.map_err(daemon)?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Daemon(format!(
-                    "pull of {image} failed: {}",
-                    detail.message.unwrap_or_default()
-                )));
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let options = CreateImageOptions {
+                from_image: Some(parsed.repository.clone()),
+                tag: Some(parsed.tag.clone()),
+                ..Default::default()
+            };
+            let mut progress = docker.create_image(Some(options), None, auth.clone());
+            let mut failure: Option<(Option<u16>, String)> = None;
+            while let Some(item) = progress.next().await {
+                match item {
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code,
+                        message,
+                    }) => {
+                        failure = Some((Some(status_code), message));
+                        break;
+                    }
+                    Err(e) => return Err(daemon(e)),
+                    Ok(info) => {
+                        if let Some(detail) = info.error_detail {
+                            failure = Some((None, detail.message.unwrap_or_default()));
+                            break;
+                        }
+                    }
+                }
             }
+            let Some((status, message)) = failure else {
+                return Ok(());
+            };
+            let retry = status.is_some_and(|s| retry_when.contains(&s)) && attempt < attempts;
+            if retry {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            let denied = [
+                "unauthorized",
+                "authentication required",
+                "no basic auth credentials",
+                "denied",
+            ]
+            .iter()
+            .any(|w| message.to_lowercase().contains(w));
+            return Err(EngineError::Daemon(match (denied, credentials) {
+                (true, Some(c)) => format!(
+                    "authentication with registry {} as {} failed: {message}",
+                    c.label, c.username
+                ),
+                (true, None) => format!(
+                    "the registry refused access without credentials: {message} (add it under registries:, or docker login)"
+                ),
+                (false, _) => message,
+            }));
         }
-        Ok(())
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {

@@ -8,6 +8,8 @@ use std::future::Future;
 
 use maestro_core::spec::ContainerSpec;
 
+use crate::credentials::Credentials;
+
 /// A container as the engine reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
@@ -59,7 +61,13 @@ pub trait Engine: Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<Option<Observed>, EngineError>> + Send;
     fn has_image(&self, image: &str) -> impl Future<Output = Result<bool, EngineError>> + Send;
-    fn pull(&self, image: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Pulls an image, authenticating with `credentials` when given and retrying as they
+    /// say.
+    fn pull(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Creates the container; returns its id.
     fn create(
         &self,

@@ -12,6 +12,7 @@ use maestro_core::plan::{self, Action};
 use maestro_core::spec::container_spec;
 
 use super::{Event, Failure, Outcome, Reporter, checks};
+use crate::credentials::{self, DockerConfig};
 use crate::engine::{Engine, Observed};
 
 /// What every task of a play shares.
@@ -19,6 +20,8 @@ pub struct Context<E: Engine> {
     pub env: Arc<Environment>,
     /// By ship id.
     pub engines: Arc<Vec<Arc<E>>>,
+    /// The user's Docker config, for registry credentials.
+    pub docker_config: Arc<DockerConfig>,
     pub reporter: Reporter,
 }
 
@@ -27,6 +30,7 @@ impl<E: Engine> Clone for Context<E> {
         Context {
             env: self.env.clone(),
             engines: self.engines.clone(),
+            docker_config: self.docker_config.clone(),
             reporter: self.reporter.clone(),
         }
     }
@@ -95,18 +99,8 @@ pub async fn start<E: Engine>(
     let container_id = match container_id {
         Some(existing) => existing,
         None => {
-            let present = match engine.has_image(&spec.image).await {
-                Ok(present) => present,
-                Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
-            };
-            if options.refresh_images || !present {
-                ctx.step(row, format!("pulling image {}", spec.image));
-                if let Err(e) = engine.pull(&spec.image).await {
-                    return Outcome::Failed(Failure::new(format!(
-                        "cannot pull {}: {e}",
-                        spec.image
-                    )));
-                }
+            if let Err(failure) = ensure_image(&ctx, row, id, options.refresh_images).await {
+                return Outcome::Failed(failure);
             }
             ctx.step(row, "creating container");
             match engine.create(&spec).await {
@@ -199,19 +193,39 @@ pub async fn pull<E: Engine>(
     refresh: bool,
 ) -> Outcome {
     let image = &ctx.env.instance(id).image.name;
+    match ensure_image(&ctx, row, id, refresh).await {
+        Ok(true) => Outcome::Done(format!("pulled {image}")),
+        Ok(false) => Outcome::Done(format!("{image} present")),
+        Err(failure) => Outcome::Failed(failure),
+    }
+}
+
+/// Makes sure the instance's image is on its ship: pulls it (with the registry's
+/// credentials) when missing or when `refresh`. `Ok(true)` when it pulled.
+async fn ensure_image<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    refresh: bool,
+) -> Result<bool, Failure> {
+    let image = &ctx.env.instance(id).image.name;
     let engine = ctx.engine(id);
-    if !refresh {
-        match engine.has_image(image).await {
-            Ok(true) => return Outcome::Done(format!("{image} present")),
-            Ok(false) => {}
-            Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
-        }
+    if !refresh
+        && engine
+            .has_image(image)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?
+    {
+        return Ok(false);
     }
+    let credentials = credentials::for_image(&ctx.env, image, &ctx.docker_config)
+        .map_err(|e| Failure::new(format!("cannot pull {image}: {e}")))?;
     ctx.step(row, format!("pulling image {image}"));
-    match engine.pull(image).await {
-        Ok(()) => Outcome::Done(format!("pulled {image}")),
-        Err(e) => Outcome::Failed(Failure::new(format!("cannot pull {image}: {e}"))),
-    }
+    engine
+        .pull(image, credentials.as_ref())
+        .await
+        .map_err(|e| Failure::new(format!("cannot pull {image}: {e}")))?;
+    Ok(true)
 }
 
 /// Runs the checks of `state` concurrently. While `running` checks wait, the container is

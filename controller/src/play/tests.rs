@@ -56,7 +56,11 @@ impl Engine for Fake {
     async fn has_image(&self, _image: &str) -> Result<bool, EngineError> {
         Ok(true)
     }
-    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+    async fn pull(
+        &self,
+        image: &str,
+        _credentials: Option<&crate::credentials::Credentials>,
+    ) -> Result<(), EngineError> {
         self.record(format!("pull {image}"));
         Ok(())
     }
@@ -180,6 +184,7 @@ where
     let ctx = Context {
         env: env.clone(),
         engines: Arc::new(vec![fake.clone()]),
+        docker_config: Arc::default(),
         reporter: reporter.clone(),
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
