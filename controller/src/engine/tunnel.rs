@@ -45,8 +45,13 @@ impl Drop for Guard {
     }
 }
 
+/// A path from the environment file: `~/` is the user's home, a relative path is relative
+/// to the file's folder.
 fn resolve(base_dir: &Path, path: &str) -> PathBuf {
-    base_dir.join(path)
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => base_dir.join(path),
+    }
 }
 
 fn host(ship: &Ship) -> &str {
