@@ -8,7 +8,7 @@ use guestutils::discovery;
 use crate::args::{Invocation, Kind, Opt, Spec};
 use crate::env::ProcessEnv;
 use crate::format::{self, Format};
-use crate::netif;
+use guestutils::net::{self, NetifError};
 
 /// A command's answer, one entry per output line, or the message of its failure.
 pub type Outcome = Result<Vec<String>, String>;
@@ -177,7 +177,7 @@ fn resolve_ipv4(name: &str) -> Result<Ipv4Addr, String> {
 
 fn internal_address(inv: &Invocation, _: &ProcessEnv) -> Outcome {
     let interface = inv.value("interface").unwrap_or("eth0");
-    netif::first_ipv4(interface)
+    first_ipv4(interface)
         .map_err(|err| err.to_string())
         .and_then(one)
 }
@@ -222,4 +222,20 @@ fn nodes(inv: &Invocation, vars: &ProcessEnv) -> Outcome {
     let nodes =
         discovery::node_list(vars, inv.arg(0), &ports, minimum).map_err(|err| err.to_string())?;
     Ok(format::nodes(format, &nodes))
+}
+
+/// The first IPv4 address of `interface`, from this namespace's `/proc`.
+fn first_ipv4(interface: &str) -> Result<std::net::Ipv4Addr, NetifError> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path).map_err(|err| NetifError::Unreadable {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })
+    };
+    net::first_ipv4_in(
+        interface,
+        &read("/proc/net/dev")?,
+        &read("/proc/net/route")?,
+        &read("/proc/net/fib_trie")?,
+    )
 }

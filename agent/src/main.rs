@@ -6,7 +6,6 @@ mod args;
 mod commands;
 mod env;
 mod format;
-mod netif;
 mod output;
 
 use std::ffi::OsString;

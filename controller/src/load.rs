@@ -248,7 +248,13 @@ pub fn local_ship(process_env: &BTreeMap<String, String>) -> Ship {
 }
 
 fn bridge_address() -> Option<String> {
-    let route = std::fs::read_to_string("/proc/net/route").ok()?;
-    let fib_trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
-    guestutils::net::interface_ipv4(&route, &fib_trie, "docker0").map(|a| a.to_string())
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let (dev, route, fib_trie) = (
+        read("/proc/net/dev")?,
+        read("/proc/net/route")?,
+        read("/proc/net/fib_trie")?,
+    );
+    guestutils::net::first_ipv4_in("docker0", &dev, &route, &fib_trie)
+        .ok()
+        .map(|a| a.to_string())
 }

@@ -310,7 +310,7 @@ fn messages() {
         ),
         (
             NetifError::Unreadable {
-                path: "/proc/net/route",
+                path: "/proc/net/route".into(),
                 reason: "gone".into(),
             },
             "Cannot read /proc/net/route: gone",
