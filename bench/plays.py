@@ -64,19 +64,19 @@ def q(s):
     return json.dumps(s)
 
 
-def ship_yaml(tool, ng_port):
+def ship_yaml(tool, ng_port, ng_api):
     if tool == "ng":
         # docker-py 1.10.6 + requests 2.34 cannot use the unix socket: TCP via
         # socat on loopback, API version of this engine.
-        return ("ships:\n  local: {ip: 127.0.0.1, docker_port: %d, api_version: \"1.41\", timeout: 60}\n"
-                % ng_port)
+        return ("ships:\n  local: {ip: 127.0.0.1, docker_port: %d, api_version: \"%s\", timeout: 60}\n"
+                % (ng_port, ng_api))
     return "ships:\n  local: {ip: 127.0.0.1, socket_path: /var/run/docker.sock, timeout: 60}\n"
 
 
-def maestro_flat(tool, play, n, ng_port):
+def maestro_flat(tool, play, n, ng_port, ng_api):
     """One service with n independent instances (plays a, c, d)."""
     out = ["__maestro: {schema: 2}\n", "name: mb-%s-%s\n" % (tool, play),
-           ship_yaml(tool, ng_port), "services:\n",
+           ship_yaml(tool, ng_port, ng_api), "services:\n",
            "  %s:\n" % play, "    image: %s\n" % IMAGE, "    instances:\n"]
     for name in names(tool, play, n):
         out.append("      %s: {ship: local, command: %s}\n"
@@ -84,9 +84,9 @@ def maestro_flat(tool, play, n, ng_port):
     return "".join(out)
 
 
-def maestro_chain(tool, ng_port):
+def maestro_chain(tool, ng_port, ng_api):
     out = ["__maestro: {schema: 2}\n", "name: mb-%s-b\n" % tool,
-           ship_yaml(tool, ng_port), "services:\n"]
+           ship_yaml(tool, ng_port, ng_api), "services:\n"]
     for level, name in enumerate(chain_names(tool), 1):
         port = chain_port(tool, level)
         out.append("  l%d:\n" % level)
@@ -144,15 +144,15 @@ def write(path, text):
         f.write(text)
 
 
-def generate(out, a_n, c_n, ng_port):
+def generate(out, a_n, c_n, ng_port, ng_api):
     files = {}
     for tool in ("ng", "rs"):
         files[(tool, "a")] = os.path.join(out, tool, "a.yaml")
-        write(files[(tool, "a")], maestro_flat(tool, "a", a_n, ng_port))
+        write(files[(tool, "a")], maestro_flat(tool, "a", a_n, ng_port, ng_api))
         files[(tool, "b")] = os.path.join(out, tool, "b.yaml")
-        write(files[(tool, "b")], maestro_chain(tool, ng_port))
+        write(files[(tool, "b")], maestro_chain(tool, ng_port, ng_api))
         files[(tool, "c")] = os.path.join(out, tool, "c.yaml")
-        write(files[(tool, "c")], maestro_flat(tool, "c", c_n, ng_port))
+        write(files[(tool, "c")], maestro_flat(tool, "c", c_n, ng_port, ng_api))
     for play, text in (("a", compose_flat("a", a_n)), ("b", compose_chain()),
                        ("c", compose_flat("c", c_n))):
         files[("cp", play)] = os.path.join(out, "cp", play, "docker-compose.yml")
@@ -216,7 +216,7 @@ class Bench:
         self.compose = shlex.split(args.compose)
         self.log_dir = os.path.join(args.out, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
-        self.files = generate(args.out, args.a, args.c, args.ng_port)
+        self.files = generate(args.out, args.a, args.c, args.ng_port, args.ng_api)
         self.failures = []  # (tool, play, command, exit code, output tail)
         self.counter = 0
 
@@ -459,6 +459,7 @@ def main():
     r.add_argument("--compose", required=True)
     r.add_argument("--compose-label", default="compose")
     r.add_argument("--ng-port", type=int, required=True)
+    r.add_argument("--ng-api", default="1.41", help="api_version for MaestroNG's ship")
     r.add_argument("--a", type=int, default=50)
     r.add_argument("--c", type=int, default=100)
     r.add_argument("--runs", type=int, default=5)
