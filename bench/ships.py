@@ -81,7 +81,7 @@ def main():
             env = os.path.join(tmp, f"{name}.yaml")
             environment(env, name, a.containers, ports)
             m = f"{MAESTRO} -f {env}"
-            teardown = f"{m} kill -a >/dev/null; {m} clean >/dev/null"
+            teardown = f"{m} kill -a >/dev/null; {m} clean >/dev/null; true"
             start_json = os.path.join(tmp, f"start-{k}.json")
             status_json = os.path.join(tmp, f"status-{k}.json")
             sh("hyperfine", "--runs", str(a.runs), "--prepare", teardown, "--cleanup", teardown,
