@@ -7,45 +7,11 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "maestro-e2e/busybox:latest";
+mod support;
 
-/// Builds the test image once per test binary.
-fn image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("the end-to-end tests need Debian's busybox-static (apt-get install busybox-static)");
-        let dir = std::env::temp_dir().join(format!("maestro-e2e-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(busybox, dir.join("busybox")).unwrap();
-        std::fs::write(
-            dir.join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-m\", \"1777\", \"/tmp\"]\nENV PATH=/bin\nCMD [\"sh\"]\n",
-        )
-        .unwrap();
-        let out = Command::new("docker").args(["build", "-q", "-t", IMAGE]).arg(&dir).output().expect("docker runs");
-        assert!(out.status.success(), "docker build failed: {}", String::from_utf8_lossy(&out.stderr));
-        let _ = std::fs::remove_dir_all(&dir);
-    });
-    IMAGE
-}
-
-fn maestro_bin() -> PathBuf {
-    // The test binary lives in target/<profile>/deps; maestro in target/<profile>.
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("maestro");
-    assert!(
-        bin.exists(),
-        "{} not built (cargo build -p maestro)",
-        bin.display()
-    );
-    bin
-}
+use support::{image, maestro_bin};
 
 /// One test's environment: a folder with its maestro.yaml, a unique name, and cleanup.
 struct Env {
@@ -110,20 +76,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let label = format!("label=io.maestro.environment={}", self.name);
-        if let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
-            .output()
-        {
-            let ids = String::from_utf8_lossy(&out.stdout);
-            let ids: Vec<&str> = ids.split_whitespace().collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", "-v"])
-                    .args(&ids)
-                    .output();
-            }
-        }
+        support::remove_environment(&self.name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

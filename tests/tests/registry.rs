@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::maestro_bin;
+
 const USER: &str = "tester";
 const PASSWORD: &str = "s3cret-pass-Zq9";
 const WRONG: &str = "wrong-pass-Xk2";
-
-fn maestro_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("maestro")
-}
 
 fn run(dir: &Path, program: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(program)
@@ -105,7 +104,7 @@ fn registry() -> Registry {
     };
 
     // The test image, pushed with a Docker config of the test's own.
-    build_image(&registry.dir);
+    support::image();
     let config = registry.dir.join("dockercfg").display().to_string();
     run(
         &registry.dir,
@@ -135,27 +134,6 @@ fn registry() -> Registry {
     );
     run(&registry.dir, "docker", &["rmi", &registry.image], None);
     registry
-}
-
-fn build_image(dir: &Path) {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox-static");
-    let context = dir.join("image");
-    std::fs::create_dir_all(&context).unwrap();
-    std::fs::copy(busybox, context.join("busybox")).unwrap();
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN [\"/bin/busybox\", \"mkdir\", \"-m\", \"1777\", \"/tmp\"]\nENV PATH=/bin\nCMD [\"sh\"]\n",
-    )
-    .unwrap();
-    run(
-        dir,
-        "docker",
-        &["build", "-q", "-t", "maestro-e2e/busybox:latest", "image"],
-        None,
-    );
 }
 
 fn has_image(image: &str) -> bool {
