@@ -96,11 +96,14 @@ pub async fn tls(ship: &Ship, base_dir: &Path, wait: Duration) -> Result<Tunnel,
         .map_err(|e| e.to_string())?;
     let local = listener.local_addr().map_err(|e| e.to_string())?.port();
     let task = tokio::spawn(async move {
+        // Each connection's copy is owned here: closing the tunnel aborts them all.
+        let mut connections = tokio::task::JoinSet::new();
         while let Ok((mut inbound, _)) = listener.accept().await {
+            while connections.try_join_next().is_some() {}
             let connector = connector.clone();
             let server_name = server_name.clone();
             let address = address.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let Ok(stream) = TcpStream::connect(&address).await else {
                     return;
                 };
