@@ -68,10 +68,9 @@ async fn dispatch<E: Engine>(
             full,
             show_hosts,
         } => {
-            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, true)
-            {
-                Ok(s) => s,
-                Err(code) => return code,
+            let Some(selection) = choose(&env, &deps, &select, Direction::Start, true, false, true)
+            else {
+                return EXIT_INVALID;
             };
             status(&ctx, &selection, show_hosts, full, json).await
         }
@@ -85,9 +84,9 @@ async fn dispatch<E: Engine>(
             } else {
                 (Direction::Start, false)
             };
-            let selection = match choose(&env, &deps, &select, direction, true, needs_all, false) {
-                Ok(s) => s,
-                Err(code) => return code,
+            let Some(selection) = choose(&env, &deps, &select, direction, true, needs_all, false)
+            else {
+                return EXIT_INVALID;
             };
             let kind = if restart {
                 PlanKind::Restart { only_if_changed }
@@ -105,10 +104,10 @@ async fn dispatch<E: Engine>(
                 refresh_images: images.refresh_images,
                 reuse: images.reuse,
             };
-            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
-            {
-                Ok(s) => s,
-                Err(code) => return code,
+            let Some(selection) =
+                choose(&env, &deps, &select, Direction::Start, true, false, false)
+            else {
+                return EXIT_INVALID;
             };
             if dry_run {
                 return show_plan(
@@ -136,10 +135,10 @@ async fn dispatch<E: Engine>(
         Command::Stop { select } => stop_like(&ctx, &deps, &select, false).await,
         Command::Kill { select } => stop_like(&ctx, &deps, &select, true).await,
         Command::Clean { select } => {
-            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
-            {
-                Ok(s) => s,
-                Err(code) => return code,
+            let Some(selection) =
+                choose(&env, &deps, &select, Direction::Start, true, false, false)
+            else {
+                return EXIT_INVALID;
             };
             let (outcomes, interrupted) = run_play(
                 &ctx,
@@ -157,10 +156,10 @@ async fn dispatch<E: Engine>(
             select,
             refresh_images,
         } => {
-            let selection = match choose(&env, &deps, &select, Direction::Start, true, false, false)
-            {
-                Ok(s) => s,
-                Err(code) => return code,
+            let Some(selection) =
+                choose(&env, &deps, &select, Direction::Start, true, false, false)
+            else {
+                return EXIT_INVALID;
             };
             let (outcomes, interrupted) = run_play(
                 &ctx,
@@ -182,10 +181,9 @@ async fn dispatch<E: Engine>(
             only_if_changed,
             dry_run,
         } => {
-            let selection = match choose(&env, &deps, &select, Direction::Stop, false, true, false)
-            {
-                Ok(s) => s,
-                Err(code) => return code,
+            let Some(selection) = choose(&env, &deps, &select, Direction::Stop, false, true, false)
+            else {
+                return EXIT_INVALID;
             };
             if dry_run {
                 return show_plan(
@@ -222,7 +220,7 @@ async fn dispatch<E: Engine>(
     }
 }
 
-/// The selection of a play, or the exit code of a refusal (reported here).
+/// The selection of a play; `None` after reporting why there is none.
 fn choose(
     env: &Environment,
     deps: &Dependencies,
@@ -231,7 +229,7 @@ fn choose(
     expand_services: bool,
     needs_all: bool,
     include_omitted: bool,
-) -> Result<Vec<InstanceId>, u8> {
+) -> Option<Vec<InstanceId>> {
     let options = SelectOptions {
         things: &select.things,
         expand_services: expand_services || select.expand_services,
@@ -243,16 +241,19 @@ fn choose(
         container_filter: select.container_filter.as_deref(),
         ship_filter: select.ship_filter.as_deref(),
     };
-    deps.selection(env, &options, direction).map_err(|e| {
-        let help = match e {
-            SelectError::NothingNamed => {
-                "\n  = help: name instances or services, or pass -a (--all) to act on all of them"
-            }
-            _ => "",
-        };
-        output::eprint(&format!("error: {e}{help}\n"));
-        EXIT_INVALID
-    })
+    match deps.selection(env, &options, direction) {
+        Ok(selection) => Some(selection),
+        Err(e) => {
+            let help = match e {
+                SelectError::NothingNamed => {
+                    "\n  = help: name instances or services, or pass -a (--all) to act on all of them"
+                }
+                _ => "",
+            };
+            output::eprint(&format!("error: {e}{help}\n"));
+            None
+        }
+    }
 }
 
 async fn run_play<E, F, Fut>(
@@ -329,9 +330,9 @@ async fn stop_like<E: Engine>(
     select: &Select,
     kill: bool,
 ) -> u8 {
-    let selection = match choose(&ctx.env, deps, select, Direction::Stop, false, true, false) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let Some(selection) = choose(&ctx.env, deps, select, Direction::Stop, false, true, false)
+    else {
+        return EXIT_INVALID;
     };
     let name = if kill { "kill" } else { "stop" };
     let (outcomes, interrupted) = run_play(
