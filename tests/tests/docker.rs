@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use support::text;
+
 use support::{image, maestro_bin};
 
 /// One test's environment: a folder with its maestro.yaml, a unique name, and cleanup.
@@ -79,14 +81,6 @@ impl Drop for Env {
         support::remove_environment(&self.name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Host ports unique to this test process and test.

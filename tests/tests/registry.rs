@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::maestro_bin;
+use support::{maestro_bin, text};
 
 const USER: &str = "tester";
 const PASSWORD: &str = "s3cret-pass-Zq9";
@@ -169,13 +169,6 @@ fn pulls_with_credentials_and_says_clearly_when_they_are_wrong() {
             command.env("DOCKER_CONFIG", config);
         }
         command.output().unwrap()
-    };
-    let text = |out: &Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
     };
     let registry_entry = |password: &str| {
         format!(

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use support::text;
+
 use support::{IMAGE, image, maestro_bin};
 
 /// Processes this test started; killed when it ends.
@@ -254,14 +256,6 @@ impl Drop for Fixture {
         support::remove_environment(&self.name);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn user() -> String {

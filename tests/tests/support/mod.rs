@@ -5,7 +5,7 @@
 #![allow(dead_code, reason = "each test binary uses part of this module")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub const IMAGE: &str = "maestro-e2e/busybox:latest";
@@ -64,4 +64,13 @@ pub fn remove_environment(name: &str) {
                 .output();
         }
     }
+}
+
+/// A command's stdout and stderr together, for messages and assertions.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
