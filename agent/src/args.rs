@@ -3,19 +3,23 @@
 //!
 //! Grammar: `maestro-guest COMMAND [ARG | --opt VALUE | --opt=VALUE | --switch]...`.
 //! Options may sit anywhere after the command; `--` ends them (so an instance may be
-//! called `-x`). Every positional is required. `-h`/`--help` anywhere before `--` wins
-//! over every other problem, so a user who typed half a command can still ask for help.
+//! called `-x`). Every positional is required; a last positional whose name ends in `...`
+//! (`SPEC...`) takes one or more words. `-h`/`--help` anywhere before `--` wins over every
+//! other problem, so a user who typed half a command can still ask for help.
 
 use guestutils::discovery::python_int;
 
 /// The program's name in every usage line and message.
 pub const PROGRAM: &str = "maestro-guest";
 
-/// One command: its name, its positionals (all required), its options and what it does.
+/// One command: its name, its positionals (all required; a trailing `...` on the last
+/// one's name means one or more), its options and what it does.
 pub struct Spec<H> {
     pub name: &'static str,
     pub args: &'static [&'static str],
     pub opts: &'static [Opt],
+    /// The first line is the command's row in the program's help; the whole text is shown
+    /// in the command's own help.
     pub about: &'static str,
     pub handler: H,
 }
@@ -194,9 +198,11 @@ fn parse_command<H>(spec: &Spec<H>, rest: &[String]) -> Result<Invocation, Strin
         inv.opts.push((opt.name, value));
     }
     if let Some(missing) = spec.args.get(inv.args.len()) {
+        let missing = missing.strip_suffix("...").unwrap_or(missing);
         return Err(format!("missing argument {missing}"));
     }
-    if let Some(extra) = inv.args.get(spec.args.len()) {
+    let variadic = spec.args.last().is_some_and(|last| last.ends_with("..."));
+    if let Some(extra) = inv.args.get(spec.args.len()).filter(|_| !variadic) {
         return Err(format!("unexpected argument '{extra}'"));
     }
     Ok(inv)
@@ -248,7 +254,10 @@ pub fn command_help<H>(spec: &Spec<H>) -> String {
 /// `--help` for the program: one row per command of `table`.
 pub fn program_help<H>(about: &str, table: &[Spec<H>]) -> String {
     let mut text = format!("{about}\n\nusage: {PROGRAM} COMMAND [ARGS]...\n\ncommands:\n");
-    let rows: Vec<(String, &str)> = table.iter().map(|s| (s.name.to_owned(), s.about)).collect();
+    let rows: Vec<(String, &str)> = table
+        .iter()
+        .map(|s| (s.name.to_owned(), s.about.lines().next().unwrap_or("")))
+        .collect();
     push_rows(&mut text, &rows);
     text.push_str(&format!(
         "\noptions:\n  -h, --help  show this help ('{PROGRAM} COMMAND --help' for a command's)\n  --version   show the version\n"

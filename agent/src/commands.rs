@@ -1,5 +1,6 @@
 //! The command table and the discovery commands: each row names a command, declares its
-//! arguments and points at the handler that answers it from guestutils' queries.
+//! arguments and points at the handler that answers it from guestutils' queries. `render`,
+//! `run`, `health` and `notify` are rows too; their work is in their own modules.
 
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 
@@ -8,17 +9,27 @@ use guestutils::discovery;
 use crate::args::{Invocation, Kind, Opt, Spec};
 use crate::env::ProcessEnv;
 use crate::format::{self, Format};
+use crate::output;
+use crate::render::{self, Change};
 use guestutils::net::{self, NetifError};
 
 /// A command's answer, one entry per output line, or the message of its failure.
 pub type Outcome = Result<Vec<String>, String>;
 
-pub type Handler = fn(&Invocation, &ProcessEnv) -> Outcome;
+/// What a command does.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Answers a question: lines on stdout, or a message and exit status 1.
+    Query(fn(&Invocation, &ProcessEnv) -> Outcome),
+    /// Runs to an exit status of its own, printing what it must itself.
+    Process(fn(&Invocation, &ProcessEnv) -> u8),
+}
 
 /// What `--help` says the program is.
 pub const ABOUT: &str = "maestro-guest: the in-container agent of maestro.\n\
 The discovery commands answer from the variables maestro gives every container,\n\
-with the defaults and messages of MaestroNG's guestutils.";
+with the defaults and messages of MaestroNG's guestutils; render fills templates with
+them, and run is the container's entry point: init, readiness, sd_notify.";
 
 const DEFAULT: Opt = Opt {
     name: "default",
@@ -33,21 +44,21 @@ pub const COMMANDS: &[Spec<Handler>] = &[
         args: &[],
         opts: &[],
         about: "the environment's name (MAESTRO_ENVIRONMENT_NAME, else 'local')",
-        handler: env_name,
+        handler: Handler::Query(env_name),
     },
     Spec {
         name: "service",
         args: &[],
         opts: &[],
         about: "this container's service (SERVICE_NAME)",
-        handler: service,
+        handler: Handler::Query(service),
     },
     Spec {
         name: "container",
         args: &[],
         opts: &[],
         about: "this container's name (CONTAINER_NAME)",
-        handler: container,
+        handler: Handler::Query(container),
     },
     Spec {
         name: "host-address",
@@ -59,7 +70,7 @@ pub const COMMANDS: &[Spec<Handler>] = &[
             help: "resolve it to its first IPv4 address",
         }],
         about: "the address of this container's ship (CONTAINER_HOST_ADDRESS)",
-        handler: host_address,
+        handler: Handler::Query(host_address),
     },
     Spec {
         name: "internal-address",
@@ -71,35 +82,35 @@ pub const COMMANDS: &[Spec<Handler>] = &[
             help: "read interface IF instead of eth0",
         }],
         about: "this container's own IPv4 address (the first one of eth0)",
-        handler: internal_address,
+        handler: Handler::Query(internal_address),
     },
     Spec {
         name: "port",
         args: &["NAME"],
         opts: &[DEFAULT],
         about: "the container-side number of this container's port NAME",
-        handler: port,
+        handler: Handler::Query(port),
     },
     Spec {
         name: "host",
         args: &["SERVICE", "INSTANCE"],
         opts: &[],
         about: "the ship address of an instance of a service",
-        handler: host,
+        handler: Handler::Query(host),
     },
     Spec {
         name: "specific-port",
         args: &["SERVICE", "INSTANCE", "PORT"],
         opts: &[DEFAULT],
         about: "the external (ship-side) number of a port of an instance",
-        handler: specific_port,
+        handler: Handler::Query(specific_port),
     },
     Spec {
         name: "exposed-port",
         args: &["SERVICE", "INSTANCE", "PORT"],
         opts: &[DEFAULT],
         about: "the container-side number of a port of an instance (own service only)",
-        handler: exposed_port,
+        handler: Handler::Query(exposed_port),
     },
     Spec {
         name: "nodes",
@@ -125,7 +136,41 @@ pub const COMMANDS: &[Spec<Handler>] = &[
             },
         ],
         about: "host[:port...] of every instance of SERVICE, in instance order",
-        handler: nodes,
+        handler: Handler::Query(nodes),
+    },
+    Spec {
+        name: "render",
+        args: &["SPEC..."],
+        opts: &[],
+        about: render::HELP,
+        handler: Handler::Query(render),
+    },
+    Spec {
+        name: "run",
+        args: &["COMMAND..."],
+        opts: RUN_OPTIONS,
+        about: "the entry point: wait, render, run COMMAND as init, report readiness\n\
+Waits for the --wait services, renders the --render templates (all or nothing), then\n\
+runs COMMAND (after --) as a proper init: every catchable signal is forwarded, a stop\n\
+signal (TERM, INT, QUIT) starts the grace period after which everything left is\n\
+killed, orphans are reaped, and the exit status is COMMAND's (128+N for signal N).\n\
+COMMAND gets a NOTIFY_SOCKET speaking sd_notify (READY=1, STATUS=..., STOPPING=1).\n\
+Inside a maestro play the app's states go to the controller the moment they change.",
+        handler: Handler::Process(run),
+    },
+    Spec {
+        name: "health",
+        args: &[],
+        opts: &[],
+        about: "exit 0 when 'run' reports the app ready, else 1 (for a Docker HEALTHCHECK)",
+        handler: Handler::Process(health),
+    },
+    Spec {
+        name: "notify",
+        args: &["ASSIGNMENT..."],
+        opts: &[],
+        about: "send sd_notify assignments (READY=1, STATUS=text ...) to NOTIFY_SOCKET",
+        handler: Handler::Process(notify),
     },
 ];
 
@@ -162,7 +207,7 @@ fn host_address(inv: &Invocation, vars: &ProcessEnv) -> Outcome {
 
 /// The first IPv4 address `name` resolves to: `gethostbyname`, which MaestroNG used,
 /// only ever answers IPv4.
-fn resolve_ipv4(name: &str) -> Result<Ipv4Addr, String> {
+pub(crate) fn resolve_ipv4(name: &str) -> Result<Ipv4Addr, String> {
     let addresses = (name, 0)
         .to_socket_addrs()
         .map_err(|err| format!("Cannot resolve container host address {name}: {err}"))?;
@@ -224,8 +269,19 @@ fn nodes(inv: &Invocation, vars: &ProcessEnv) -> Outcome {
     Ok(format::nodes(format, &nodes))
 }
 
+/// Renders every template; prints only what goes to standard output (`-`), like `cp`.
+fn render(inv: &Invocation, vars: &ProcessEnv) -> Outcome {
+    for rendered in render::render_all(&inv.args, vars)? {
+        if let Change::Stdout(text) = rendered.change {
+            output::stdout(&text)
+                .map_err(|err| format!("cannot write to standard output: {err}"))?;
+        }
+    }
+    Ok(Vec::new())
+}
+
 /// The first IPv4 address of `interface`, from this namespace's `/proc`.
-fn first_ipv4(interface: &str) -> Result<std::net::Ipv4Addr, NetifError> {
+pub(crate) fn first_ipv4(interface: &str) -> Result<std::net::Ipv4Addr, NetifError> {
     let read = |path: &str| {
         std::fs::read_to_string(path).map_err(|err| NetifError::Unreadable {
             path: path.to_owned(),
@@ -238,4 +294,118 @@ fn first_ipv4(interface: &str) -> Result<std::net::Ipv4Addr, NetifError> {
         &read("/proc/net/route")?,
         &read("/proc/net/fib_trie")?,
     )
+}
+
+const RUN_OPTIONS: &[Opt] = &[
+    Opt {
+        name: "render",
+        kind: Kind::Text("SRC[:DST[:MODE]]"),
+        repeat: true,
+        help: "render this template before COMMAND starts (as the render command does)",
+    },
+    Opt {
+        name: "ready-when",
+        kind: Kind::Text("PROBE"),
+        repeat: false,
+        help: "when the app is ready: started (default), notify, tcp:PORT, http:PORT/PATH, exec:COMMAND, file:PATH; PORT may be a port name",
+    },
+    Opt {
+        name: "wait",
+        kind: Kind::Text("service:NAME"),
+        repeat: true,
+        help: "before starting, wait until every instance of service NAME accepts connections on its ports",
+    },
+    Opt {
+        name: "wait-timeout",
+        kind: Kind::Count("SECONDS"),
+        repeat: false,
+        help: "give up waiting after SECONDS (default 60)",
+    },
+    Opt {
+        name: "ready-timeout",
+        kind: Kind::Count("SECONDS"),
+        repeat: false,
+        help: "report the app failed if it is not ready after SECONDS (it keeps running)",
+    },
+    Opt {
+        name: "grace",
+        kind: Kind::Count("SECONDS"),
+        repeat: false,
+        help: "after a stop signal, kill everything left after SECONDS (default 10)",
+    },
+];
+
+fn run(inv: &Invocation, env: &ProcessEnv) -> u8 {
+    let usage = |message: String| {
+        crate::output::usage_error(&message, &crate::args::usage_hint(Some(run_spec())));
+        crate::USAGE
+    };
+    let ready_when = match inv.value("ready-when") {
+        None => crate::run::ReadyWhen::Started,
+        Some(text) => match crate::run::ReadyWhen::parse(text, env) {
+            Ok(when) => when,
+            Err(message) => return usage(message),
+        },
+    };
+    let mut wait = Vec::new();
+    for target in inv.values("wait") {
+        match target.strip_prefix("service:") {
+            Some(service) if !service.is_empty() => wait.push(service.to_owned()),
+            _ => {
+                return usage(format!("invalid --wait '{target}': expected service:NAME"));
+            }
+        }
+    }
+    let seconds = |name: &str, default: u64| {
+        std::time::Duration::from_secs(inv.count(name).map_or(default, |n| n as u64))
+    };
+    let options = crate::run::Options {
+        command: inv.args.clone(),
+        render: inv.values("render").map(str::to_owned).collect(),
+        ready_when,
+        wait,
+        wait_timeout: seconds("wait-timeout", 60),
+        grace: seconds("grace", 10),
+        ready_timeout: inv
+            .count("ready-timeout")
+            .map(|n| std::time::Duration::from_secs(n as u64)),
+    };
+    crate::run::run(options, env)
+}
+
+fn run_spec() -> &'static Spec<Handler> {
+    COMMANDS
+        .iter()
+        .find(|s| s.name == "run")
+        .unwrap_or(&COMMANDS[0])
+}
+
+fn health(_: &Invocation, env: &ProcessEnv) -> u8 {
+    match crate::health::check(env) {
+        Ok(state) => {
+            let _ = crate::output::answer(&[state]);
+            0
+        }
+        Err(message) => {
+            crate::output::error(&message);
+            crate::FAILED
+        }
+    }
+}
+
+fn notify(inv: &Invocation, env: &ProcessEnv) -> u8 {
+    use guestutils::Vars;
+    let Some(socket) = env.var("NOTIFY_SOCKET").filter(|s| !s.is_empty()) else {
+        crate::output::error(
+            "NOTIFY_SOCKET is not set: not running under 'maestro-guest run' or systemd",
+        );
+        return crate::FAILED;
+    };
+    match crate::run::notify(socket, &inv.args) {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::output::error(&format!("cannot notify {socket}: {e}"));
+            crate::FAILED
+        }
+    }
 }

@@ -21,7 +21,8 @@ impl ProcessEnv {
         }))
     }
 
-    fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+    /// A snapshot of exactly these variables (the first of a repeated name wins).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut vars = HashMap::new();
         for (key, value) in pairs {
             // An environment block may repeat a name; `getenv` (and so `std::env::var`)
@@ -29,6 +30,11 @@ impl ProcessEnv {
             vars.entry(key).or_insert(value);
         }
         Self(vars)
+    }
+
+    /// Every variable, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 

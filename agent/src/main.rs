@@ -6,7 +6,11 @@ mod args;
 mod commands;
 mod env;
 mod format;
+mod health;
 mod output;
+mod render;
+mod report;
+mod run;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -14,8 +18,8 @@ use std::process::ExitCode;
 use args::Parsed;
 use commands::{COMMANDS, Handler};
 
-const FAILED: u8 = 1;
-const USAGE: u8 = 2;
+pub const FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let argv: Result<Vec<String>, OsString> = std::env::args_os()
@@ -42,7 +46,13 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION")
         )),
         Ok(Parsed::Run(spec, invocation)) => {
-            match (spec.handler)(&invocation, &env::ProcessEnv::capture()) {
+            let handler = match spec.handler {
+                Handler::Query(handler) => handler,
+                Handler::Process(process) => {
+                    return ExitCode::from(process(&invocation, &env::ProcessEnv::capture()));
+                }
+            };
+            match handler(&invocation, &env::ProcessEnv::capture()) {
                 Ok(lines) => output::answer(&lines),
                 Err(message) => {
                     output::error(&message);

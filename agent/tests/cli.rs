@@ -402,6 +402,45 @@ fn cases() -> Vec<Case> {
             K2,
             "[\"h \\\"1\\\"\",\"back\\\\slash,comma\\ttab\"]\n",
         ),
+        // Templates (paths relative to the package, the tests' folder).
+        ok(
+            &["render", "tests/templates/kafka.properties.j2:-"],
+            K2,
+            "broker.id=2\nport=9093\n\
+             zookeeper.connect=192.168.10.2:2181,192.168.10.2:2182,192.168.10.2:2183\n",
+        ),
+        fail(
+            &["render", "tests/templates/undefined.j2:-"],
+            K2,
+            "maestro-guest: tests/templates/undefined.j2:2: `env.NOPE` is undefined\n",
+        ),
+        // All or nothing, standard output included.
+        fail(
+            &[
+                "render",
+                "tests/templates/kafka.properties.j2:-",
+                "tests/templates/undefined.j2:-",
+            ],
+            K2,
+            "maestro-guest: tests/templates/undefined.j2:2: `env.NOPE` is undefined\n",
+        ),
+        fail(
+            &["render", "tests/templates/kafka.properties.j2:-"],
+            NO_VARS,
+            "maestro-guest: tests/templates/kafka.properties.j2:1: `CONTAINER_NAME` is undefined\n",
+        ),
+        fail(
+            &["render", "app.conf"],
+            NO_VARS,
+            "maestro-guest: cannot tell where to write 'app.conf': it does not end in .j2, \
+             .tmpl or .tpl; give a destination (app.conf:DST)\n",
+        ),
+        fail(
+            &["render", "tests/templates/missing.j2:-"],
+            NO_VARS,
+            "maestro-guest: cannot read template tests/templates/missing.j2: \
+             No such file or directory (os error 2)\n",
+        ),
         // The loopback interface exists, with 127.0.0.1, in every network namespace.
         ok(
             &["internal-address", "--interface", "lo"],
@@ -457,6 +496,10 @@ fn cases() -> Vec<Case> {
         shown(&["env-name", "--help"], "usage: maestro-guest env-name\n"),
         shown(&["service", "--help"], "usage: maestro-guest service\n"),
         shown(&["container", "--help"], "usage: maestro-guest container\n"),
+        shown(
+            &["render", "--help"],
+            "usage: maestro-guest render SPEC...\n\nrender Jinja2 templates into files, all or nothing\n\n",
+        ),
         // Usage errors.
         usage(
             &[],
@@ -481,6 +524,14 @@ fn cases() -> Vec<Case> {
         usage(
             &["specific-port", "zk", "zk-1"],
             "maestro-guest: missing argument PORT\nusage: maestro-guest specific-port SERVICE INSTANCE PORT [--default N]\n",
+        ),
+        usage(
+            &["render"],
+            "maestro-guest: missing argument SPEC\nusage: maestro-guest render SPEC...\n",
+        ),
+        usage(
+            &["render", "--mode", "0644", "a.j2"],
+            "maestro-guest: unknown option '--mode'\nusage: maestro-guest render SPEC...\n",
         ),
         usage(
             &["service", "extra"],
@@ -676,4 +727,129 @@ fn default_interface_is_eth0() {
             "{stdout:?} not among {addresses:?}"
         );
     }
+}
+
+/// A temporary folder for one test, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("maestro-guest-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temporary folder");
+        Self(path)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `render` writes its files quietly (nothing on stdout or stderr), and one failing
+/// template leaves every file as it was.
+#[test]
+fn render_writes_files_all_or_nothing() {
+    let dir = Scratch::new("render");
+    let (src, out) = (dir.path("app.conf.j2"), dir.path("app.conf"));
+    std::fs::write(&src, "name={{ service() }}\nsecret={{ PASS }}\n").expect("template");
+    std::fs::write(dir.path("pass"), "s3cret\n").expect("secret");
+    let pass = dir.path("pass");
+    let vars = [("SERVICE_NAME", "kafka"), ("PASS_FILE", pass.as_str())];
+    let vars: Vec<(&OsStr, &OsStr)> = vars
+        .iter()
+        .map(|(k, v)| (OsStr::new(k), OsStr::new(v)))
+        .collect();
+
+    let out_spec = format!("{src}:{out}:0600");
+    let got = run(&[OsStr::new("render"), OsStr::new(&out_spec)], &vars);
+    assert_eq!(
+        (
+            got.status.code(),
+            got.stdout.as_slice(),
+            got.stderr.as_slice()
+        ),
+        (Some(0), &b""[..], &b""[..]),
+        "{got:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("written"),
+        "name=kafka\nsecret=s3cret\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out)
+        .expect("written")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o600);
+
+    // With SERVICE_NAME unset, the second template fails: the first file is not rewritten.
+    let other = dir.path("other");
+    let other_spec = format!("{src}:{other}");
+    let both = [
+        OsStr::new("render"),
+        OsStr::new(&src),
+        OsStr::new(&other_spec),
+    ];
+    let got = run(&both, &vars[1..]);
+    assert_eq!(got.status.code(), Some(1), "{got:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stderr),
+        format!(
+            "maestro-guest: {src}:1: Service name was not defined\n{src}:1: Service name was not defined\nno file was written\n"
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("kept"),
+        "name=kafka\nsecret=s3cret\n"
+    );
+    assert!(!std::path::Path::new(&other).exists());
+}
+
+/// A bind-mounted file cannot be renamed over (EBUSY): it is rewritten in place. Needs a
+/// private mount namespace (`unshare -m`, as root); skipped where there is none.
+#[test]
+fn render_rewrites_a_bind_mounted_file_in_place() {
+    let dir = Scratch::new("bind");
+    let (src, host, mounted) = (dir.path("t.j2"), dir.path("host"), dir.path("mounted"));
+    std::fs::write(&src, "value={{ VALUE }}\n").expect("template");
+    std::fs::write(&host, "old\n").expect("host file");
+    std::fs::write(&mounted, "placeholder\n").expect("mount point");
+    let script = format!(
+        "mount --bind {host} {mounted} 2>/dev/null || exit 77; VALUE=new exec {BIN} render {src}:{mounted}"
+    );
+    let Ok(got) = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    if got.status.code() != Some(0)
+        && !String::from_utf8_lossy(&got.stderr).contains("maestro-guest")
+    {
+        // No unshare, no permission, or mount refused: nothing to test here.
+        return;
+    }
+    assert_eq!(got.status.code(), Some(0), "{got:?}");
+    assert_eq!(
+        std::fs::read_to_string(&host).expect("host file"),
+        "value=new\n"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["host", "mounted", "t.j2"],
+        "no temporary file is left"
+    );
 }

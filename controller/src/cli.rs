@@ -28,6 +28,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Where containers send maestro-guest's readiness reports during start and restart:
+    /// `auto` (the docker0 bridge for a local engine, the route's local address for a
+    /// remote one), an IP address of this machine, or `off` (polling checks only).
+    #[arg(
+        long = "readiness-address",
+        global = true,
+        env = "MAESTRO_READINESS_ADDRESS",
+        default_value = "auto",
+        value_name = "IP|auto|off"
+    )]
+    pub readiness: crate::readiness::Listen,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,

@@ -20,13 +20,20 @@ use crate::output;
 use crate::output::events::{Mode, Printer};
 use crate::play::tasks::{self, Context, StartOptions};
 use crate::play::{self, Event, Outcome};
+use crate::readiness::{Handshake, Listen};
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs a play command; returns the exit code.
-pub fn run(env: Environment, base_dir: std::path::PathBuf, command: Command, json: bool) -> u8 {
+pub fn run(
+    env: Environment,
+    base_dir: std::path::PathBuf,
+    command: Command,
+    json: bool,
+    listen: Listen,
+) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +51,7 @@ pub fn run(env: Environment, base_dir: std::path::PathBuf, command: Command, jso
             .map(|s| Arc::new(DockerEngine::new(s.clone(), base_dir.clone())))
             .collect(),
     );
-    runtime.block_on(dispatch(env, engines, command, json))
+    runtime.block_on(dispatch(env, engines, command, json, listen))
 }
 
 async fn dispatch<E: Engine>(
@@ -52,6 +59,7 @@ async fn dispatch<E: Engine>(
     engines: Arc<Vec<Arc<E>>>,
     command: Command,
     json: bool,
+    listen: Listen,
 ) -> u8 {
     let deps = Dependencies::new(&env);
     let printer = Printer::new(Mode::detect(json));
@@ -61,6 +69,7 @@ async fn dispatch<E: Engine>(
         engines,
         docker_config: Arc::new(DockerConfig::load(&process_env)),
         reporter: printer.reporter(),
+        handshake: None,
     };
     match command {
         Command::Status {
@@ -120,6 +129,7 @@ async fn dispatch<E: Engine>(
                 )
                 .await;
             }
+            let ctx = with_handshake(&ctx, &selection, listen).await;
             let (outcomes, interrupted) = run_play(
                 &ctx,
                 &deps,
@@ -195,7 +205,7 @@ async fn dispatch<E: Engine>(
                 .await;
             }
             restart(
-                &ctx,
+                &with_handshake(&ctx, &selection, listen).await,
                 &deps,
                 &select,
                 selection,
@@ -253,6 +263,27 @@ fn choose(
             output::eprint(&format!("error: {e}{help}\n"));
             None
         }
+    }
+}
+
+/// The context of a play that creates containers: with the readiness handshake served
+/// for the ships of `selection`, unless the operator turned it off.
+async fn with_handshake<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    listen: Listen,
+) -> Context<E> {
+    if listen == Listen::Off {
+        return ctx.clone();
+    }
+    let ships = selection.iter().map(|&i| ctx.env.instance(i).ship.0);
+    let (handshake, warnings) = Handshake::serve(&ctx.env.ships, ships, listen).await;
+    for warning in warnings {
+        output::eprint(&format!("warning: {warning}\n"));
+    }
+    Context {
+        handshake: Some(Arc::new(handshake)),
+        ..ctx.clone()
     }
 }
 

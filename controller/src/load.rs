@@ -247,7 +247,7 @@ pub fn local_ship(process_env: &BTreeMap<String, String>) -> Ship {
     ship
 }
 
-fn bridge_address() -> Option<String> {
+pub fn bridge_address() -> Option<String> {
     let read = |path: &str| std::fs::read_to_string(path).ok();
     let (dev, route, fib_trie) = (
         read("/proc/net/dev")?,

@@ -10,6 +10,7 @@ mod http;
 mod load;
 mod output;
 mod play;
+mod readiness;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -87,7 +88,7 @@ fn main() -> ExitCode {
         play => {
             let json = cli.json;
             let base_dir = loaded.source.base_dir.clone();
-            return ExitCode::from(commands::run(env, base_dir, play, json));
+            return ExitCode::from(commands::run(env, base_dir, play, json, cli.readiness));
         }
     };
     // The process ends here: freeing a large model piece by piece would only cost time.

@@ -5,88 +5,12 @@
 //! its containers when it ends, even when it fails. Only loopback and the test's own
 //! containers are contacted.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
 
-use support::text;
-
-use support::{image, maestro_bin};
-
-/// One test's environment: a folder with its maestro.yaml, a unique name, and cleanup.
-struct Env {
-    name: String,
-    dir: PathBuf,
-}
-
-impl Env {
-    fn new(test: &str, yaml: &str) -> Env {
-        let name = format!("e2e-{test}-{}", std::process::id());
-        let dir = std::env::temp_dir().join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let env = Env {
-            name: name.clone(),
-            dir,
-        };
-        env.write(yaml);
-        env
-    }
-
-    fn write(&self, yaml: &str) {
-        // Checks and variables use the ship's address: loopback, so that test traffic
-        // never leaves this machine.
-        let ships = "ships: {local: {ip: 127.0.0.1, socket_path: /var/run/docker.sock}}\n";
-        let text = yaml
-            .replace("@NAME@", &self.name)
-            .replace("@IMAGE@", image())
-            .replace("@SHIPS@", ships);
-        std::fs::write(self.dir.join("maestro.yaml"), text).unwrap();
-    }
-
-    fn maestro(&self, args: &[&str]) -> Output {
-        Command::new(maestro_bin())
-            .args(args)
-            .current_dir(&self.dir)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    /// A container's name in this environment.
-    fn c(&self, instance: &str) -> String {
-        format!("{}-{instance}", self.name)
-    }
-
-    fn exec(&self, instance: &str, command: &str) -> String {
-        let out = Command::new("docker")
-            .args(["exec", &self.c(instance), "sh", "-c", command])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn inspect(&self, instance: &str, format: &str) -> String {
-        let out = Command::new("docker")
-            .args(["inspect", "-f", format, &self.c(instance)])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        support::remove_environment(&self.name);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Host ports unique to this test process and test.
-fn port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 400) as u16 * 100 + offset
-}
+use support::{Env, maestro_bin, port, text};
 
 /// An app that records when it started, opens its port after `delay` seconds, records
 /// when it did, and serves on it; TERM ends it at once.

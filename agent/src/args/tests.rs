@@ -48,6 +48,18 @@ const TABLE: &[Spec<()>] = &[
         about: "Two arguments and every kind of option.",
         handler: (),
     },
+    Spec {
+        name: "many",
+        args: &["FIRST", "REST..."],
+        opts: &[Opt {
+            name: "flag",
+            kind: Kind::Switch,
+            repeat: false,
+            help: "a switch",
+        }],
+        about: "One argument, then one or more.\nMore about it, shown in its own help only.",
+        handler: (),
+    },
 ];
 
 /// What a command line parses to, flattened for comparison.
@@ -132,6 +144,11 @@ fn accepted_command_lines() {
             &["pair", "--text=x=y", "a", "b"],
             run("pair", &["a", "b"], &[("text", "x=y")]),
         ),
+        (&["many", "a", "b"], run("many", &["a", "b"], &[])),
+        (
+            &["many", "a", "b", "--flag", "c", "-", "--", "--d"],
+            run("many", &["a", "b", "c", "-", "--d"], &[("flag", "")]),
+        ),
         (&["--help"], Got::Help(None)),
         (&["-h", "whatever"], Got::Help(None)),
         (&["--version"], Got::Version),
@@ -166,6 +183,13 @@ fn usage_errors() {
             &["pair", "a", "b", "c"],
             Some("pair"),
             "unexpected argument 'c'",
+        ),
+        (&["many"], Some("many"), "missing argument FIRST"),
+        (&["many", "a"], Some("many"), "missing argument REST"),
+        (
+            &["many", "a", "--flag"],
+            Some("many"),
+            "missing argument REST",
         ),
         (
             &["pair", "a", "b", "--nope"],
@@ -286,6 +310,16 @@ fn usage_and_help_texts() {
         command_help(&TABLE[0]),
         "usage: maestro-guest plain\n\nNo arguments.\n\noptions:\n  -h, --help  show this help\n"
     );
+    assert_eq!(
+        command_help(&TABLE[2]),
+        "usage: maestro-guest many FIRST REST... [--flag]\n\n\
+         One argument, then one or more.\nMore about it, shown in its own help only.\n\n\
+         options:\n  --flag      a switch\n  -h, --help  show this help\n"
+    );
     let help = program_help("About.", TABLE);
     assert!(help.starts_with("About.\n\nusage: maestro-guest COMMAND [ARGS]...\n\ncommands:\n  plain  No arguments.\n  pair   Two"), "{help}");
+    assert!(
+        help.contains("\n  many   One argument, then one or more.\n\noptions:"),
+        "{help}"
+    );
 }

@@ -220,6 +220,7 @@ impl Engine for DockerEngine {
                     digest: labels.get(labels::DIGEST).cloned(),
                     parts: labels.get(labels::PARTS).cloned(),
                     exit_code: None,
+                    guest: false,
                     status: c.status.unwrap_or_default(),
                 }
             })
@@ -249,6 +250,11 @@ impl Engine for DockerEngine {
                     parts: labels.get(labels::PARTS).cloned(),
                     exit_code: state.exit_code,
                     status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                    guest: super::runs_guest(
+                        config.entrypoint.as_deref().unwrap_or_default(),
+                        config.cmd.as_deref().unwrap_or_default(),
+                        labels.contains_key(super::GUEST_LABEL),
+                    ),
                 }))
             }
         }

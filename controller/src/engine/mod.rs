@@ -25,6 +25,23 @@ pub struct Observed {
     pub exit_code: Option<i64>,
     /// Docker's own summary ("Up 3 minutes", "Exited (1) 2 seconds ago").
     pub status: String,
+    /// Whether maestro-guest is the container's entry point (see [`runs_guest`]), so a
+    /// readiness report can be expected from it. Only `inspect` tells; `list` says false.
+    pub guest: bool,
+}
+
+/// The label an image sets when maestro-guest runs it but not as the first word of its
+/// command (a wrapper script that execs `maestro-guest run`, say).
+pub const GUEST_LABEL: &str = "io.maestro.guest";
+
+/// Whether a container's command line starts maestro-guest's `run`: its entry point and
+/// command (the image's, unless the container overrides them) put together begin with an
+/// executable named `maestro-guest` and the word `run`, or its labels carry
+/// [`GUEST_LABEL`].
+pub fn runs_guest(entrypoint: &[String], cmd: &[String], has_label: bool) -> bool {
+    let mut words = entrypoint.iter().chain(cmd);
+    let program = words.next().map(|p| p.rsplit('/').next().unwrap_or(p));
+    has_label || (program == Some("maestro-guest") && words.next().is_some_and(|w| w == "run"))
 }
 
 impl Observed {

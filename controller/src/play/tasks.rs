@@ -14,6 +14,7 @@ use maestro_core::spec::container_spec;
 use super::{Event, Failure, Outcome, Reporter, checks};
 use crate::credentials::{self, DockerConfig};
 use crate::engine::{Engine, Observed};
+use crate::readiness::{self, Expectation, Handshake, Word};
 
 /// What every task of a play shares.
 pub struct Context<E: Engine> {
@@ -23,6 +24,8 @@ pub struct Context<E: Engine> {
     /// The user's Docker config, for registry credentials.
     pub docker_config: Arc<DockerConfig>,
     pub reporter: Reporter,
+    /// The readiness handshake, in plays that create containers.
+    pub handshake: Option<Arc<Handshake>>,
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -32,6 +35,7 @@ impl<E: Engine> Clone for Context<E> {
             engines: self.engines.clone(),
             docker_config: self.docker_config.clone(),
             reporter: self.reporter.clone(),
+            handshake: self.handshake.clone(),
         }
     }
 }
@@ -75,7 +79,7 @@ pub async fn start<E: Engine>(
         Ok(observed) => observed,
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
-    let spec = container_spec(&ctx.env, id);
+    let mut spec = container_spec(&ctx.env, id);
     let existing = observed.as_ref().map(Observed::existing);
     let step = plan::start(&spec, existing.as_ref(), options.reuse);
     let mut container_id = None;
@@ -96,9 +100,28 @@ pub async fn start<E: Engine>(
     if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
         return Outcome::Failed(failure);
     }
+    // Only a container created now carries this play's token; one started again keeps the
+    // token of the play that created it, which nobody accepts any more.
+    let mut expectation = None;
     let container_id = match container_id {
         Some(existing) => existing,
         None => {
+            if let Some(handshake) = &ctx.handshake {
+                match handshake.expect(&instance.name, instance.ship.0) {
+                    Ok(Some((expected, endpoint))) => {
+                        // Added after the digest was taken: the token changes every play,
+                        // the definition does not.
+                        spec.env.retain(|e| !e.starts_with("MAESTRO_READINESS_"));
+                        spec.env
+                            .push(format!("{}={endpoint}", readiness::ENDPOINT_VAR));
+                        spec.env
+                            .push(format!("{}={}", readiness::TOKEN_VAR, expected.token));
+                        expectation = Some((expected, endpoint));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Outcome::Failed(Failure::new(e)),
+                }
+            }
             if let Err(failure) = ensure_image(&ctx, row, id, options.refresh_images).await {
                 return Outcome::Failed(failure);
             }
@@ -120,9 +143,120 @@ pub async fn start<E: Engine>(
             short(&container_id)
         )));
     }
+    if let Some((expected, endpoint)) = expectation {
+        return await_guest(&ctx, row, id, &container_id, expected, &endpoint).await;
+    }
     match run_checks(&ctx, row, id, Some(&container_id), LifecycleState::Running).await {
         Ok(()) => Outcome::Done("started".into()),
         Err(failure) => Outcome::Failed(failure),
+    }
+}
+
+/// How long a container running maestro-guest may stay silent before its readiness is
+/// taken as unknown: its first report normally arrives within milliseconds of the start.
+const GUEST_SILENCE: Duration = Duration::from_secs(5);
+
+/// Waits for a started container's readiness. With maestro-guest as its entry point, its
+/// `ready` report is the `running` check (whichever of the report and the configured checks
+/// comes first wins) and its `failed` report fails the instance at once. Without it, the
+/// polling checks decide as before.
+async fn await_guest<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container_id: &str,
+    mut expected: Expectation,
+    endpoint: &str,
+) -> Outcome {
+    let engine = ctx.engine(id);
+    let guest = match engine.inspect(container_id).await {
+        Ok(Some(observed)) => observed.guest,
+        Ok(None) | Err(_) => false,
+    };
+    let checks = run_checks(ctx, row, id, Some(container_id), LifecycleState::Running);
+    if !guest {
+        drop(expected);
+        return match checks.await {
+            Ok(()) => Outcome::Done("started".into()),
+            Err(failure) => Outcome::Failed(failure),
+        };
+    }
+    let has_checks = ctx
+        .env
+        .instance(id)
+        .lifecycle
+        .get(&LifecycleState::Running)
+        .is_some_and(|c| !c.is_empty());
+    ctx.step(row, "waiting for maestro-guest");
+    tokio::pin!(checks);
+    let silence = tokio::time::sleep(GUEST_SILENCE);
+    tokio::pin!(silence);
+    let mut heard = false;
+    let mut open = true;
+    loop {
+        tokio::select! {
+            word = expected.words.recv(), if open => match word {
+                Some(Word::Starting { status }) => {
+                    heard = true;
+                    ctx.step(row, if status.is_empty() {
+                        "maestro-guest: starting".to_owned()
+                    } else {
+                        format!("maestro-guest: {status}")
+                    });
+                }
+                Some(Word::Ready { took_ms, .. }) => {
+                    return Outcome::Done(format!("started, ready after {}", millis(took_ms)));
+                }
+                Some(Word::Failed { exit_code, last_lines, reason }) => {
+                    return Outcome::Failed(Failure {
+                        message: format!("maestro-guest: {reason}"),
+                        exit_code: exit_code.map(i64::from),
+                        logs: last_lines,
+                    });
+                }
+                Some(Word::Stopping) => {
+                    heard = true;
+                    ctx.step(row, "maestro-guest: the app is stopping");
+                }
+                Some(Word::Refused(why)) => {
+                    return Outcome::Failed(Failure::new(format!(
+                        "maestro-guest's report was refused: {why}"
+                    )));
+                }
+                // The registry outlives every expectation; nothing more can come, so the
+                // checks and the container decide.
+                None => (open, heard) = (false, true),
+            },
+            result = &mut checks, if has_checks => {
+                return match result {
+                    Ok(()) => Outcome::Done("started".into()),
+                    Err(failure) => Outcome::Failed(failure),
+                };
+            }
+            _ = tokio::time::sleep(WATCH), if !has_checks => {
+                if let Err(failure) = still_running(engine, container_id).await {
+                    return Outcome::Failed(failure);
+                }
+            }
+            _ = &mut silence, if !heard => {
+                if has_checks {
+                    heard = true;
+                } else {
+                    return Outcome::Warning(format!(
+                        "started, readiness unknown: maestro-guest sent no report within {}s (can the container reach {endpoint}?)",
+                        GUEST_SILENCE.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn millis(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
     }
 }
 

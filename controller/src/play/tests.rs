@@ -11,6 +11,7 @@ use maestro_core::spec::ContainerSpec;
 use super::tasks::{self, Context, StartOptions};
 use super::{Event, Outcome, Reporter, schedule};
 use crate::engine::{Engine, EngineError, Observed};
+use crate::readiness::{Handshake, pb};
 
 /// An engine that keeps containers in memory and records every operation.
 #[derive(Default)]
@@ -21,7 +22,15 @@ struct Fake {
     crash: HashSet<String>,
     /// How many operations run at once right now, and the most ever.
     busy: Mutex<(usize, usize)>,
+    /// Each created container's variables, by name.
+    envs: Mutex<HashMap<String, Vec<String>>>,
+    /// Plays the container's maestro-guest: called when a container starts, with its name
+    /// and variables.
+    guest: Option<GuestPlayer>,
 }
+
+/// Called with a started container's name and variables.
+type GuestPlayer = Box<dyn Fn(&str, &[String]) + Send + Sync>;
 
 impl Fake {
     fn record(&self, what: String) {
@@ -87,8 +96,17 @@ impl Engine for Fake {
                     .map(|(_, v)| v.clone()),
                 exit_code: None,
                 status: "created".into(),
+                guest: crate::engine::runs_guest(
+                    &[],
+                    spec.command.as_deref().unwrap_or_default(),
+                    false,
+                ),
             },
         );
+        self.envs
+            .lock()
+            .unwrap()
+            .insert(spec.name.clone(), spec.env.clone());
         Ok(id)
     }
     async fn start(&self, id: &str) -> Result<(), EngineError> {
@@ -107,6 +125,10 @@ impl Engine for Fake {
         let c = containers.get_mut(&name).expect("created");
         c.running = !crash;
         c.exit_code = crash.then_some(3);
+        drop(containers);
+        if let Some(guest) = &self.guest {
+            guest(&name, &self.envs.lock().unwrap()[&name]);
+        }
         Ok(())
     }
     async fn stop(&self, id: &str, _timeout: u32) -> Result<(), EngineError> {
@@ -178,6 +200,22 @@ where
     F: Fn(Context<Fake>, usize, InstanceId) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    play_with(env, fake, None, direction, concurrency, task).await
+}
+
+/// [`play`] with a readiness handshake.
+async fn play_with<F, Fut>(
+    env: &Arc<Environment>,
+    fake: &Arc<Fake>,
+    handshake: Option<Arc<Handshake>>,
+    direction: Direction,
+    concurrency: Option<usize>,
+    task: F,
+) -> HashMap<String, Outcome>
+where
+    F: Fn(Context<Fake>, usize, InstanceId) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = events.clone();
     let reporter: Reporter = Arc::new(move |e| sink.lock().unwrap().push(e));
@@ -186,6 +224,7 @@ where
         engines: Arc::new(vec![fake.clone()]),
         docker_config: Arc::default(),
         reporter: reporter.clone(),
+        handshake,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
@@ -396,5 +435,178 @@ async fn start_leaves_running_containers_and_reports_outdated_ones() {
     assert_eq!(
         outcomes["db-1"],
         Outcome::Skipped("running, left in place".into())
+    );
+}
+
+/// db runs maestro-guest and api depends on it; `guest` plays db's guest.
+const GUEST_ENV: &str = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db:
+    image: db
+    instances: {db-1: {ship: s1, command: [/bin/maestro-guest, run, --, db-server]}}
+  api: {image: api, requires: [db], instances: {api-1: {ship: s1}}}
+";
+
+fn var<'a>(env: &'a [String], name: &str) -> &'a str {
+    env.iter()
+        .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{name} not in {env:?}"))
+}
+
+/// A report as the guest sends it, from the container's own variables.
+fn report(
+    env: &[String],
+    instance: &str,
+    sequence: u64,
+    state: pb::state_report::State,
+) -> pb::StateReport {
+    pb::StateReport {
+        instance: instance.to_owned(),
+        token: var(env, crate::readiness::TOKEN_VAR).to_owned(),
+        sequence,
+        state: Some(state),
+        status: String::new(),
+    }
+}
+
+/// A fake engine whose db guest sends `reports` (built from db's variables) at start.
+fn guest_engine(
+    handshake: &Arc<Handshake>,
+    reports: impl Fn(&[String]) -> Vec<pb::StateReport> + Send + Sync + 'static,
+) -> Arc<Fake> {
+    let registry = handshake.registry.clone();
+    Arc::new(Fake {
+        guest: Some(Box::new(move |name, env| {
+            if name == "db-1" {
+                for r in reports(env) {
+                    registry.report(r);
+                }
+            }
+        })),
+        ..Fake::default()
+    })
+}
+
+async fn start_with_guest(fake: &Arc<Fake>, handshake: Arc<Handshake>) -> HashMap<String, Outcome> {
+    let env = environment(GUEST_ENV);
+    play_with(
+        &env,
+        fake,
+        Some(handshake),
+        Direction::Start,
+        None,
+        |c, r, i| tasks::start(c, r, i, StartOptions::default()),
+    )
+    .await
+}
+
+fn handshake() -> Arc<Handshake> {
+    Arc::new(Handshake::direct(vec![Some(
+        "http://172.17.0.1:4000".into(),
+    )]))
+}
+
+#[tokio::test]
+async fn a_ready_report_is_the_running_check() {
+    use pb::state_report::State;
+    let handshake = handshake();
+    let fake = guest_engine(&handshake, |env| {
+        vec![
+            report(env, "db-1", 1, State::Starting(pb::Starting {})),
+            report(env, "db-1", 2, State::Ready(pb::Ready { took_ms: 42 })),
+        ]
+    });
+    let outcomes = start_with_guest(&fake, handshake).await;
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Done("started, ready after 42 ms".into())
+    );
+    assert_eq!(outcomes["api-1"], Outcome::Done("started".into()));
+    // Each container got the endpoint; only db's guest speaks, but api got a token too.
+    let envs = fake.envs.lock().unwrap();
+    assert_eq!(
+        var(&envs["db-1"], crate::readiness::ENDPOINT_VAR),
+        "http://172.17.0.1:4000"
+    );
+    assert_ne!(
+        var(&envs["db-1"], crate::readiness::TOKEN_VAR),
+        var(&envs["api-1"], crate::readiness::TOKEN_VAR)
+    );
+    let log = fake.log();
+    assert!(position(&log, "start db-1") < position(&log, "create api-1"));
+}
+
+#[tokio::test]
+async fn a_failed_report_fails_the_instance_with_its_reason_and_skips_dependents() {
+    use pb::state_report::State;
+    let handshake = handshake();
+    let fake = guest_engine(&handshake, |env| {
+        vec![report(
+            env,
+            "db-1",
+            1,
+            State::Failed(pb::Failed {
+                exit_code: Some(3),
+                last_lines: vec!["panic: disk full".into()],
+                reason: "the app exited with code 3 before it was ready".into(),
+            }),
+        )]
+    });
+    let outcomes = start_with_guest(&fake, handshake).await;
+    let Outcome::Failed(failure) = &outcomes["db-1"] else {
+        panic!("{:?}", outcomes["db-1"]);
+    };
+    assert_eq!(
+        failure.message,
+        "maestro-guest: the app exited with code 3 before it was ready"
+    );
+    assert_eq!(failure.exit_code, Some(3));
+    assert_eq!(failure.logs, ["panic: disk full"]);
+    assert!(matches!(outcomes["api-1"], Outcome::NotRun(_)));
+}
+
+#[tokio::test]
+async fn a_report_with_a_wrong_token_fails_the_instance() {
+    use pb::state_report::State;
+    let handshake = handshake();
+    let fake = guest_engine(&handshake, |env| {
+        let mut forged = report(env, "db-1", 1, State::Ready(pb::Ready { took_ms: 1 }));
+        forged.token = "0123456789abcdef0123456789abcdef".into();
+        vec![forged]
+    });
+    let outcomes = start_with_guest(&fake, handshake).await;
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Failed(super::Failure::new(
+            "maestro-guest's report was refused: unknown token (wrong, or from an earlier play)"
+        ))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_guest_leaves_readiness_unknown_after_a_bound() {
+    let handshake = handshake();
+    let fake = guest_engine(&handshake, |_| Vec::new());
+    let outcomes = start_with_guest(&fake, handshake).await;
+    let Outcome::Warning(text) = &outcomes["db-1"] else {
+        panic!("{:?}", outcomes["db-1"]);
+    };
+    assert!(text.contains("no report within 5s"), "{text}");
+    assert!(text.contains("http://172.17.0.1:4000"), "{text}");
+}
+
+#[tokio::test]
+async fn without_an_endpoint_nothing_is_injected_and_checks_decide() {
+    let handshake = Arc::new(Handshake::direct(vec![None]));
+    let fake = Arc::new(Fake::default());
+    let outcomes = start_with_guest(&fake, handshake).await;
+    assert_eq!(outcomes["db-1"], Outcome::Done("started".into()));
+    let envs = fake.envs.lock().unwrap();
+    assert!(
+        !envs["db-1"]
+            .iter()
+            .any(|e| e.starts_with("MAESTRO_READINESS_"))
     );
 }

@@ -34,6 +34,87 @@ pub fn image() -> &'static str {
     IMAGE
 }
 
+pub const GUEST_IMAGE: &str = "maestro-e2e/guest:latest";
+
+/// The static maestro-guest, built with the guest profile: the musl build `.ci/run` makes,
+/// or, where the musl target is missing, a static glibc build (the fallback ARCHITECTURE.md
+/// describes). Built here if neither exists yet.
+pub fn guest_binary() -> PathBuf {
+    let target = target_dir();
+    let built = |triple: &str| target.join(triple).join("guest").join("maestro-guest");
+    for triple in ["x86_64-unknown-linux-musl", "x86_64-unknown-linux-gnu"] {
+        if built(triple).exists() {
+            return built(triple);
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = |triple: &str, rustflags: &str| {
+        Command::new(&cargo)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "maestro-guest",
+                "--profile",
+                "guest",
+                "--target",
+                triple,
+            ])
+            .env("RUSTFLAGS", rustflags)
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if build("x86_64-unknown-linux-musl", "") {
+        return built("x86_64-unknown-linux-musl");
+    }
+    assert!(
+        build("x86_64-unknown-linux-gnu", "-C target-feature=+crt-static"),
+        "cannot build the static maestro-guest"
+    );
+    built("x86_64-unknown-linux-gnu")
+}
+
+/// The directory cargo builds into (the test binary is in <target>/<profile>/deps).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The test image with maestro-guest in it (FROM scratch: busybox and the guest), built
+/// once per test binary; returns its name.
+pub fn guest_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("maestro-e2e-guest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(guest_binary(), dir.join("maestro-guest")).unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM {}\nCOPY maestro-guest /bin/maestro-guest\n", image()),
+        )
+        .unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", GUEST_IMAGE])
+            .arg(&dir)
+            .output()
+            .expect("docker runs");
+        assert!(
+            out.status.success(),
+            "docker build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+    GUEST_IMAGE
+}
+
 /// The maestro binary cargo built beside the test binary (target/<profile>/maestro).
 pub fn maestro_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -73,4 +154,85 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// One test's environment: a folder with its maestro.yaml, a unique name, and cleanup.
+pub struct Env {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl Env {
+    pub fn new(test: &str, yaml: &str) -> Env {
+        let name = format!("e2e-{test}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = Env {
+            name: name.clone(),
+            dir,
+        };
+        env.write(yaml);
+        env
+    }
+
+    pub fn write(&self, yaml: &str) {
+        // Checks and variables use the ship's address: loopback, so that test traffic
+        // never leaves this machine.
+        let ships = "ships: {local: {ip: 127.0.0.1, socket_path: /var/run/docker.sock}}\n";
+        let text = yaml
+            .replace("@NAME@", &self.name)
+            .replace("@IMAGE@", image())
+            .replace(
+                "@GUEST_IMAGE@",
+                if yaml.contains("@GUEST_IMAGE@") {
+                    guest_image()
+                } else {
+                    ""
+                },
+            )
+            .replace("@SHIPS@", ships);
+        std::fs::write(self.dir.join("maestro.yaml"), text).unwrap();
+    }
+
+    pub fn maestro(&self, args: &[&str]) -> Output {
+        Command::new(maestro_bin())
+            .args(args)
+            .current_dir(&self.dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// A container's name in this environment.
+    pub fn c(&self, instance: &str) -> String {
+        format!("{}-{instance}", self.name)
+    }
+
+    pub fn exec(&self, instance: &str, command: &str) -> String {
+        let out = Command::new("docker")
+            .args(["exec", &self.c(instance), "sh", "-c", command])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn inspect(&self, instance: &str, format: &str) -> String {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", format, &self.c(instance)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        remove_environment(&self.name);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Host ports unique to this test process and test.
+pub fn port(offset: u16) -> u16 {
+    20000 + (std::process::id() % 400) as u16 * 100 + offset
 }

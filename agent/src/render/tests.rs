@@ -1,0 +1,685 @@
+//! Table-driven tests of the template context and functions, the spec grammar, and the
+//! all-or-nothing writes (each in its own temporary folder).
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+/// Part of what MaestroNG gives `kafka-2` in its zookeeper+kafka example.
+const KAFKA_2: &[(&str, &str)] = &[
+    ("MAESTRO_ENVIRONMENT_NAME", "zk-kafka"),
+    ("SERVICE_NAME", "kafka"),
+    ("CONTAINER_NAME", "kafka-2"),
+    ("CONTAINER_HOST_ADDRESS", "192.168.10.2"),
+    ("KAFKA_INSTANCES", "kafka-1,kafka-2,kafka-3"),
+    ("KAFKA_KAFKA_2_HOST", "192.168.10.2"),
+    ("KAFKA_KAFKA_2_BROKER_PORT", "9093"),
+    ("KAFKA_KAFKA_2_BROKER_INTERNAL_PORT", "9093"),
+    ("ZOOKEEPER_INSTANCES", "zk-node-1,zk-node-2,zk-node-3"),
+    ("ZOOKEEPER_ZK_NODE_1_HOST", "192.168.10.2"),
+    ("ZOOKEEPER_ZK_NODE_1_CLIENT_PORT", "2181"),
+    ("ZOOKEEPER_ZK_NODE_1_PEER_PORT", "2888"),
+    ("ZOOKEEPER_ZK_NODE_2_HOST", "192.168.10.3"),
+    ("ZOOKEEPER_ZK_NODE_2_CLIENT_PORT", "2182"),
+    ("ZOOKEEPER_ZK_NODE_2_PEER_PORT", "2889"),
+    ("ZOOKEEPER_ZK_NODE_3_HOST", "192.168.10.4"),
+    ("ZOOKEEPER_ZK_NODE_3_CLIENT_PORT", "2183"),
+    ("ZOOKEEPER_ZK_NODE_3_PEER_PORT", "2890"),
+    ("FOO", "bar"),
+    ("EMPTY", ""),
+    ("LIST", "a,b,c"),
+    ("service", "a variable"),
+];
+
+fn process_env(pairs: &[(&str, &str)]) -> ProcessEnv {
+    ProcessEnv::from_pairs(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}
+
+fn render_text(pairs: &[(&str, &str)], source: &str) -> Result<String, String> {
+    Engine::new(&process_env(pairs))?.render("t.j2", source)
+}
+
+#[test]
+fn context_and_functions() {
+    let cases: &[(&str, &str)] = &[
+        // Variables.
+        ("{{ env.FOO }}|{{ FOO }}|{{ env['FOO'] }}", "bar|bar|bar"),
+        ("{{ env.NOPE | default('x') }}", "x"),
+        ("{{ env.get('NOPE', 'y') }}|{{ env.get('FOO') }}", "y|bar"),
+        ("{{ 'yes' if env.NOPE is defined else 'no' }}", "no"),
+        ("{{ LIST.split(',') | join(' ') }}", "a b c"),
+        ("{{ FOO.upper() }} {{ ' x '.strip() }}", "BAR x"),
+        ("[{{ EMPTY }}]", "[]"),
+        ("{{ env | length > 10 }} {{ FOO == 'bar' }}", "True True"),
+        (
+            "{% for k, v in env.items() if k.startswith('ZOOKEEPER_ZK_NODE_1') %}{{ k }} {% endfor %}",
+            "ZOOKEEPER_ZK_NODE_1_CLIENT_PORT ZOOKEEPER_ZK_NODE_1_HOST ZOOKEEPER_ZK_NODE_1_PEER_PORT ",
+        ),
+        // A function wins over a variable of its name; env.NAME reaches the variable.
+        ("{{ service() }} / {{ env.service }}", "kafka / a variable"),
+        // A configuration file keeps its last newline; nothing is escaped.
+        ("line\n", "line\n"),
+        ("{{ '<a & b>' }}", "<a & b>"),
+        ("{{ {'a': [1, 'x']} | tojson }}", "{\"a\": [1, \"x\"]}"),
+        ("{{ 'p@ss word' | urlencode }}", "p%40ss%20word"),
+        // Identity.
+        (
+            "{{ env_name() }} {{ service() }} {{ container() }} {{ host_address() }}",
+            "zk-kafka kafka kafka-2 192.168.10.2",
+        ),
+        ("{{ host_address(ip=true) }}", "192.168.10.2"),
+        (
+            "{{ internal_address('lo') }} {{ internal_address(interface='lo') }}",
+            "127.0.0.1 127.0.0.1",
+        ),
+        // Ports.
+        ("{{ port('broker') }} {{ port('broker') + 1 }}", "9093 9094"),
+        (
+            "{{ port('missing', 7) }} {{ port('missing', default='0_8') }}",
+            "7 8",
+        ),
+        (
+            "{{ port('missing', default=1.9) }} {{ port('missing', true) }}",
+            "1 1",
+        ),
+        ("{{ host('zookeeper', 'zk-node-2') }}", "192.168.10.3"),
+        (
+            "{{ specific_port('zookeeper', 'zk-node-2', 'client') }} {{ specific_port('zookeeper', 'zk-node-2', 'admin', 12) }}",
+            "2182 12",
+        ),
+        (
+            "{{ exposed_port('kafka', 'kafka-2', 'broker') }} {{ exposed_port('zookeeper', 'zk-node-1', 'client', default=2181) }}",
+            "9093 2181",
+        ),
+        // Node lists, as `nodes`.
+        (
+            "{{ nodes('zookeeper', ports=['client']) | join(',') }}",
+            "192.168.10.2:2181,192.168.10.3:2182,192.168.10.4:2183",
+        ),
+        (
+            "{{ nodes('zookeeper', ['client', 'peer'])[0] }} {{ nodes('zookeeper', ports='peer')[2] }}",
+            "192.168.10.2:2181:2888 192.168.10.4:2890",
+        ),
+        (
+            "{{ nodes('zookeeper') }}",
+            "['192.168.10.2', '192.168.10.3', '192.168.10.4']",
+        ),
+        (
+            "{{ nodes('nothing', min=0) }} {{ nodes('nothing', [], 0) }} {{ nodes('nothing', minimum=0) }}",
+            "[] [] []",
+        ),
+        ("{{ nodes('zookeeper', min=3) | length }}", "3"),
+        (
+            "{% for i in instances('zookeeper', ports=['client', 'peer']) %}server.{{ loop.index }}={{ i.host }}:{{ i.ports.peer }}:{{ i.ports['client'] }} # {{ i.name }}\n{% endfor %}",
+            "server.1=192.168.10.2:2888:2181 # zk-node-1\nserver.2=192.168.10.3:2889:2182 # zk-node-2\nserver.3=192.168.10.4:2890:2183 # zk-node-3\n",
+        ),
+        (
+            "{{ instances('zookeeper') | map(attribute='name') | join(' ') }}",
+            "zk-node-1 zk-node-2 zk-node-3",
+        ),
+        (
+            "{{ instances('zookeeper')[0] }}",
+            "{'host': '192.168.10.2', 'name': 'zk-node-1', 'ports': {}}",
+        ),
+        ("{{ instances('nothing', min=0) }}", "[]"),
+        // required: the value itself.
+        (
+            "{{ env.FOO | required }} {{ required(FOO, 'needed') }} {{ required(0) }}",
+            "bar bar 0",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (source, want) in cases {
+        let got = render_text(KAFKA_2, source);
+        if got.as_deref() != Ok(*want) {
+            failures.push(format!("{source:?}\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn errors_name_the_template_and_the_line() {
+    let cases: &[(&str, &str)] = &[
+        ("a\n{{ NOPE }}", "t.j2:2: `NOPE` is undefined"),
+        ("a\nb\n{{ env.NOPE }}", "t.j2:3: `env.NOPE` is undefined"),
+        (
+            "{% for x in NOPE %}{% endfor %}",
+            "t.j2:1: `NOPE` is undefined",
+        ),
+        (
+            "{% if env.NOPE %}{% endif %}",
+            "t.j2:1: `env.NOPE` is undefined",
+        ),
+        ("{{ 'a' ~ env.NOPE }}", "t.j2:1: `env.NOPE` is undefined"),
+        ("{{ port(env.NOPE) }}", "t.j2:1: `env.NOPE` is undefined"),
+        ("{{ NOPE.split(',') }}", "t.j2:1: `NOPE` is undefined"),
+        (
+            "{{ FOO.frobnicate() }}",
+            "t.j2:1: unknown method: string has no method named frobnicate",
+        ),
+        // Discovery: the commands' messages.
+        (
+            "\n{{ port('missing') }}",
+            "t.j2:2: No internal port missing defined for container kafka-2 of service kafka",
+        ),
+        (
+            "{{ host('zookeeper', 'zk-node-9') }}",
+            "t.j2:1: No host defined for container zk-node-9 of service zookeeper",
+        ),
+        (
+            "{{ specific_port('zookeeper', 'zk-node-2', 'admin') }}",
+            "t.j2:1: No port admin defined for container zk-node-2 of service zookeeper",
+        ),
+        (
+            "{{ exposed_port('zookeeper', 'zk-node-2', 'client') }}",
+            "t.j2:1: No internal port client defined for container zk-node-2 of service zookeeper",
+        ),
+        (
+            "{{ nodes('zookeeper', min=4) }}",
+            "t.j2:1: No or not enough zookeeper nodes configured",
+        ),
+        (
+            "{{ nodes('nothing') }}",
+            "t.j2:1: No or not enough nothing nodes configured",
+        ),
+        (
+            "{{ nodes('zookeeper', ports=['admin']) }}",
+            "t.j2:1: No port admin defined for container zk-node-1 of service zookeeper",
+        ),
+        (
+            "{{ instances('zookeeper', ports=['admin']) }}",
+            "t.j2:1: No port admin defined for container zk-node-1 of service zookeeper",
+        ),
+        (
+            "{{ instances('nothing') }}",
+            "t.j2:1: No or not enough nothing nodes configured",
+        ),
+        (
+            "{{ internal_address('no-such-if0') }}",
+            "t.j2:1: No network interface no-such-if0",
+        ),
+        // Arguments.
+        (
+            "{{ nodes('zookeeper', ports=3) }}",
+            "t.j2:1: ports must be a list of port names, not number",
+        ),
+        (
+            "{{ nodes('zookeeper', min=-1) }}",
+            "t.j2:1: min must be a non-negative integer, not -1",
+        ),
+        (
+            "{{ nodes('zookeeper', min=1, minimum=1) }}",
+            "t.j2:1: give min or minimum, not both",
+        ),
+        (
+            "{{ port('broker', 1, default=2) }}",
+            "t.j2:1: too many arguments: default given twice",
+        ),
+        (
+            "{{ port('broker', fallback=2) }}",
+            "t.j2:1: too many arguments: unknown keyword argument 'fallback'",
+        ),
+        (
+            "{{ port('missing', default=[1]) }}",
+            "t.j2:1: default must be a number or a string, not sequence",
+        ),
+        // required.
+        (
+            "x\n{{ required(env.NOPE) }}",
+            "t.j2:2: required: `env.NOPE` is undefined",
+        ),
+        (
+            "{{ NOPE | required }}",
+            "t.j2:1: required: `NOPE` is undefined",
+        ),
+        (
+            "{{ env.NOPE | required('set NOPE to the database URL') }}",
+            "t.j2:1: required: set NOPE to the database URL",
+        ),
+        (
+            "{{ EMPTY | required }}",
+            "t.j2:1: required: the value is empty",
+        ),
+        (
+            "{{ required(none) }}",
+            "t.j2:1: required: the value is none",
+        ),
+        // As MaestroNG's int(None): no default.
+        (
+            "{{ port('missing', default=none) }}",
+            "t.j2:1: No internal port missing defined for container kafka-2 of service kafka",
+        ),
+        (
+            "{{ instances('kafka') }}",
+            "t.j2:1: No host defined for container kafka-1 of service kafka",
+        ),
+        ("{{ required([]) }}", "t.j2:1: required: the value is empty"),
+        // The engine's own errors keep their kind.
+        (
+            "\n{{ 1 + }}",
+            "t.j2:2: syntax error: unexpected end of variable block",
+        ),
+        (
+            "{{ frobnicate() }}",
+            "t.j2:1: unknown function: frobnicate is unknown",
+        ),
+        (
+            "{{ FOO | frobnicate }}",
+            "t.j2:1: unknown filter: filter frobnicate is unknown",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (source, want) in cases {
+        let got = render_text(KAFKA_2, source);
+        if got.as_ref().map_err(String::as_str) != Err(*want) {
+            failures.push(format!("{source:?}\n  want Err({want:?})\n  got  {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The identity functions fail with the commands' messages when their variable is unset.
+#[test]
+fn identity_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("{{ env_name() }}", "Ok(\"local\")"),
+        (
+            "{{ service() }}",
+            "Err(\"t.j2:1: Service name was not defined\")",
+        ),
+        (
+            "{{ container() }}",
+            "Err(\"t.j2:1: Container name was not defined\")",
+        ),
+        (
+            "{{ host_address(ip=true) }}",
+            "Err(\"t.j2:1: Container host address was not defined\")",
+        ),
+        (
+            "{{ port('x') }}",
+            "Err(\"t.j2:1: Service name was not defined\")",
+        ),
+        (
+            "{{ port('x', default=none) }}",
+            "Err(\"t.j2:1: Service name was not defined\")",
+        ),
+    ];
+    for (source, want) in cases {
+        assert_eq!(format!("{:?}", render_text(&[], source)), *want, "{source}");
+    }
+}
+
+/// A temporary folder, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "maestro-guest-render-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("temporary folder");
+        Self(path)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.path(name);
+        fs::write(&path, text).expect("write");
+        path
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path(name)).expect("read")
+    }
+
+    /// Every entry of the folder, sorted (temporary files would show here).
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.0)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn secrets_from_files() {
+    let dir = TempDir::new();
+    let pass = dir.write("pass", "s3cret\n");
+    let crlf = dir.write("crlf", "windows\r\n");
+    let two = dir.write("two", "two\n\n");
+    let set = dir.write("set", "from the file");
+    let missing = dir.path("missing");
+    let vars = [
+        ("PASS_FILE", pass.as_str()),
+        ("CRLF_FILE", crlf.as_str()),
+        ("TWO_FILE", two.as_str()),
+        ("SET_FILE", set.as_str()),
+        ("SET", "from the variable"),
+        ("GONE_FILE", missing.as_str()),
+        ("_FILE", pass.as_str()),
+    ];
+    let cases: &[(&str, Result<&str, String>)] = &[
+        (
+            "{{ PASS }}|{{ env.PASS }}|{{ env.get('PASS') }}",
+            Ok("s3cret|s3cret|s3cret"),
+        ),
+        ("[{{ CRLF }}]", Ok("[windows]")),
+        ("[{{ TWO }}]", Ok("[two\n]")),
+        ("{{ SET }}", Ok("from the variable")),
+        ("{{ PASS_FILE == env.PASS_FILE }}", Ok("True")),
+        (
+            "{{ PASS is defined }} {{ PASS | required }}",
+            Ok("True s3cret"),
+        ),
+        // Listed only when the file is a regular file; an unused unreadable one is no error.
+        (
+            "{{ env | list | join(' ') }}",
+            Ok("CRLF CRLF_FILE GONE_FILE PASS PASS_FILE SET SET_FILE TWO TWO_FILE _FILE"),
+        ),
+        (
+            "ok\n{{ GONE }}",
+            Err(format!(
+                "t.j2:2: cannot read GONE from GONE_FILE ({missing}): No such file or directory (os error 2)"
+            )),
+        ),
+        (
+            "{{ env.GONE | default('d') }}",
+            Err(format!(
+                "t.j2:1: cannot read GONE from GONE_FILE ({missing}): No such file or directory (os error 2)"
+            )),
+        ),
+    ];
+    for (source, want) in cases {
+        let got = render_text(&vars, source);
+        let want = want.as_deref().map_err(String::as_str);
+        assert_eq!(got.as_deref().map_err(String::as_str), want, "{source}");
+    }
+}
+
+#[test]
+fn spec_grammar() {
+    let file = |src: &str, dst: &str, mode: Option<u32>| {
+        Ok(RenderSpec {
+            src: src.to_owned(),
+            dst: Destination::File(PathBuf::from(dst)),
+            mode,
+        })
+    };
+    let cases: Vec<(&str, Result<RenderSpec, &str>)> = vec![
+        ("app.conf.j2", file("app.conf.j2", "app.conf", None)),
+        (
+            "etc/app.conf.tmpl",
+            file("etc/app.conf.tmpl", "etc/app.conf", None),
+        ),
+        ("/t/x.tpl::0600", file("/t/x.tpl", "/t/x", Some(0o600))),
+        ("a.j2:/etc/b", file("a.j2", "/etc/b", None)),
+        ("a:b:640", file("a", "b", Some(0o640))),
+        ("a:b:0o4755", file("a", "b", Some(0o4755))),
+        (
+            "a.j2:-",
+            Ok(RenderSpec {
+                src: "a.j2".to_owned(),
+                dst: Destination::Stdout,
+                mode: None,
+            }),
+        ),
+        (
+            "app.conf",
+            Err(
+                "cannot tell where to write 'app.conf': it does not end in .j2, .tmpl or .tpl; \
+                 give a destination (app.conf:DST)",
+            ),
+        ),
+        (
+            "dir/.j2",
+            Err(
+                "cannot tell where to write 'dir/.j2': its name is nothing but the suffix; \
+                 give a destination (dir/.j2:DST)",
+            ),
+        ),
+        ("", Err("invalid template spec '': no template")),
+        (":b", Err("invalid template spec ':b': no template")),
+        (
+            "a:b:c:d",
+            Err("invalid template spec 'a:b:c:d': expected SRC[:DST[:MODE]]"),
+        ),
+        (
+            "a.j2:b:999",
+            Err("invalid mode '999' in 'a.j2:b:999': expected octal permissions such as 0644"),
+        ),
+        (
+            "a.j2:b:",
+            Err("invalid mode '' in 'a.j2:b:': expected octal permissions such as 0644"),
+        ),
+        (
+            "a.j2:b:17777",
+            Err("invalid mode '17777' in 'a.j2:b:17777': expected octal permissions such as 0644"),
+        ),
+        (
+            "a.j2:b:+644",
+            Err("invalid mode '+644' in 'a.j2:b:+644': expected octal permissions such as 0644"),
+        ),
+        (
+            "a.j2:-:0644",
+            Err("invalid template spec 'a.j2:-:0644': standard output has no mode"),
+        ),
+    ];
+    for (spec, want) in cases {
+        assert_eq!(
+            RenderSpec::parse(spec),
+            want.map_err(str::to_owned),
+            "{spec}"
+        );
+    }
+    let specs = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        parse_specs(&specs(&["a.j2:out", "b.j2:out"])),
+        Err("out is the destination of both a.j2 and b.j2".to_owned())
+    );
+    assert_eq!(
+        parse_specs(&specs(&["a.j2:-", "b.j2:-", "c.j2"])).map(|s| s.len()),
+        Ok(3)
+    );
+}
+
+fn render<S: AsRef<str>>(specs: &[S], pairs: &[(&str, &str)]) -> Result<Vec<Change>, String> {
+    let specs: Vec<String> = specs.iter().map(|s| s.as_ref().to_owned()).collect();
+    render_all(&specs, &process_env(pairs)).map(|all| all.into_iter().map(|r| r.change).collect())
+}
+
+fn mode_of(path: &str) -> u32 {
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o7777
+}
+
+const AN_HOUR_AGO: Duration = Duration::from_secs(3600);
+
+fn age(path: &str) {
+    let file = File::options().write(true).open(path).expect("open");
+    file.set_modified(SystemTime::now() - AN_HOUR_AGO)
+        .expect("set mtime");
+}
+
+#[test]
+fn writes_new_files_and_leaves_identical_ones_alone() {
+    let dir = TempDir::new();
+    let src = dir.write("app.conf.j2", "foo={{ FOO }}\n");
+    let out = dir.path("app.conf");
+    let vars = &[("FOO", "bar")];
+
+    assert_eq!(render(&[&src], vars), Ok(vec![Change::Written]));
+    assert_eq!(dir.read("app.conf"), "foo=bar\n");
+    assert_eq!(mode_of(&out), 0o644);
+    assert_eq!(dir.names(), ["app.conf", "app.conf.j2"]);
+
+    // Same content: not rewritten (same inode, same mtime).
+    age(&out);
+    let before = fs::metadata(&out).expect("metadata");
+    assert_eq!(render(&[&src], vars), Ok(vec![Change::Unchanged]));
+    let after = fs::metadata(&out).expect("metadata");
+    assert_eq!(
+        (after.ino(), after.modified().ok()),
+        (before.ino(), before.modified().ok())
+    );
+
+    // Same content, another mode: only the mode changes.
+    let spec = format!("{src}:{out}:0600");
+    assert_eq!(render(&[spec], vars), Ok(vec![Change::ModeChanged]));
+    assert_eq!(mode_of(&out), 0o600);
+    assert_eq!(
+        fs::metadata(&out).expect("metadata").modified().ok(),
+        before.modified().ok()
+    );
+
+    // New content: replaced, and the existing mode is kept.
+    assert_eq!(
+        render(&[&src], &[("FOO", "baz")]),
+        Ok(vec![Change::Written])
+    );
+    assert_eq!(dir.read("app.conf"), "foo=baz\n");
+    assert_eq!(mode_of(&out), 0o600);
+    assert_eq!(dir.names(), ["app.conf", "app.conf.j2"]);
+
+    // An explicit mode for a new file.
+    let spec = format!("{src}:{}:0640", dir.path("other"));
+    assert_eq!(render(&[spec], vars), Ok(vec![Change::Written]));
+    assert_eq!(mode_of(&dir.path("other")), 0o640);
+}
+
+#[test]
+fn stdout_is_returned_not_written() {
+    let dir = TempDir::new();
+    let src = dir.write("a.j2", "{{ FOO }}\n");
+    let both = [format!("{src}:-"), format!("{src}:-")];
+    assert_eq!(
+        render(&both, &[("FOO", "bar")]),
+        Ok(vec![
+            Change::Stdout("bar\n".to_owned()),
+            Change::Stdout("bar\n".to_owned())
+        ])
+    );
+    assert_eq!(dir.names(), ["a.j2"]);
+}
+
+#[test]
+fn one_failure_writes_nothing() {
+    let dir = TempDir::new();
+    let good = dir.write("good.j2", "new {{ FOO }}\n");
+    let bad = dir.write("bad.j2", "fine\n{{ NOPE }}\n");
+    let worse = dir.write("worse.j2", "{{ port('x') }}");
+    dir.write("good", "old\n");
+    let specs = [good.clone(), bad.clone(), worse.clone()];
+    assert_eq!(
+        render(&specs, &[("FOO", "bar")]),
+        Err(format!(
+            "{bad}:2: `NOPE` is undefined\n{worse}:1: Service name was not defined\nno file was written"
+        ))
+    );
+    assert_eq!(dir.read("good"), "old\n");
+
+    // Staging fails for the second file (no such folder): the first is not written either,
+    // and no temporary file is left behind.
+    let specs = [good.clone(), format!("{good}:{}", dir.path("nope/good"))];
+    let got = render(&specs, &[("FOO", "bar")]);
+    let want = format!(
+        "cannot write {}: No such file or directory",
+        dir.path("nope/good")
+    );
+    assert!(
+        got.as_ref()
+            .is_err_and(|e| e.starts_with(&want) && e.ends_with("\nno file was written")),
+        "{got:?}"
+    );
+    assert_eq!(dir.read("good"), "old\n");
+    assert_eq!(dir.names(), ["bad.j2", "good", "good.j2", "worse.j2"]);
+
+    // A template that cannot be read.
+    let missing = dir.path("missing.j2");
+    assert_eq!(
+        render(&[&missing], &[]),
+        Err(format!(
+            "cannot read template {missing}: No such file or directory (os error 2)"
+        ))
+    );
+}
+
+#[test]
+fn special_destinations() {
+    let dir = TempDir::new();
+    let src = dir.write("a.j2", "{{ FOO }}\n");
+    let vars = &[("FOO", "bar")];
+
+    // A folder is refused.
+    fs::create_dir(dir.path("folder")).expect("mkdir");
+    assert_eq!(
+        render(&[format!("{src}:{}", dir.path("folder"))], vars),
+        Err(format!(
+            "cannot write {}: it is a directory",
+            dir.path("folder")
+        ))
+    );
+
+    // A symbolic link is followed: the link stays, its target gets the content.
+    dir.write("target", "old\n");
+    std::os::unix::fs::symlink(dir.path("target"), dir.path("link")).expect("symlink");
+    assert_eq!(
+        render(&[format!("{src}:{}", dir.path("link"))], vars),
+        Ok(vec![Change::Written])
+    );
+    assert!(
+        fs::symlink_metadata(dir.path("link"))
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(dir.read("target"), "bar\n");
+
+    // A device is written in place, never replaced.
+    assert_eq!(
+        render(&[format!("{src}:/dev/null")], vars),
+        Ok(vec![Change::Written])
+    );
+    assert!(
+        fs::metadata("/dev/null")
+            .expect("/dev/null")
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[test]
+fn bind_mounts_are_written_in_place() {
+    // rename(2) over a mount point fails with EBUSY; across filesystems with EXDEV.
+    assert!(refused_rename(&io::Error::from_raw_os_error(16)));
+    assert!(refused_rename(&io::Error::from_raw_os_error(18)));
+    assert!(!refused_rename(&io::Error::from_raw_os_error(13)));
+
+    let dir = TempDir::new();
+    let path = dir.write("mounted", "old content\n");
+    let inode = fs::metadata(&path).expect("metadata").ino();
+    write_in_place(Path::new(&path), b"new\n", Some(0o640)).expect("in place");
+    let meta = fs::metadata(&path).expect("metadata");
+    assert_eq!((meta.ino(), meta.mode() & 0o7777), (inode, 0o640));
+    assert_eq!(dir.read("mounted"), "new\n");
+}

@@ -1,0 +1,258 @@
+//! Pushing this instance's states to the controller over the readiness handshake
+//! (proto/readiness.proto). Reports go out in order from one background task, each with a
+//! bounded number of attempts, so the app never waits for the controller: an unreachable
+//! controller costs a line on stderr, nothing more.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use guestutils::Vars;
+
+pub mod pb {
+    tonic::include_proto!("maestro.readiness.v1");
+}
+
+use pb::state_report::State as Wire;
+
+/// The variables maestro sets on containers it creates during a play.
+pub const ENDPOINT_VAR: &str = "MAESTRO_READINESS_ENDPOINT";
+pub const TOKEN_VAR: &str = "MAESTRO_READINESS_TOKEN";
+
+/// Attempts per report, and the pause before each retry. About two seconds in all, so a
+/// dependency's failure still reaches the controller after a short network hiccup, and a
+/// guest exiting with its app is never held up for long.
+const BACKOFF: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(400),
+    Duration::from_millis(1000),
+];
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One state of the instance, as the guest reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Ready {
+        took: Duration,
+    },
+    Failed {
+        exit_code: Option<i32>,
+        last_lines: Vec<String>,
+        reason: String,
+    },
+    Stopping,
+}
+
+impl State {
+    fn wire(&self) -> Wire {
+        match self {
+            State::Starting => Wire::Starting(pb::Starting {}),
+            State::Ready { took } => Wire::Ready(pb::Ready {
+                took_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            }),
+            State::Failed {
+                exit_code,
+                last_lines,
+                reason,
+            } => Wire::Failed(pb::Failed {
+                exit_code: *exit_code,
+                last_lines: last_lines.clone(),
+                reason: reason.clone(),
+            }),
+            State::Stopping => Wire::Stopping(pb::Stopping {}),
+        }
+    }
+}
+
+enum Message {
+    Report(pb::StateReport),
+    /// Answered once every report queued before it has been sent or given up on.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Where the instance's reports go; a no-op outside a maestro play (no endpoint given).
+#[derive(Clone)]
+pub struct Reporter {
+    queue: Option<mpsc::UnboundedSender<Message>>,
+    instance: String,
+    token: String,
+}
+
+impl Reporter {
+    /// A reporter for the endpoint and token in `vars`, sending from a task on the current
+    /// runtime; a silent one when either is missing.
+    pub fn start(vars: &impl Vars) -> Reporter {
+        let endpoint = vars.var(ENDPOINT_VAR).filter(|v| !v.is_empty());
+        let token = vars.var(TOKEN_VAR).filter(|v| !v.is_empty());
+        let instance = vars.var("CONTAINER_NAME").unwrap_or_default().to_owned();
+        let (Some(endpoint), Some(token)) = (endpoint, token) else {
+            return Reporter {
+                queue: None,
+                instance,
+                token: String::new(),
+            };
+        };
+        let channel = match tonic::transport::Endpoint::from_shared(endpoint.to_owned()) {
+            Ok(e) => e
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(CALL_TIMEOUT)
+                .tcp_nodelay(true)
+                .connect_lazy(),
+            Err(e) => {
+                crate::output::error(&format!(
+                    "{ENDPOINT_VAR} '{endpoint}' is not a usable address ({e}); no readiness reports"
+                ));
+                return Reporter {
+                    queue: None,
+                    instance,
+                    token: String::new(),
+                };
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(deliver(
+            pb::readiness_client::ReadinessClient::new(channel),
+            endpoint.to_owned(),
+            rx,
+        ));
+        Reporter {
+            queue: Some(tx),
+            instance,
+            token: token.to_owned(),
+        }
+    }
+
+    /// Queues a report of `state` with the app's latest `status` text.
+    pub fn send(&self, state: &State, status: &str) {
+        let Some(queue) = &self.queue else { return };
+        let report = pb::StateReport {
+            instance: self.instance.clone(),
+            token: self.token.clone(),
+            sequence: sequence(),
+            state: Some(state.wire()),
+            status: status.to_owned(),
+        };
+        let _ = queue.send(Message::Report(report));
+    }
+
+    /// Waits until every queued report is delivered or given up on, at most `within`.
+    pub async fn flush(&self, within: Duration) {
+        let Some(queue) = &self.queue else { return };
+        let (tx, rx) = oneshot::channel();
+        if queue.send(Message::Flush(tx)).is_ok() {
+            let _ = tokio::time::timeout(within, rx).await;
+        }
+    }
+}
+
+/// A sequence number above every earlier one of this token, even across a restart of the
+/// container (the controller refuses anything not above the last it accepted): the
+/// current time in microseconds, bumped past the previous value if the clock has not
+/// moved.
+fn sequence() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+async fn deliver(
+    mut client: pb::readiness_client::ReadinessClient<tonic::transport::Channel>,
+    endpoint: String,
+    mut queue: mpsc::UnboundedReceiver<Message>,
+) {
+    while let Some(message) = queue.recv().await {
+        let report = match message {
+            Message::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            Message::Report(report) => report,
+        };
+        let mut last_error = String::new();
+        let mut delivered = false;
+        for pause in std::iter::once(Duration::ZERO).chain(BACKOFF) {
+            tokio::time::sleep(pause).await;
+            match client.report(report.clone()).await {
+                Ok(ack) => {
+                    let ack = ack.into_inner();
+                    if !ack.accepted {
+                        crate::output::error(&format!(
+                            "the controller at {endpoint} refused the report: {}",
+                            ack.reason
+                        ));
+                    }
+                    delivered = true;
+                    break;
+                }
+                Err(status) => last_error = describe(&status),
+            }
+        }
+        if !delivered {
+            crate::output::error(&format!(
+                "cannot reach the controller at {endpoint} ({last_error}); the app runs on without readiness reports"
+            ));
+        }
+    }
+}
+
+fn describe(status: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut text = status.message().to_owned();
+    let mut source = status.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_only_rise() {
+        let a = sequence();
+        let b = sequence();
+        let c = sequence();
+        assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn states_map_to_the_wire() {
+        let failed = State::Failed {
+            exit_code: Some(3),
+            last_lines: vec!["boom".into()],
+            reason: "exited".into(),
+        };
+        assert_eq!(
+            failed.wire(),
+            Wire::Failed(pb::Failed {
+                exit_code: Some(3),
+                last_lines: vec!["boom".into()],
+                reason: "exited".into(),
+            })
+        );
+        assert_eq!(
+            State::Ready {
+                took: Duration::from_millis(1234)
+            }
+            .wire(),
+            Wire::Ready(pb::Ready { took_ms: 1234 })
+        );
+    }
+}

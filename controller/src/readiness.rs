@@ -1,0 +1,480 @@
+//! The controller's side of the readiness handshake (proto/readiness.proto). During a
+//! start or restart play the controller serves the `Readiness` service; every container it
+//! creates gets the endpoint and a random per-instance token in `MAESTRO_READINESS_*`
+//! variables, and the maestro-guest inside pushes its states. [`Registry`] is the pure
+//! part (tokens, replay protection, delivery to the waiting task) and is tested with plain
+//! data; [`Server`] only adapts it to tonic and to listening sockets.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use maestro_core::model::Ship;
+
+pub mod pb {
+    tonic::include_proto!("maestro.readiness.v1");
+}
+
+use pb::state_report::State;
+
+/// The variables a container gets (and maestro-guest reads).
+pub const ENDPOINT_VAR: &str = "MAESTRO_READINESS_ENDPOINT";
+pub const TOKEN_VAR: &str = "MAESTRO_READINESS_TOKEN";
+
+/// What a guest said about its instance, as the waiting start task sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Word {
+    Starting {
+        status: String,
+    },
+    Ready {
+        took_ms: u64,
+        status: String,
+    },
+    Failed {
+        exit_code: Option<i32>,
+        last_lines: Vec<String>,
+        reason: String,
+    },
+    Stopping,
+    /// A report naming this instance was refused; the text says why.
+    Refused(String),
+}
+
+struct Slot {
+    instance: String,
+    /// The highest sequence accepted so far: a report must exceed it.
+    sequence: u64,
+    words: mpsc::UnboundedSender<Word>,
+}
+
+/// The tokens handed out in this play and where their reports go.
+#[derive(Default)]
+pub struct Registry {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+/// The receiving end of one instance's reports; dropping it retires the token.
+pub struct Expectation {
+    pub token: String,
+    pub words: mpsc::UnboundedReceiver<Word>,
+    registry: Arc<Registry>,
+}
+
+impl Drop for Expectation {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.token);
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // A panic while holding the lock cannot leave the map inconsistent (every update is
+        // a single insert, remove or field write), so a poisoned lock is still usable.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands out a fresh token for `instance`; any earlier token of the instance stops
+    /// being accepted.
+    pub fn expect(self: &Arc<Self>, instance: &str, token: String) -> Expectation {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut slots = self.lock();
+        slots.retain(|_, slot| slot.instance != instance);
+        slots.insert(
+            token.clone(),
+            Slot {
+                instance: instance.to_owned(),
+                sequence: 0,
+                words: tx,
+            },
+        );
+        Expectation {
+            token,
+            words: rx,
+            registry: self.clone(),
+        }
+    }
+
+    /// Takes one report: accepted only with the instance's current token and a sequence
+    /// above every earlier one (so a captured report cannot be replayed).
+    pub fn report(&self, report: pb::StateReport) -> pb::Ack {
+        let mut slots = self.lock();
+        let refusal = match slots.get_mut(&report.token) {
+            None => "unknown token (wrong, or from an earlier play)".to_owned(),
+            Some(slot) if slot.instance != report.instance => format!(
+                "the token belongs to another instance, not {}",
+                report.instance
+            ),
+            Some(slot) if report.sequence <= slot.sequence => format!(
+                "replayed or out-of-order report (sequence {} after {})",
+                report.sequence, slot.sequence
+            ),
+            Some(slot) => {
+                let word = match report.state {
+                    Some(State::Starting(_)) | None => Word::Starting {
+                        status: report.status,
+                    },
+                    Some(State::Ready(r)) => Word::Ready {
+                        took_ms: r.took_ms,
+                        status: report.status,
+                    },
+                    Some(State::Failed(f)) => Word::Failed {
+                        exit_code: f.exit_code,
+                        last_lines: f.last_lines,
+                        reason: f.reason,
+                    },
+                    Some(State::Stopping(_)) => Word::Stopping,
+                };
+                slot.sequence = report.sequence;
+                // The waiting task may be gone (the play moved on); the report was still
+                // valid, so it is acknowledged.
+                let _ = slot.words.send(word);
+                return pb::Ack {
+                    accepted: true,
+                    reason: String::new(),
+                };
+            }
+        };
+        // Tell the instance's task, if the report named one we wait for: a guest whose
+        // token is refused would otherwise look like a guest that is merely slow.
+        if let Some(slot) = slots.values().find(|s| s.instance == report.instance) {
+            let _ = slot.words.send(Word::Refused(refusal.clone()));
+        }
+        pb::Ack {
+            accepted: false,
+            reason: refusal,
+        }
+    }
+}
+
+/// A fresh random token: 128 bits from the operating system, in hex.
+pub fn token() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+struct Service(Arc<Registry>);
+
+#[tonic::async_trait]
+impl pb::readiness_server::Readiness for Service {
+    async fn report(
+        &self,
+        request: tonic::Request<pb::StateReport>,
+    ) -> Result<tonic::Response<pb::Ack>, tonic::Status> {
+        Ok(tonic::Response::new(self.0.report(request.into_inner())))
+    }
+}
+
+/// The address at which containers of `ship` reach this machine, if they can: the
+/// `docker0` bridge for a local engine, else the local address the route to the ship
+/// leaves from. `None` for ships behind an SSH tunnel (the containers there cannot reach
+/// the operator's workstation in general); they keep the polling checks.
+pub fn address_for(ship: &Ship, bridge: Option<IpAddr>) -> Option<IpAddr> {
+    if ship.ssh_tunnel.is_some() {
+        return None;
+    }
+    let local_engine = ship.socket_path.is_some()
+        || ship
+            .ip
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if local_engine {
+        return bridge;
+    }
+    let port = ship.docker_port.unwrap_or(2375);
+    // Connecting a UDP socket sends nothing; it only asks the kernel for the route.
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((ship.ip.as_str(), port)).ok()?;
+    let local = socket.local_addr().ok()?.ip();
+    if local.is_loopback() {
+        bridge
+    } else {
+        Some(local)
+    }
+}
+
+/// The readiness service of one play, listening on each address containers use.
+pub struct Server {
+    pub registry: Arc<Registry>,
+    endpoints: HashMap<IpAddr, String>,
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Listens on an ephemeral port of every address in `addresses`. An address that
+    /// cannot be bound is left out (its ships keep the polling checks) and named in the
+    /// returned warnings.
+    pub async fn start(addresses: impl IntoIterator<Item = IpAddr>) -> (Server, Vec<String>) {
+        let registry = Arc::new(Registry::default());
+        let mut endpoints = HashMap::new();
+        let mut stops = Vec::new();
+        let mut warnings = Vec::new();
+        for address in addresses {
+            if endpoints.contains_key(&address) {
+                continue;
+            }
+            let listener = match TcpListener::bind(SocketAddr::new(address, 0)).await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    warnings.push(format!(
+                        "cannot listen for readiness reports on {address}: {e}; containers there keep the polling checks"
+                    ));
+                    continue;
+                }
+            };
+            let Ok(local) = listener.local_addr() else {
+                continue;
+            };
+            let (stop, stopped) = oneshot::channel::<()>();
+            let incoming = futures_util::stream::unfold(listener, |listener| async move {
+                let accepted = listener.accept().await.map(|(stream, _)| {
+                    // Reports are tiny; do not let Nagle hold them back.
+                    let _ = stream.set_nodelay(true);
+                    stream
+                });
+                Some((accepted, listener))
+            });
+            let service = pb::readiness_server::ReadinessServer::new(Service(registry.clone()));
+            tokio::spawn(async move {
+                // Ends when the play ends (the Server is dropped); a failing connection only
+                // ends that connection.
+                let _ = tonic::transport::Server::builder()
+                    .serve_with_incoming_shutdown(service, incoming, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+            endpoints.insert(address, format!("http://{local}"));
+            stops.push(stop);
+        }
+        (
+            Server {
+                registry,
+                endpoints,
+                _stop: stops,
+            },
+            warnings,
+        )
+    }
+
+    /// The endpoint containers at `address` report to.
+    pub fn endpoint(&self, address: IpAddr) -> Option<&str> {
+        self.endpoints.get(&address).map(String::as_str)
+    }
+}
+
+/// Where readiness reports may come from, as the operator set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Listen {
+    /// Per ship, the address its containers reach this machine at ([`address_for`]).
+    #[default]
+    Auto,
+    /// This address for every ship (a NAT, a VPN, a second interface).
+    At(IpAddr),
+    /// No handshake: every instance keeps the polling checks.
+    Off,
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Listen::Auto),
+            "off" => Ok(Listen::Off),
+            _ => text
+                .parse()
+                .map(Listen::At)
+                .map_err(|_| format!("'{text}' is not an IP address, 'auto' or 'off'")),
+        }
+    }
+}
+
+/// The handshake of one play: the registry, each ship's endpoint, and the server that
+/// feeds the registry (none in tests, which feed it directly).
+pub struct Handshake {
+    pub registry: Arc<Registry>,
+    /// By ship index; `None` where containers cannot report (they keep polling checks).
+    endpoints: Vec<Option<String>>,
+    _server: Option<Server>,
+}
+
+impl Handshake {
+    /// Serves the handshake for the ships in `ships` (indices into `env_ships`).
+    pub async fn serve(
+        env_ships: &[Ship],
+        ships: impl IntoIterator<Item = usize>,
+        listen: Listen,
+    ) -> (Handshake, Vec<String>) {
+        let bridge = crate::load::bridge_address().and_then(|a| a.parse().ok());
+        let mut addresses: Vec<Option<IpAddr>> = vec![None; env_ships.len()];
+        for ship in ships {
+            addresses[ship] = match listen {
+                Listen::Off => None,
+                Listen::At(ip) => Some(ip),
+                Listen::Auto => address_for(&env_ships[ship], bridge),
+            };
+        }
+        let (server, warnings) = Server::start(addresses.iter().flatten().copied()).await;
+        let endpoints = addresses
+            .iter()
+            .map(|a| a.and_then(|a| server.endpoint(a)).map(str::to_owned))
+            .collect();
+        (
+            Handshake {
+                registry: server.registry.clone(),
+                endpoints,
+                _server: Some(server),
+            },
+            warnings,
+        )
+    }
+
+    /// A handshake without a server, for tests: reports go straight into the registry.
+    #[cfg(test)]
+    pub fn direct(endpoints: Vec<Option<String>>) -> Handshake {
+        Handshake {
+            registry: Arc::default(),
+            endpoints,
+            _server: None,
+        }
+    }
+
+    /// A token and the endpoint for an instance about to be created on `ship`; `None` when
+    /// that ship's containers cannot report.
+    pub fn expect(
+        &self,
+        instance: &str,
+        ship: usize,
+    ) -> Result<Option<(Expectation, String)>, String> {
+        let Some(endpoint) = self.endpoints.get(ship).cloned().flatten() else {
+            return Ok(None);
+        };
+        Ok(Some((self.registry.expect(instance, token()?), endpoint)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(instance: &str, token: &str, sequence: u64) -> pb::StateReport {
+        pb::StateReport {
+            instance: instance.into(),
+            token: token.into(),
+            sequence,
+            state: Some(State::Ready(pb::Ready { took_ms: 7 })),
+            status: "up".into(),
+        }
+    }
+
+    fn refused(ack: pb::Ack) -> String {
+        assert!(!ack.accepted);
+        ack.reason
+    }
+
+    #[test]
+    fn reports_need_the_current_token_of_their_instance_and_a_rising_sequence() {
+        let registry = Arc::new(Registry::default());
+        let mut a = registry.expect("a-1", "ta".into());
+        let mut b = registry.expect("b-1", "tb".into());
+        assert!(registry.report(report("a-1", "ta", 5)).accepted);
+        assert_eq!(
+            a.words.try_recv(),
+            Ok(Word::Ready {
+                took_ms: 7,
+                status: "up".into()
+            })
+        );
+        // The same report again, and an older one: replays.
+        assert!(refused(registry.report(report("a-1", "ta", 5))).contains("replayed"));
+        assert!(refused(registry.report(report("a-1", "ta", 4))).contains("replayed"));
+        assert!(registry.report(report("a-1", "ta", 6)).accepted);
+        // Another instance's token.
+        assert!(refused(registry.report(report("a-1", "tb", 9))).contains("another instance"));
+        // A refusal naming an instance reaches that instance's task.
+        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(_))));
+        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(_))));
+        assert!(matches!(a.words.try_recv(), Ok(Word::Ready { .. })));
+        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(_))));
+        assert!(b.words.try_recv().is_err());
+        // A new token for the instance retires the old one (a stale token).
+        let _a2 = registry.expect("a-1", "ta2".into());
+        assert!(refused(registry.report(report("a-1", "ta", 7))).contains("unknown token"));
+        // So does the end of the wait.
+        drop(b);
+        assert!(refused(registry.report(report("b-1", "tb", 1))).contains("unknown token"));
+    }
+
+    #[test]
+    fn tokens_are_fresh_128_bit_hex() {
+        let (t1, t2) = (token().unwrap(), token().unwrap());
+        assert_eq!(t1.len(), 32);
+        assert!(t1.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(t1, t2);
+    }
+
+    #[test]
+    fn listen_settings_parse() {
+        assert_eq!("auto".parse(), Ok(Listen::Auto));
+        assert_eq!("off".parse(), Ok(Listen::Off));
+        assert_eq!(
+            "10.0.0.1".parse(),
+            Ok(Listen::At(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))))
+        );
+        assert_eq!(
+            "nowhere".parse::<Listen>(),
+            Err("'nowhere' is not an IP address, 'auto' or 'off'".into())
+        );
+    }
+
+    #[test]
+    fn ships_behind_ssh_get_no_address_and_local_engines_the_bridge() {
+        let bridge = Some(IpAddr::V4(Ipv4Addr::new(172, 17, 0, 1)));
+        let mut local = Ship::new("l", "127.0.0.1");
+        assert_eq!(address_for(&local, bridge), bridge);
+        local.socket_path = Some("/var/run/docker.sock".into());
+        local.ip = "192.0.2.7".into();
+        assert_eq!(address_for(&local, bridge), bridge);
+        let mut ssh = Ship::new("s", "192.0.2.8");
+        ssh.ssh_tunnel = Some(maestro_core::model::SshTunnel {
+            user: "ops".into(),
+            key: "id".into(),
+            port: 22,
+            known_hosts: None,
+            accept_new_host_key: false,
+        });
+        assert_eq!(address_for(&ssh, bridge), None);
+    }
+
+    #[test]
+    fn runs_guest_reads_entrypoint_and_command() {
+        use crate::engine::runs_guest;
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(runs_guest(
+            &words(&["/bin/maestro-guest", "run"]),
+            &words(&["--", "x"]),
+            false
+        ));
+        assert!(runs_guest(
+            &[],
+            &words(&["maestro-guest", "run", "--", "x"]),
+            false
+        ));
+        assert!(!runs_guest(
+            &words(&["/bin/maestro-guest"]),
+            &words(&["render", "a"]),
+            false
+        ));
+        assert!(!runs_guest(
+            &[],
+            &words(&["sh", "-c", "maestro-guest run -- x"]),
+            false
+        ));
+        assert!(runs_guest(&[], &words(&["sh", "/start.sh"]), true));
+    }
+}
