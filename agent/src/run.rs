@@ -529,4 +529,44 @@ mod tests {
         assert_eq!(instance_ports(&env, "zk", "zk-1"), [2181, 2888]);
         assert_eq!(instance_ports(&env, "zk", "zk-1-b"), [3181]);
     }
+
+    fn vars(pairs: &[(&str, String)]) -> ProcessEnv {
+        ProcessEnv::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_service_ends_when_its_ports_accept_or_says_which_did_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap().port().to_string();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port().to_string()
+        };
+        let reporter = Reporter::start(&vars(&[]));
+        let up = vars(&[
+            ("DB_INSTANCES", "db-1".into()),
+            ("DB_DB_1_HOST", "127.0.0.1".into()),
+            ("DB_DB_1_SQL_PORT", open.clone()),
+            ("DB_DB_1_SQL_INTERNAL_PORT", "1".into()),
+        ]);
+        let db = ["db".to_owned()];
+        assert_eq!(
+            wait_for_services(&up, &db, Duration::from_secs(5), &reporter).await,
+            Ok(())
+        );
+        let down = vars(&[
+            ("DB_INSTANCES", "db-1".into()),
+            ("DB_DB_1_HOST", "127.0.0.1".into()),
+            ("DB_DB_1_SQL_PORT", closed.clone()),
+        ]);
+        assert_eq!(
+            wait_for_services(&down, &db, Duration::from_millis(100), &reporter).await,
+            Err(format!(
+                "db/db-1 (127.0.0.1:{closed}) did not accept a connection within 0.1s"
+            ))
+        );
+        let err = wait_for_services(&up, &["cache".to_owned()], Duration::ZERO, &reporter).await;
+        assert!(err.unwrap_err().contains("no instance of service 'cache'"));
+        drop(listener);
+    }
 }

@@ -84,11 +84,15 @@ pub async fn ready(when: ReadyWhen, reaper: Reaper) {
                 tokio::time::sleep(QUICK).await;
             }
         }
-        ReadyWhen::Http { port, path } => {
-            while !http_ok(port, &path).await {
-                tokio::time::sleep(SLOW).await;
+        ReadyWhen::Http { port, path } => loop {
+            match http_ok(port, &path).await {
+                Some(true) => break,
+                // Nothing listens yet: trying again costs nothing.
+                None => tokio::time::sleep(QUICK).await,
+                // The app answered, not yet well: give it time to get there.
+                Some(false) => tokio::time::sleep(SLOW).await,
             }
-        }
+        },
         ReadyWhen::File(path) => {
             while !path.exists() {
                 tokio::time::sleep(QUICK).await;
@@ -102,9 +106,11 @@ pub async fn ready(when: ReadyWhen, reaper: Reaper) {
     }
 }
 
-async fn http_ok(port: u16, path: &str) -> bool {
+/// `Some(true)` for a 2xx or 3xx answer, `Some(false)` for another answer or none in
+/// time, `None` when nothing accepts the connection.
+async fn http_ok(port: u16, path: &str) -> Option<bool> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         let request =
             format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
@@ -122,11 +128,13 @@ async fn http_ok(port: u16, path: &str) -> bool {
         let code = head.strip_prefix("HTTP/1.")?.get(2..5)?;
         Some(code.starts_with('2') || code.starts_with('3'))
     };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    Some(
+        tokio::time::timeout(Duration::from_secs(2), attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false),
+    )
 }
 
 async fn exec_ok(command: &[String], reaper: &Reaper) -> bool {
@@ -231,8 +239,8 @@ mod tests {
                 let _ = stream.write_all(reply).await;
             }
         });
-        assert!(http_ok(port, "/ok").await);
-        assert!(!http_ok(port, "/not-yet").await);
+        assert_eq!(http_ok(port, "/ok").await, Some(true));
+        assert_eq!(http_ok(port, "/not-yet").await, Some(false));
         tokio::time::timeout(
             Duration::from_secs(5),
             ready(ReadyWhen::Tcp(port), Reaper::default()),
