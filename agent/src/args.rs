@@ -211,7 +211,13 @@ fn parse_command<H>(spec: &Spec<H>, rest: &[String]) -> Result<Invocation, Strin
 /// `maestro-guest nodes SERVICE [--port NAME]... [--min N]`: the one-line synopsis.
 pub fn usage_line<H>(spec: &Spec<H>) -> String {
     let mut line = format!("{PROGRAM} {}", spec.name);
-    for arg in spec.args {
+    // A trailing `NAME...` goes after the options, behind `--` when there are options:
+    // its words may look like options themselves (`run -- sh -c ...`).
+    let (fixed, variadic) = match spec.args.split_last() {
+        Some((last, fixed)) if last.ends_with("...") => (fixed, Some(*last)),
+        _ => (spec.args, None),
+    };
+    for arg in fixed {
         line.push(' ');
         line.push_str(arg);
     }
@@ -222,6 +228,10 @@ pub fn usage_line<H>(spec: &Spec<H>) -> String {
         if opt.repeat {
             line.push_str("...");
         }
+    }
+    if let Some(variadic) = variadic {
+        line.push_str(if spec.opts.is_empty() { " " } else { " [--] " });
+        line.push_str(variadic);
     }
     line
 }

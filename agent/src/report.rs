@@ -173,16 +173,19 @@ async fn deliver(
     endpoint: String,
     mut queue: mpsc::UnboundedReceiver<Message>,
 ) {
+    // Once the controller is gone (its play is over: the service listens only during
+    // one), later reports are dropped at once; a container's stop must not wait for them.
+    let mut gone = false;
     while let Some(message) = queue.recv().await {
         let report = match message {
             Message::Flush(done) => {
                 let _ = done.send(());
                 continue;
             }
+            Message::Report(_) if gone => continue,
             Message::Report(report) => report,
         };
-        let mut last_error = String::new();
-        let mut delivered = false;
+        let mut failure = None;
         for pause in std::iter::once(Duration::ZERO).chain(BACKOFF) {
             tokio::time::sleep(pause).await;
             match client.report(report.clone()).await {
@@ -194,27 +197,56 @@ async fn deliver(
                             ack.reason
                         ));
                     }
-                    delivered = true;
+                    failure = None;
                     break;
                 }
-                Err(status) => last_error = describe(&status),
+                // The service listens from before the container was created until the
+                // play ends, so a refused connection means the play is over.
+                Err(status) if refused(&status) => {
+                    crate::output::error(&format!(
+                        "the controller at {endpoint} no longer listens (its play is over); no more readiness reports"
+                    ));
+                    gone = true;
+                    failure = None;
+                    break;
+                }
+                Err(status) => failure = Some(describe(&status)),
             }
         }
-        if !delivered {
+        if let Some(error) = failure {
             crate::output::error(&format!(
-                "cannot reach the controller at {endpoint} ({last_error}); the app runs on without readiness reports"
+                "cannot reach the controller at {endpoint} ({error}); the app runs on without readiness reports"
             ));
+            gone = true;
         }
     }
 }
 
+fn refused(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    let mut source = status.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The status and its causes, each said once (tonic's layers repeat one another).
 fn describe(status: &tonic::Status) -> String {
     use std::error::Error;
     let mut text = status.message().to_owned();
     let mut source = status.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

@@ -312,7 +312,7 @@ fn usage_and_help_texts() {
     );
     assert_eq!(
         command_help(&TABLE[2]),
-        "usage: maestro-guest many FIRST REST... [--flag]\n\n\
+        "usage: maestro-guest many FIRST [--flag] [--] REST...\n\n\
          One argument, then one or more.\nMore about it, shown in its own help only.\n\n\
          options:\n  --flag      a switch\n  -h, --help  show this help\n"
     );
