@@ -9,6 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use guestutils::Vars;
 
+#[cfg(feature = "tls")]
+mod tls;
+
 pub mod pb {
     tonic::include_proto!("maestro.readiness.v1");
 }
@@ -18,6 +21,7 @@ use pb::state_report::State as Wire;
 /// The variables maestro sets on containers it creates during a play.
 pub const ENDPOINT_VAR: &str = "MAESTRO_READINESS_ENDPOINT";
 pub const TOKEN_VAR: &str = "MAESTRO_READINESS_TOKEN";
+pub const PIN_VAR: &str = "MAESTRO_READINESS_CERT_SHA256";
 
 /// Attempts per report, and the pause before each retry. About two seconds in all, so a
 /// dependency's failure still reaches the controller after a short network hiccup, and a
@@ -95,16 +99,10 @@ impl Reporter {
                 token: String::new(),
             };
         };
-        let channel = match tonic::transport::Endpoint::from_shared(endpoint.to_owned()) {
-            Ok(e) => e
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(CALL_TIMEOUT)
-                .tcp_nodelay(true)
-                .connect_lazy(),
+        let channel = match connect(endpoint, vars.var(PIN_VAR)) {
+            Ok(channel) => channel,
             Err(e) => {
-                crate::output::error(&format!(
-                    "{ENDPOINT_VAR} '{endpoint}' is not a usable address ({e}); no readiness reports"
-                ));
+                crate::output::error(&format!("{e}; no readiness reports"));
                 return Reporter {
                     queue: None,
                     instance,
@@ -145,6 +143,35 @@ impl Reporter {
         if queue.send(Message::Flush(tx)).is_ok() {
             let _ = tokio::time::timeout(within, rx).await;
         }
+    }
+}
+
+/// A lazy channel to the controller: plain for `http://`, pinned TLS for `https://`.
+fn connect(endpoint: &str, pin: Option<&str>) -> Result<tonic::transport::Channel, String> {
+    let tls = endpoint.starts_with("https://");
+    // The TLS connector is the guest's own (pinned), so tonic only ever sees plain HTTP/2.
+    let plain = if tls {
+        endpoint.replacen("https://", "http://", 1)
+    } else {
+        endpoint.to_owned()
+    };
+    let channel = tonic::transport::Endpoint::from_shared(plain)
+        .map_err(|e| format!("{ENDPOINT_VAR} '{endpoint}' is not a usable address ({e})"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .tcp_nodelay(true);
+    match (tls, pin) {
+        (false, _) => Ok(channel.connect_lazy()),
+        (true, None) => Err(format!(
+            "{ENDPOINT_VAR} is https but {PIN_VAR} is not set"
+        )),
+        #[cfg(feature = "tls")]
+        (true, Some(pin)) => tls::channel(&channel, pin),
+        #[cfg(not(feature = "tls"))]
+        (true, Some(_)) => Err(
+            "the controller speaks TLS (--readiness-tls) but this maestro-guest was built without the tls feature"
+                .to_owned(),
+        ),
     }
 }
 

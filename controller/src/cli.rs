@@ -40,6 +40,11 @@ pub struct Cli {
     )]
     pub readiness: crate::readiness::Listen,
 
+    /// Serve the readiness handshake over TLS, with a certificate made for the play whose
+    /// SHA-256 each container is given to pin (needs maestro-guest built with `tls`).
+    #[arg(long = "readiness-tls", global = true, env = "MAESTRO_READINESS_TLS")]
+    pub readiness_tls: bool,
+
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,

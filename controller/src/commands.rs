@@ -20,7 +20,7 @@ use crate::output;
 use crate::output::events::{Mode, Printer};
 use crate::play::tasks::{self, Context, StartOptions};
 use crate::play::{self, Event, Outcome};
-use crate::readiness::{Handshake, Listen};
+use crate::readiness::{Handshake, Listen, Settings};
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
@@ -32,7 +32,7 @@ pub fn run(
     base_dir: std::path::PathBuf,
     command: Command,
     json: bool,
-    listen: Listen,
+    readiness: Settings,
 ) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,7 +51,7 @@ pub fn run(
             .map(|s| Arc::new(DockerEngine::new(s.clone(), base_dir.clone())))
             .collect(),
     );
-    runtime.block_on(dispatch(env, engines, command, json, listen))
+    runtime.block_on(dispatch(env, engines, command, json, readiness))
 }
 
 async fn dispatch<E: Engine>(
@@ -59,7 +59,7 @@ async fn dispatch<E: Engine>(
     engines: Arc<Vec<Arc<E>>>,
     command: Command,
     json: bool,
-    listen: Listen,
+    readiness: Settings,
 ) -> u8 {
     let deps = Dependencies::new(&env);
     let printer = Printer::new(Mode::detect(json));
@@ -129,7 +129,7 @@ async fn dispatch<E: Engine>(
                 )
                 .await;
             }
-            let ctx = with_handshake(&ctx, &selection, listen).await;
+            let ctx = with_handshake(&ctx, &selection, readiness).await;
             let (outcomes, interrupted) = run_play(
                 &ctx,
                 &deps,
@@ -205,7 +205,7 @@ async fn dispatch<E: Engine>(
                 .await;
             }
             restart(
-                &with_handshake(&ctx, &selection, listen).await,
+                &with_handshake(&ctx, &selection, readiness).await,
                 &deps,
                 &select,
                 selection,
@@ -271,13 +271,14 @@ fn choose(
 async fn with_handshake<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
-    listen: Listen,
+    readiness: Settings,
 ) -> Context<E> {
-    if listen == Listen::Off {
+    if readiness.listen == Listen::Off {
         return ctx.clone();
     }
     let ships = selection.iter().map(|&i| ctx.env.instance(i).ship.0);
-    let (handshake, warnings) = Handshake::serve(&ctx.env.ships, ships, listen).await;
+    let (handshake, warnings) =
+        Handshake::serve(&ctx.env.ships, ships, readiness.listen, readiness.tls).await;
     for warning in warnings {
         output::eprint(&format!("warning: {warning}\n"));
     }

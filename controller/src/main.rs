@@ -88,7 +88,16 @@ fn main() -> ExitCode {
         play => {
             let json = cli.json;
             let base_dir = loaded.source.base_dir.clone();
-            return ExitCode::from(commands::run(env, base_dir, play, json, cli.readiness));
+            return ExitCode::from(commands::run(
+                env,
+                base_dir,
+                play,
+                json,
+                readiness::Settings {
+                    listen: cli.readiness,
+                    tls: cli.readiness_tls,
+                },
+            ));
         }
     };
     // The process ends here: freeing a large model piece by piece would only cost time.

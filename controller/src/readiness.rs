@@ -6,11 +6,13 @@
 //! data; [`Server`] only adapts it to tonic and to listening sockets.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+mod server;
+
+use server::Server;
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use maestro_core::model::Ship;
 
@@ -23,6 +25,9 @@ use pb::state_report::State;
 /// The variables a container gets (and maestro-guest reads).
 pub const ENDPOINT_VAR: &str = "MAESTRO_READINESS_ENDPOINT";
 pub const TOKEN_VAR: &str = "MAESTRO_READINESS_TOKEN";
+/// With `--readiness-tls`: the hex SHA-256 of the play's certificate, the only one the
+/// guest accepts.
+pub const PIN_VAR: &str = "MAESTRO_READINESS_CERT_SHA256";
 
 /// What a guest said about its instance, as the waiting start task sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,18 +162,6 @@ pub fn token() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-struct Service(Arc<Registry>);
-
-#[tonic::async_trait]
-impl pb::readiness_server::Readiness for Service {
-    async fn report(
-        &self,
-        request: tonic::Request<pb::StateReport>,
-    ) -> Result<tonic::Response<pb::Ack>, tonic::Status> {
-        Ok(tonic::Response::new(self.0.report(request.into_inner())))
-    }
-}
-
 /// The address at which containers of `ship` reach this machine, if they can: the
 /// `docker0` bridge for a local engine, else the local address the route to the ship
 /// leaves from. `None` for ships behind an SSH tunnel (the containers there cannot reach
@@ -197,74 +190,11 @@ pub fn address_for(ship: &Ship, bridge: Option<IpAddr>) -> Option<IpAddr> {
     }
 }
 
-/// The readiness service of one play, listening on each address containers use.
-pub struct Server {
-    pub registry: Arc<Registry>,
-    endpoints: HashMap<IpAddr, String>,
-    _stop: Vec<oneshot::Sender<()>>,
-}
-
-impl Server {
-    /// Listens on an ephemeral port of every address in `addresses`. An address that
-    /// cannot be bound is left out (its ships keep the polling checks) and named in the
-    /// returned warnings.
-    pub async fn start(addresses: impl IntoIterator<Item = IpAddr>) -> (Server, Vec<String>) {
-        let registry = Arc::new(Registry::default());
-        let mut endpoints = HashMap::new();
-        let mut stops = Vec::new();
-        let mut warnings = Vec::new();
-        for address in addresses {
-            if endpoints.contains_key(&address) {
-                continue;
-            }
-            let listener = match TcpListener::bind(SocketAddr::new(address, 0)).await {
-                Ok(listener) => listener,
-                Err(e) => {
-                    warnings.push(format!(
-                        "cannot listen for readiness reports on {address}: {e}; containers there keep the polling checks"
-                    ));
-                    continue;
-                }
-            };
-            let Ok(local) = listener.local_addr() else {
-                continue;
-            };
-            let (stop, stopped) = oneshot::channel::<()>();
-            let incoming = futures_util::stream::unfold(listener, |listener| async move {
-                let accepted = listener.accept().await.map(|(stream, _)| {
-                    // Reports are tiny; do not let Nagle hold them back.
-                    let _ = stream.set_nodelay(true);
-                    stream
-                });
-                Some((accepted, listener))
-            });
-            let service = pb::readiness_server::ReadinessServer::new(Service(registry.clone()));
-            tokio::spawn(async move {
-                // Ends when the play ends (the Server is dropped); a failing connection only
-                // ends that connection.
-                let _ = tonic::transport::Server::builder()
-                    .serve_with_incoming_shutdown(service, incoming, async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-            endpoints.insert(address, format!("http://{local}"));
-            stops.push(stop);
-        }
-        (
-            Server {
-                registry,
-                endpoints,
-                _stop: stops,
-            },
-            warnings,
-        )
-    }
-
-    /// The endpoint containers at `address` report to.
-    pub fn endpoint(&self, address: IpAddr) -> Option<&str> {
-        self.endpoints.get(&address).map(String::as_str)
-    }
+/// How the operator set up the handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub listen: Listen,
+    pub tls: bool,
 }
 
 /// Where readiness reports may come from, as the operator set it.
@@ -300,7 +230,30 @@ pub struct Handshake {
     pub registry: Arc<Registry>,
     /// By ship index; `None` where containers cannot report (they keep polling checks).
     endpoints: Vec<Option<String>>,
+    /// The certificate's SHA-256, when the service speaks TLS.
+    pin: Option<String>,
     _server: Option<Server>,
+}
+
+/// What one instance is given to report with.
+pub struct Invitation {
+    pub expected: Expectation,
+    pub endpoint: String,
+    pub pin: Option<String>,
+}
+
+impl Invitation {
+    /// The container's variables (`NAME=value`).
+    pub fn variables(&self) -> Vec<String> {
+        let mut vars = vec![
+            format!("{ENDPOINT_VAR}={}", self.endpoint),
+            format!("{TOKEN_VAR}={}", self.expected.token),
+        ];
+        if let Some(pin) = &self.pin {
+            vars.push(format!("{PIN_VAR}={pin}"));
+        }
+        vars
+    }
 }
 
 impl Handshake {
@@ -309,6 +262,7 @@ impl Handshake {
         env_ships: &[Ship],
         ships: impl IntoIterator<Item = usize>,
         listen: Listen,
+        tls: bool,
     ) -> (Handshake, Vec<String>) {
         let bridge = crate::load::bridge_address().and_then(|a| a.parse().ok());
         let mut addresses: Vec<Option<IpAddr>> = vec![None; env_ships.len()];
@@ -319,7 +273,19 @@ impl Handshake {
                 Listen::Auto => address_for(&env_ships[ship], bridge),
             };
         }
-        let (server, warnings) = Server::start(addresses.iter().flatten().copied()).await;
+        let mut warnings = Vec::new();
+        let tls = match tls.then(server::Tls::ephemeral).transpose() {
+            Ok(tls) => tls,
+            Err(e) => {
+                // Without its certificate the handshake is off, not plain: the operator
+                // asked for TLS.
+                warnings.push(format!("{e}; the readiness handshake is off"));
+                addresses.iter_mut().for_each(|a| *a = None);
+                None
+            }
+        };
+        let (server, more) = Server::start(addresses.iter().flatten().copied(), tls).await;
+        warnings.extend(more);
         let endpoints = addresses
             .iter()
             .map(|a| a.and_then(|a| server.endpoint(a)).map(str::to_owned))
@@ -328,6 +294,7 @@ impl Handshake {
             Handshake {
                 registry: server.registry.clone(),
                 endpoints,
+                pin: server.pin.clone(),
                 _server: Some(server),
             },
             warnings,
@@ -340,21 +307,22 @@ impl Handshake {
         Handshake {
             registry: Arc::default(),
             endpoints,
+            pin: None,
             _server: None,
         }
     }
 
     /// A token and the endpoint for an instance about to be created on `ship`; `None` when
     /// that ship's containers cannot report.
-    pub fn expect(
-        &self,
-        instance: &str,
-        ship: usize,
-    ) -> Result<Option<(Expectation, String)>, String> {
+    pub fn expect(&self, instance: &str, ship: usize) -> Result<Option<Invitation>, String> {
         let Some(endpoint) = self.endpoints.get(ship).cloned().flatten() else {
             return Ok(None);
         };
-        Ok(Some((self.registry.expect(instance, token()?), endpoint)))
+        Ok(Some(Invitation {
+            expected: self.registry.expect(instance, token()?),
+            endpoint,
+            pin: self.pin.clone(),
+        }))
     }
 }
 

@@ -234,3 +234,46 @@ name: @NAME@
     assert!(health.status.success(), "{}", text(&health));
     assert_eq!(String::from_utf8_lossy(&health.stdout).trim(), "ready");
 }
+
+#[test]
+fn over_tls_the_guest_reports_to_the_pinned_certificate_only() {
+    // One instance reports over TLS; the other was given another pin, so the controller's
+    // certificate is refused, nothing reaches the controller, and maestro says so.
+    let yaml = "__maestro: {schema: 2}
+name: @NAME@
+@SHIPS@services:
+  secure:
+    image: @GUEST_TLS_IMAGE@
+    instances:
+      @NAME@-secure-1:
+        ship: local
+        command: [maestro-guest, run, --, sleep, \"3600\"]
+  misled:
+    image: @GUEST_TLS_IMAGE@
+    instances:
+      @NAME@-misled-1:
+        ship: local
+        labels: {io.maestro.guest: \"1\"}
+        command: [sh, -c, \"MAESTRO_READINESS_CERT_SHA256=0000000000000000000000000000000000000000000000000000000000000000 exec maestro-guest run -- sleep 3600\"]
+";
+    let env = Env::new("guest-tls", yaml);
+    let out = env.maestro(&["--readiness-tls", "start"]);
+    let output = text(&out);
+    assert!(out.status.success(), "{output}");
+    assert!(
+        outcome_line(&output, &env.c("secure-1")).contains("ready after"),
+        "{output}"
+    );
+    let misled = outcome_line(&output, &env.c("misled-1"));
+    assert!(misled.contains("readiness unknown"), "{output}");
+    assert!(misled.contains("https://"), "{output}");
+    let logs = Command::new("docker")
+        .args(["logs", &env.c("misled-1")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&logs).contains("not the one maestro pinned"),
+        "{}",
+        text(&logs)
+    );
+}

@@ -14,7 +14,7 @@ use maestro_core::spec::container_spec;
 use super::{Event, Failure, Outcome, Reporter, checks};
 use crate::credentials::{self, DockerConfig};
 use crate::engine::{Engine, Observed};
-use crate::readiness::{self, Expectation, Handshake, Word};
+use crate::readiness::{Expectation, Handshake, Word};
 
 /// What every task of a play shares.
 pub struct Context<E: Engine> {
@@ -108,15 +108,12 @@ pub async fn start<E: Engine>(
         None => {
             if let Some(handshake) = &ctx.handshake {
                 match handshake.expect(&instance.name, instance.ship.0) {
-                    Ok(Some((expected, endpoint))) => {
+                    Ok(Some(invitation)) => {
                         // Added after the digest was taken: the token changes every play,
                         // the definition does not.
                         spec.env.retain(|e| !e.starts_with("MAESTRO_READINESS_"));
-                        spec.env
-                            .push(format!("{}={endpoint}", readiness::ENDPOINT_VAR));
-                        spec.env
-                            .push(format!("{}={}", readiness::TOKEN_VAR, expected.token));
-                        expectation = Some((expected, endpoint));
+                        spec.env.extend(invitation.variables());
+                        expectation = Some((invitation.expected, invitation.endpoint));
                     }
                     Ok(None) => {}
                     Err(e) => return Outcome::Failed(Failure::new(e)),

@@ -35,12 +35,18 @@ pub fn image() -> &'static str {
 }
 
 pub const GUEST_IMAGE: &str = "maestro-e2e/guest:latest";
+pub const GUEST_TLS_IMAGE: &str = "maestro-e2e/guest-tls:latest";
 
-/// The static maestro-guest, built with the guest profile: the musl build `.ci/run` makes,
-/// or, where the musl target is missing, a static glibc build (the fallback ARCHITECTURE.md
+/// The static maestro-guest, built with the guest profile (with the `tls` feature in its
+/// own target directory, target/guest-tls, as `.ci/run` builds it): the musl build, or,
+/// where the musl target is missing, a static glibc build (the fallback ARCHITECTURE.md
 /// describes). Built here if neither exists yet.
-pub fn guest_binary() -> PathBuf {
-    let target = target_dir();
+pub fn guest_binary(tls: bool) -> PathBuf {
+    let target = if tls {
+        target_dir().join("guest-tls")
+    } else {
+        target_dir()
+    };
     let built = |triple: &str| target.join(triple).join("guest").join("maestro-guest");
     for triple in ["x86_64-unknown-linux-musl", "x86_64-unknown-linux-gnu"] {
         if built(triple).exists() {
@@ -49,17 +55,21 @@ pub fn guest_binary() -> PathBuf {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = |triple: &str, rustflags: &str| {
-        Command::new(&cargo)
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "maestro-guest",
-                "--profile",
-                "guest",
-                "--target",
-                triple,
-            ])
+        let mut command = Command::new(&cargo);
+        command.args([
+            "build",
+            "-q",
+            "-p",
+            "maestro-guest",
+            "--profile",
+            "guest",
+            "--target",
+            triple,
+        ]);
+        if tls {
+            command.args(["--features", "tls"]);
+        }
+        command
             .env("RUSTFLAGS", rustflags)
             .env("CARGO_TARGET_DIR", &target)
             .status()
@@ -91,28 +101,37 @@ fn target_dir() -> PathBuf {
 /// once per test binary; returns its name.
 pub fn guest_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("maestro-e2e-guest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(guest_binary(), dir.join("maestro-guest")).unwrap();
-        std::fs::write(
-            dir.join("Dockerfile"),
-            format!("FROM {}\nCOPY maestro-guest /bin/maestro-guest\n", image()),
-        )
-        .unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", GUEST_IMAGE])
-            .arg(&dir)
-            .output()
-            .expect("docker runs");
-        assert!(
-            out.status.success(),
-            "docker build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    BUILT.get_or_init(|| build_guest_image(false, GUEST_IMAGE));
     GUEST_IMAGE
+}
+
+/// [`guest_image`] with the TLS-capable guest.
+pub fn guest_tls_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| build_guest_image(true, GUEST_TLS_IMAGE));
+    GUEST_TLS_IMAGE
+}
+
+fn build_guest_image(tls: bool, tag: &str) {
+    let dir = std::env::temp_dir().join(format!("maestro-e2e-guest-{tls}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(guest_binary(tls), dir.join("maestro-guest")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {}\nCOPY maestro-guest /bin/maestro-guest\n", image()),
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(&dir)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The maestro binary cargo built beside the test binary (target/<profile>/maestro).
@@ -182,15 +201,16 @@ impl Env {
         let text = yaml
             .replace("@NAME@", &self.name)
             .replace("@IMAGE@", image())
-            .replace(
-                "@GUEST_IMAGE@",
-                if yaml.contains("@GUEST_IMAGE@") {
-                    guest_image()
-                } else {
-                    ""
-                },
-            )
             .replace("@SHIPS@", ships);
+        // The guest images are built only when a test uses them.
+        let text = match text.contains("@GUEST_IMAGE@") {
+            true => text.replace("@GUEST_IMAGE@", guest_image()),
+            false => text,
+        };
+        let text = match text.contains("@GUEST_TLS_IMAGE@") {
+            true => text.replace("@GUEST_TLS_IMAGE@", guest_tls_image()),
+            false => text,
+        };
         std::fs::write(self.dir.join("maestro.yaml"), text).unwrap();
     }
 
