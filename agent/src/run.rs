@@ -214,7 +214,7 @@ async fn supervise(options: Options, env: &ProcessEnv) -> i32 {
                 reporter.flush(FLUSH).await;
                 return 1;
             },
-            Some(sig) = signals.recv(), if true => {
+            Some(sig) = signals.recv() => {
                 // Nothing runs yet: a stop signal ends the guest, as it would the app.
                 reporter.send(&State::Stopping, "");
                 reporter.flush(FLUSH).await;
