@@ -146,6 +146,39 @@ pub fn maestro_bin() -> PathBuf {
     bin
 }
 
+/// The maestro-guest of this test build's profile (target/<profile>/maestro-guest), brought
+/// up to date first. A test of another package cannot depend on a binary target, and
+/// `cargo test -p maestro-tests` alone would run a missing or stale guest, so cargo builds
+/// it, once per test binary: cheap when up to date (only the first time does it compile
+/// the guest's dependencies with the guest's own features, as in its release builds).
+pub fn guest_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // <target>/tmp, and this test at <target>[/<triple>]/<profile>/deps/<test>.
+            let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap();
+            let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+                "debug" => "dev",
+                other => other,
+            };
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args(["build", "-q", "-p", "maestro-guest", "--profile", profile])
+                .env("CARGO_TARGET_DIR", target);
+            let above = profile_dir.parent().unwrap();
+            if above.canonicalize().unwrap() != target.canonicalize().unwrap() {
+                build.arg("--target").arg(above.file_name().unwrap());
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "cargo build -p maestro-guest failed");
+            profile_dir.join("maestro-guest")
+        })
+        .clone()
+}
+
 /// Removes every container of the environment `name`, with its anonymous volumes.
 pub fn remove_environment(name: &str) {
     let label = format!("label=io.maestro.environment={name}");
