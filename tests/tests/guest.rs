@@ -207,6 +207,7 @@ name: @NAME@
     instances:
       @NAME@-notified-1:
         ship: local
+        username: \"4242\"
         command: [maestro-guest, run, --ready-when, notify, --, sh, -c, \"sleep 0.4; maestro-guest notify STATUS=warmed READY=1; exec sleep 3600\"]
   dependent:
     image: @GUEST_IMAGE@
@@ -276,4 +277,22 @@ name: @NAME@
         "{}",
         text(&logs)
     );
+}
+
+#[test]
+fn the_guest_needs_no_writable_file_system_and_no_particular_user() {
+    // A read-only root, an arbitrary UID: the notify and health sockets are abstract.
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--read-only", "--user", "31337:31337"])
+        .args(["-e", "CONTAINER_NAME=ro-test", support::guest_image()])
+        .args(["maestro-guest", "run", "--ready-when", "notify", "--"])
+        .args([
+            "sh",
+            "-c",
+            "id -u; maestro-guest notify READY=1 && maestro-guest health",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "31337\nready\n");
 }
