@@ -266,6 +266,11 @@ fn choose(
     }
 }
 
+/// How many operations run at once on a ship without `max_operations`: enough to keep an
+/// engine busy, few enough that a play of hundreds of instances does not open hundreds of
+/// connections to one ship at once (proxies and `ssh -L` have small listen backlogs).
+const SHIP_OPERATIONS: usize = 16;
+
 /// The context of a play that creates containers: with the readiness handshake served
 /// for the ships of `selection`, unless the operator turned it off.
 async fn with_handshake<E: Engine>(
@@ -314,8 +319,8 @@ where
         .ships
         .iter()
         .map(|s| {
-            s.max_operations
-                .map(|n| Arc::new(tokio::sync::Semaphore::new(n)))
+            let limit = s.max_operations.unwrap_or(SHIP_OPERATIONS);
+            Some(Arc::new(tokio::sync::Semaphore::new(limit)))
         })
         .collect();
     let row_limits: Vec<_> = selection
