@@ -135,7 +135,7 @@ trap 'exit 143' TERM
 # socket ("Not supported URL scheme http+docker"): give it the engine on a
 # loopback TCP port.
 NG_PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-socat "TCP-LISTEN:$NG_PORT,bind=127.0.0.1,reuseaddr,fork" UNIX-CONNECT:/var/run/docker.sock &
+socat "TCP-LISTEN:$NG_PORT,bind=127.0.0.1,reuseaddr,fork,backlog=1024" UNIX-CONNECT:/var/run/docker.sock &
 SOCAT_PID=$!
 for _ in $(seq 50); do
     if "$PYTHON" - "$NG_PORT" <<'EOF' 2>/dev/null; then break; fi

@@ -161,7 +161,7 @@ fn fixture(test: &str) -> Fixture {
         &mut daemons,
         "socat",
         &[
-            format!("TCP-LISTEN:{tcp},bind=127.0.0.1,reuseaddr,fork"),
+            format!("TCP-LISTEN:{tcp},bind=127.0.0.1,reuseaddr,fork,backlog=1024"),
             "UNIX-CONNECT:/var/run/docker.sock".into(),
         ],
     );
@@ -171,7 +171,7 @@ fn fixture(test: &str) -> Fixture {
         "socat",
         &[
             format!(
-                "OPENSSL-LISTEN:{tls},bind=127.0.0.1,reuseaddr,fork,cert=server.pem,key=server.key,cafile=ca.pem,verify=1"
+                "OPENSSL-LISTEN:{tls},bind=127.0.0.1,reuseaddr,fork,backlog=1024,cert=server.pem,key=server.key,cafile=ca.pem,verify=1"
             ),
             "UNIX-CONNECT:/var/run/docker.sock".into(),
         ],
