@@ -407,7 +407,16 @@ async fn run_checks<E: Engine>(
         tokio::select! {
             results = &mut all => {
                 let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-                return if errors.is_empty() { Ok(()) } else { Err(Failure::new(errors.join("; "))) };
+                if !errors.is_empty() {
+                    return Err(Failure::new(errors.join("; ")));
+                }
+                // A check can pass on a container that has just exited: Docker's port
+                // proxy accepts, and its dial to the vanished container address hangs
+                // instead of being refused. Only a container still running has passed.
+                if let (true, Some(cid)) = (watch, container_id) {
+                    return still_running(engine, cid).await;
+                }
+                return Ok(());
             }
             _ = tokio::time::sleep(WATCH), if watch && container_id.is_some() => {
                 still_running(engine, cid).await?;
