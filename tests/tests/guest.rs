@@ -134,9 +134,11 @@ name: @NAME@
     let env = Env::new("guest-token", yaml);
     let out = env.maestro(&["start"]);
     let output = text(&out);
-    assert!(!out.status.success(), "{output}");
+    // The forged report decides nothing (anyone could send one): readiness unknown.
+    assert!(out.status.success(), "{output}");
     assert!(
-        output.contains("maestro-guest's report was refused: unknown token"),
+        outcome_line(&output, &env.c("forger-1"))
+            .contains("readiness unknown: maestro-guest's reports were refused (unknown token"),
         "{output}"
     );
     let logs = Command::new("docker")

@@ -190,6 +190,9 @@ async fn await_guest<E: Engine>(
     tokio::pin!(silence);
     let mut heard = false;
     let mut open = true;
+    // A refused report is not a verdict: anyone who can reach the service can send one
+    // naming any instance. It only explains a silence.
+    let mut refused: Option<String> = None;
     loop {
         tokio::select! {
             word = expected.words.recv(), if open => match word {
@@ -216,9 +219,8 @@ async fn await_guest<E: Engine>(
                     ctx.step(row, "maestro-guest: the app is stopping");
                 }
                 Some(Word::Refused(why)) => {
-                    return Outcome::Failed(Failure::new(format!(
-                        "maestro-guest's report was refused: {why}"
-                    )));
+                    ctx.step(row, format!("a report naming it was refused: {why}"));
+                    refused = Some(why);
                 }
                 // The registry outlives every expectation; nothing more can come, so the
                 // checks and the container decide.
@@ -239,10 +241,15 @@ async fn await_guest<E: Engine>(
                 if has_checks {
                     heard = true;
                 } else {
-                    return Outcome::Warning(format!(
-                        "started, readiness unknown: maestro-guest sent no report within {}s (can the container reach {endpoint}?)",
-                        GUEST_SILENCE.as_secs()
-                    ));
+                    return Outcome::Warning(match &refused {
+                        Some(why) => format!(
+                            "started, readiness unknown: maestro-guest's reports were refused ({why})"
+                        ),
+                        None => format!(
+                            "started, readiness unknown: maestro-guest sent no report within {}s (can the container reach {endpoint}?)",
+                            GUEST_SILENCE.as_secs()
+                        ),
+                    });
                 }
             }
         }

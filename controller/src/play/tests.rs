@@ -567,8 +567,8 @@ async fn a_failed_report_fails_the_instance_with_its_reason_and_skips_dependents
     assert!(matches!(outcomes["api-1"], Outcome::NotRun(_)));
 }
 
-#[tokio::test]
-async fn a_report_with_a_wrong_token_fails_the_instance() {
+#[tokio::test(start_paused = true)]
+async fn a_report_with_a_wrong_token_is_refused_and_decides_nothing() {
     use pb::state_report::State;
     let handshake = handshake();
     let fake = guest_engine(&handshake, |env| {
@@ -577,11 +577,13 @@ async fn a_report_with_a_wrong_token_fails_the_instance() {
         vec![forged]
     });
     let outcomes = start_with_guest(&fake, handshake).await;
+    // Not ready (the forged report counts for nothing), not failed (anyone could send one
+    // naming db-1): readiness unknown, with the reason.
     assert_eq!(
         outcomes["db-1"],
-        Outcome::Failed(super::Failure::new(
-            "maestro-guest's report was refused: unknown token (wrong, or from an earlier play)"
-        ))
+        Outcome::Warning(
+            "started, readiness unknown: maestro-guest's reports were refused (unknown token (wrong, or from an earlier play))".into()
+        )
     );
 }
 
