@@ -1,0 +1,93 @@
+//! `plan`, and the dry runs of `start` and `restart`.
+
+use super::*;
+
+#[derive(Clone, Copy, Debug)]
+pub enum PlanKind {
+    Start { reuse: bool },
+    Restart { only_if_changed: bool },
+}
+
+/// What a play would do to each instance and why, asking the engines and touching
+/// nothing. All ships are asked at once.
+pub(super) async fn plan<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    kind: PlanKind,
+) -> Vec<Result<maestro_core::plan::Step, EngineError>> {
+    futures_util::future::join_all(selection.iter().map(|&id| async move {
+        let instance = ctx.env.instance(id);
+        let observed = ctx.engines[instance.ship.0].inspect(&instance.name).await?;
+        let existing = observed.as_ref().map(Observed::existing);
+        let spec = container_spec(&ctx.env, id);
+        Ok(match kind {
+            PlanKind::Start { reuse } => maestro_core::plan::start(&spec, existing.as_ref(), reuse),
+            PlanKind::Restart { only_if_changed } => {
+                maestro_core::plan::restart(&spec, existing.as_ref(), only_if_changed)
+            }
+        })
+    }))
+    .await
+}
+
+/// `plan`, `start --dry-run`, `restart --dry-run`: the plan as a table (or JSON).
+pub(super) async fn show_plan<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    kind: PlanKind,
+    json: bool,
+) -> u8 {
+    let steps = plan(ctx, selection, kind).await;
+    let mut code = 0;
+    let rows: Vec<(String, String, String, String)> = selection
+        .iter()
+        .zip(&steps)
+        .map(|(&id, step)| {
+            let instance = ctx.env.instance(id);
+            let ship = ctx.env.ship(instance.ship).name.clone();
+            match step {
+                Ok(s) => (
+                    instance.name.clone(),
+                    ship,
+                    s.action.as_str().to_owned(),
+                    s.reason.clone(),
+                ),
+                Err(e) => {
+                    code = EXIT_FAILURE;
+                    (
+                        instance.name.clone(),
+                        ship,
+                        "unknown".to_owned(),
+                        e.to_string(),
+                    )
+                }
+            }
+        })
+        .collect();
+    if json {
+        let value: Vec<_> = rows
+            .iter()
+            .map(|(i, s, a, r)| serde_json::json!({"instance": i, "ship": s, "action": a, "reason": r}))
+            .collect();
+        let _ = output::print(&format!("{}\n", serde_json::Value::Array(value)));
+    } else {
+        let wi = rows
+            .iter()
+            .map(|r| r.0.len())
+            .max()
+            .unwrap_or(0)
+            .max("INSTANCE".len());
+        let ws = rows
+            .iter()
+            .map(|r| r.1.len())
+            .max()
+            .unwrap_or(0)
+            .max("SHIP".len());
+        let mut text = format!("{:wi$}  {:ws$}  {:9} WHY\n", "INSTANCE", "SHIP", "ACTION");
+        for (i, s, a, r) in &rows {
+            text.push_str(&format!("{i:wi$}  {s:ws$}  {a:9} {r}\n"));
+        }
+        let _ = output::print(&text);
+    }
+    code
+}
