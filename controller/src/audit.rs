@@ -152,16 +152,24 @@ pub fn message(who: &str, play: &str, what: &str, phase: Phase, failure: Option<
             }
             format!("{title} of {what} succeeded.")
         }
-        Phase::Error => match failure {
-            Some(m) => format!("Failed to {play} {what}! (message: {m})"),
-            None => format!("Failed to {play} {what}!"),
-        },
+        Phase::Error => {
+            let play = if play == "rollback" {
+                "roll back"
+            } else {
+                play
+            };
+            match failure {
+                Some(m) => format!("Failed to {play} {what}! (message: {m})"),
+                None => format!("Failed to {play} {what}!"),
+            }
+        }
     }
 }
 
 fn progressive(play: &str) -> String {
     match play {
         "stop" => "stopping".into(),
+        "rollback" => "rolling back".into(),
         other => format!("{other}ing"),
     }
 }

@@ -81,8 +81,13 @@ pub enum Command {
         #[command(flatten)]
         select: Select,
         /// Plan a restart instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deploy")]
         restart: bool,
+        /// Plan a deploy instead: what is replaced, why, and in which batch.
+        #[arg(long)]
+        deploy: bool,
+        #[command(flatten)]
+        rollout: RolloutArgs,
         /// With --restart: leave instances whose definition did not change.
         #[arg(long = "only-if-changed")]
         only_if_changed: bool,
@@ -116,11 +121,42 @@ pub enum Command {
         #[arg(long = "dry-run")]
         dry_run: bool,
     },
-    /// Pull the instances' missing images.
+    /// Bring instances to what the file says with the least disruption: missing ones are
+    /// created, changed ones (definition or image) replaced in rolling batches, each
+    /// replacement ready before the next batch; a failed one is undone.
+    Deploy {
+        #[command(flatten)]
+        select: Select,
+        /// When to pull images (all of them, on every ship, before any container is
+        /// touched).
+        #[arg(long, value_enum, default_value_t = crate::play::images::PullPolicy::Missing, value_name = "WHEN")]
+        pull: crate::play::images::PullPolicy,
+        #[command(flatten)]
+        rollout: RolloutArgs,
+        /// Failed replacements tolerated (each one undone) before the deploy fails.
+        #[arg(long = "max-failures", default_value_t = 0, value_name = "N")]
+        max_failures: usize,
+        /// Roll out again what a rollback rolled back from (otherwise such instances are
+        /// held, and said so).
+        #[arg(long = "rolled-back")]
+        rolled_back: bool,
+        /// Show the plan (what is replaced, why, the batches); touch nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// Return instances to the previous generation the last deploy kept (rolling, as
+    /// deploy); the generation rolled back from is kept in turn.
+    Rollback {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        rollout: RolloutArgs,
+    },
+    /// Pull the instances' images (always: that is how a moving tag is refreshed).
     Pull {
         #[command(flatten)]
         select: Select,
-        /// Pull images even when they are present.
+        /// Accepted for MaestroNG's command lines: pull always pulls.
         #[arg(short = 'r', long = "refresh-images")]
         refresh_images: bool,
     },
@@ -184,6 +220,28 @@ pub struct Select {
     /// Ignore dependency order.
     #[arg(short = 'i', long = "ignore-dependencies")]
     pub ignore_dependencies: bool,
+}
+
+/// How a rollout goes.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct RolloutArgs {
+    /// At most this many instances of a service out of service at once: a number, or a
+    /// percentage of the service's instances (`25%`).
+    #[arg(long = "max-unavailable", default_value = "1", value_name = "N|N%")]
+    pub max_unavailable: maestro_core::plan::Unavailable,
+    /// Seconds an instance with no check, readiness report or health check must stay
+    /// running to count as ready.
+    #[arg(long = "min-ready", default_value_t = 3.0, value_name = "S", value_parser = seconds)]
+    pub min_ready: f64,
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,8 @@ pub struct Existing {
     pub running: bool,
     pub digest: Option<String>,
     pub parts: Option<String>,
+    /// The id of the image it runs.
+    pub image_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +27,12 @@ pub enum Action {
     Leave,
     /// Running, but with an older definition; `start` leaves it and says so.
     Outdated,
+    /// Replace the container with a new one, keeping it as the previous generation
+    /// (deploy).
+    Replace,
+    /// Outdated, but what the file names was rolled back from: deploy leaves it until told
+    /// to roll it out again.
+    Held,
 }
 
 impl Action {
@@ -36,6 +44,8 @@ impl Action {
             Action::Restart => "restart",
             Action::Leave => "leave",
             Action::Outdated => "outdated",
+            Action::Replace => "replace",
+            Action::Held => "held",
         }
     }
 }
@@ -54,8 +64,45 @@ fn step(action: Action, reason: impl Into<String>) -> Step {
 }
 
 /// Why an existing container differs from `spec`, in words (`env changed`), or `None`
-/// when it matches.
-pub fn difference(spec: &ContainerSpec, existing: &Existing) -> Option<String> {
+/// when it matches. `image_now` is the id the spec's image resolves to on the ship now
+/// (after pulling, in plays that pull): a container running another image is outdated
+/// even when its definition is not, as MaestroNG compares them.
+pub fn difference(
+    spec: &ContainerSpec,
+    existing: &Existing,
+    image_now: Option<&str>,
+) -> Option<String> {
+    let definition = definition_difference(spec, existing);
+    let image = match (image_now, existing.image_id.as_deref()) {
+        (Some(now), Some(was)) if now != was => Some(format!(
+            "image changed: {} now {} (was {})",
+            spec.image,
+            short_image_id(now),
+            short_image_id(was)
+        )),
+        _ => None,
+    };
+    match (definition, image) {
+        (None, None) => None,
+        (Some(d), None) => Some(d),
+        (None, Some(i)) => Some(i),
+        (Some(d), Some(i)) => Some(format!("{d}; {i}")),
+    }
+}
+
+/// An image id as people read it: `sha256:` and the first 12 hex digits.
+pub fn short_image_id(id: &str) -> String {
+    let (algorithm, hex) = id.split_once(':').unwrap_or(("", id));
+    let short: String = hex.chars().take(12).collect();
+    let more = if hex.chars().count() > 12 { "…" } else { "" };
+    if algorithm.is_empty() {
+        format!("{short}{more}")
+    } else {
+        format!("{algorithm}:{short}{more}")
+    }
+}
+
+fn definition_difference(spec: &ContainerSpec, existing: &Existing) -> Option<String> {
     let label = |key: &str| {
         spec.labels
             .iter()
@@ -77,10 +124,15 @@ pub fn difference(spec: &ContainerSpec, existing: &Existing) -> Option<String> {
 }
 
 /// What `start` does to an instance.
-pub fn start(spec: &ContainerSpec, existing: Option<&Existing>, reuse: bool) -> Step {
+pub fn start(
+    spec: &ContainerSpec,
+    existing: Option<&Existing>,
+    image_now: Option<&str>,
+    reuse: bool,
+) -> Step {
     match existing {
         None => step(Action::Create, "no container"),
-        Some(e) if e.running => match difference(spec, e) {
+        Some(e) if e.running => match difference(spec, e, image_now) {
             None => step(Action::Leave, "running, up to date"),
             Some(why) => step(
                 Action::Outdated,
@@ -88,7 +140,7 @@ pub fn start(spec: &ContainerSpec, existing: Option<&Existing>, reuse: bool) -> 
             ),
         },
         Some(_) if reuse => step(Action::StartExisting, "stopped; --reuse starts it as it is"),
-        Some(e) => match difference(spec, e) {
+        Some(e) => match difference(spec, e, image_now) {
             None => step(Action::Recreate, "stopped"),
             Some(why) => step(Action::Recreate, format!("stopped, and {why}")),
         },
@@ -97,16 +149,143 @@ pub fn start(spec: &ContainerSpec, existing: Option<&Existing>, reuse: bool) -> 
 
 /// What `restart` does to an instance; with `only_if_changed`, an up-to-date running
 /// container is left alone.
-pub fn restart(spec: &ContainerSpec, existing: Option<&Existing>, only_if_changed: bool) -> Step {
+pub fn restart(
+    spec: &ContainerSpec,
+    existing: Option<&Existing>,
+    image_now: Option<&str>,
+    only_if_changed: bool,
+) -> Step {
     match existing {
         None => step(Action::Create, "no container"),
-        Some(e) => match (difference(spec, e), e.running) {
+        Some(e) => match (difference(spec, e, image_now), e.running) {
             (None, true) if only_if_changed => step(Action::Leave, "running, up to date"),
             (None, true) => step(Action::Restart, "running"),
             (None, false) => step(Action::Recreate, "stopped"),
             (Some(why), _) => step(Action::Restart, why),
         },
     }
+}
+
+/// What `deploy` does to an instance, from its container and the previous generation
+/// kept beside it. A running container that matches is left; one that differs is replaced
+/// (the old one kept); a stopped one that differs is replaced too (it may be the only
+/// earlier generation left by an interrupted deploy), one that matches is recreated; a
+/// missing one is created. When the current container differs from the file but the kept
+/// previous generation is exactly what the file names (definition and image), the
+/// operator rolled back from it: it is held unless `roll_out_rolled_back`.
+pub fn deploy(
+    spec: &ContainerSpec,
+    existing: Option<&Existing>,
+    previous: Option<&Existing>,
+    image_now: Option<&str>,
+    roll_out_rolled_back: bool,
+) -> Step {
+    let Some(e) = existing else {
+        return match previous {
+            Some(_) => step(
+                Action::Create,
+                "no container (the previous generation is kept, and restored if this one fails)",
+            ),
+            None => step(Action::Create, "no container"),
+        };
+    };
+    let Some(why) = difference(spec, e, image_now) else {
+        return if e.running {
+            step(Action::Leave, "running, up to date")
+        } else {
+            step(Action::Recreate, "stopped")
+        };
+    };
+    let rolled_back = previous.is_some_and(|p| difference(spec, p, image_now).is_none());
+    if rolled_back && !roll_out_rolled_back {
+        return step(
+            Action::Held,
+            format!(
+                "rolled back: the file still names the definition that was rolled back ({}); \
+                 change the file, or deploy --rolled-back to roll it out again",
+                spec.image
+            ),
+        );
+    }
+    if e.running {
+        step(Action::Replace, why)
+    } else {
+        step(Action::Replace, format!("stopped, and {why}"))
+    }
+}
+
+/// How many instances of a service may be out of service at once during a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    Count(usize),
+    /// A percentage of the service's instances (rounded down, at least one).
+    Percent(u32),
+}
+
+impl Unavailable {
+    pub fn of(self, instances: usize) -> usize {
+        match self {
+            Unavailable::Count(n) => n.max(1),
+            Unavailable::Percent(p) => (instances * p as usize / 100).max(1),
+        }
+    }
+}
+
+impl std::str::FromStr for Unavailable {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a number of instances (2) or a percentage (25%)");
+        match text.strip_suffix('%') {
+            Some(p) => match p.parse::<u32>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(Unavailable::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => match text.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(Unavailable::Count(n)),
+                _ => Err(bad()),
+            },
+        }
+    }
+}
+
+/// The order of a rollout. `services[row]` is each row's service, `replaced[row]` whether
+/// it is replaced (out of service for a while), `sizes[service]` how many instances the
+/// service has, `waits[row]` what the row already waits for (its dependencies in the
+/// play, and the containers it is tied to). Each service's replaced rows go in batches of
+/// `unavailable.of(size)`, in row order; a batch waits for the whole batch before it.
+/// Returns the waits with the batches added, and each row's batch (from 1; `None` for
+/// rows that are not replaced).
+pub fn rollout(
+    services: &[usize],
+    replaced: &[bool],
+    sizes: &[usize],
+    unavailable: Unavailable,
+    mut waits: Vec<Vec<usize>>,
+) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+    let mut batch_of: Vec<Option<usize>> = vec![None; services.len()];
+    let mut by_service: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (row, &service) in services.iter().enumerate() {
+        if replaced[row] {
+            by_service.entry(service).or_default().push(row);
+        }
+    }
+    for (service, rows) in by_service {
+        let size = unavailable.of(sizes[service]);
+        let batches: Vec<&[usize]> = rows.chunks(size).collect();
+        for (k, batch) in batches.iter().enumerate() {
+            for &row in *batch {
+                batch_of[row] = Some(k + 1);
+                if k > 0 {
+                    for &before in batches[k - 1] {
+                        if !waits[row].contains(&before) {
+                            waits[row].push(before);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (waits, batch_of)
 }
 
 #[cfg(test)]
@@ -127,6 +306,7 @@ mod tests {
             running,
             digest: digest.map(Into::into),
             parts: parts.map(Into::into),
+            image_id: Some("sha256:1111".into()),
         }
     }
 
@@ -162,7 +342,7 @@ mod tests {
         ];
         for (e, reuse, action, reason) in cases {
             assert_eq!(
-                start(&s, e, reuse),
+                start(&s, e, Some("sha256:1111"), reuse),
                 Step {
                     action,
                     reason: reason.into()
@@ -170,15 +350,148 @@ mod tests {
                 "{e:?}"
             );
         }
-        assert_eq!(restart(&s, Some(&same), true).action, Action::Leave);
-        assert_eq!(restart(&s, Some(&same), false).action, Action::Restart);
+        assert_eq!(restart(&s, Some(&same), None, true).action, Action::Leave);
         assert_eq!(
-            restart(&s, Some(&env_changed), true),
+            restart(&s, Some(&same), None, false).action,
+            Action::Restart
+        );
+        assert_eq!(
+            restart(&s, Some(&env_changed), None, true),
             Step {
                 action: Action::Restart,
                 reason: "env changed".into()
             }
         );
-        assert_eq!(restart(&s, None, true).action, Action::Create);
+        assert_eq!(restart(&s, None, None, true).action, Action::Create);
+    }
+
+    #[test]
+    fn a_retagged_image_makes_a_container_outdated() {
+        let s = spec("d1", "image=1,env=2");
+        let same = existing(true, Some("d1"), Some("image=1,env=2"));
+        let now = "sha256:abcdef0123456789abcdef";
+        assert_eq!(
+            restart(&s, Some(&same), Some(now), true),
+            Step {
+                action: Action::Restart,
+                reason: format!(
+                    "image changed: {} now sha256:abcdef012345… (was sha256:1111)",
+                    s.image
+                )
+            }
+        );
+        assert_eq!(
+            start(&s, Some(&same), Some(now), false).action,
+            Action::Outdated
+        );
+        // Unknown on either side: the definition alone decides.
+        assert_eq!(restart(&s, Some(&same), None, true).action, Action::Leave);
+        let mut unknown = same.clone();
+        unknown.image_id = None;
+        assert_eq!(
+            restart(&s, Some(&unknown), Some(now), true).action,
+            Action::Leave
+        );
+        let env_changed = existing(true, Some("d0"), Some("image=1,env=3"));
+        assert_eq!(
+            restart(&s, Some(&env_changed), Some(now), true).reason,
+            format!(
+                "env changed; image changed: {} now sha256:abcdef012345… (was sha256:1111)",
+                s.image
+            )
+        );
+        assert_eq!(short_image_id("0123456789abcdef"), "0123456789ab…");
+    }
+
+    #[test]
+    fn deploy_decisions() {
+        let s = spec("d1", "image=1,env=2");
+        let same = existing(true, Some("d1"), Some("image=1,env=2"));
+        let old = existing(true, Some("d0"), Some("image=1,env=3"));
+        let old_stopped = existing(false, Some("d0"), Some("image=1,env=3"));
+        let stopped = existing(false, Some("d1"), Some("image=1,env=2"));
+        let now = Some("sha256:1111");
+        let cases: [(Option<&Existing>, Option<&Existing>, bool, Action, &str); 7] = [
+            (None, None, false, Action::Create, "no container"),
+            (
+                None,
+                Some(&old),
+                false,
+                Action::Create,
+                "no container (the previous generation is kept, and restored if this one fails)",
+            ),
+            (
+                Some(&same),
+                Some(&old),
+                false,
+                Action::Leave,
+                "running, up to date",
+            ),
+            (Some(&stopped), None, false, Action::Recreate, "stopped"),
+            (Some(&old), None, false, Action::Replace, "env changed"),
+            (
+                Some(&old_stopped),
+                None,
+                false,
+                Action::Replace,
+                "stopped, and env changed",
+            ),
+            // Rolled back from what the file names: held, unless asked.
+            (
+                Some(&old),
+                Some(&same),
+                true,
+                Action::Replace,
+                "env changed",
+            ),
+        ];
+        for (e, p, roll_out, action, reason) in cases {
+            assert_eq!(
+                deploy(&s, e, p, now, roll_out),
+                Step {
+                    action,
+                    reason: reason.into()
+                },
+                "{e:?} {p:?}"
+            );
+        }
+        let held = deploy(&s, Some(&old), Some(&same), now, false);
+        assert_eq!(held.action, Action::Held);
+        assert!(held.reason.starts_with("rolled back"), "{}", held.reason);
+        // The kept generation runs another image than the tag names now: not a rollback
+        // of what the file names, so the new image is rolled out.
+        assert_eq!(
+            deploy(&s, Some(&old), Some(&same), Some("sha256:2222"), false).action,
+            Action::Replace
+        );
+    }
+
+    #[test]
+    fn unavailable_parses_counts_and_percentages() {
+        assert_eq!("2".parse(), Ok(Unavailable::Count(2)));
+        assert_eq!("25%".parse(), Ok(Unavailable::Percent(25)));
+        for bad in ["0", "0%", "101%", "-1", "x", "2.5", ""] {
+            assert!(bad.parse::<Unavailable>().is_err(), "{bad}");
+        }
+        assert_eq!(Unavailable::Percent(25).of(6), 1);
+        assert_eq!(Unavailable::Percent(50).of(6), 3);
+        assert_eq!(Unavailable::Percent(10).of(3), 1);
+        assert_eq!(Unavailable::Count(2).of(1), 2);
+    }
+
+    #[test]
+    fn rollout_batches_each_service_after_its_dependencies() {
+        // Rows: web-1..web-5 (service 0, all replaced but web-3), db-1 (service 1,
+        // replaced); web rows wait for db-1 already.
+        let services = [0, 0, 0, 0, 0, 1];
+        let replaced = [true, true, false, true, true, true];
+        let base = vec![vec![5], vec![5], vec![5], vec![5], vec![5], vec![]];
+        let (waits, batches) = rollout(&services, &replaced, &[5, 1], Unavailable::Count(2), base);
+        assert_eq!(batches, [Some(1), Some(1), None, Some(2), Some(2), Some(1)]);
+        assert_eq!(waits[0], [5]);
+        assert_eq!(waits[2], [5]);
+        assert_eq!(waits[3], [5, 0, 1]);
+        assert_eq!(waits[4], [5, 0, 1]);
+        assert!(waits[5].is_empty());
     }
 }

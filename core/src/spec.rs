@@ -21,6 +21,30 @@ pub mod labels {
     pub const DIGEST: &str = "io.maestro.digest";
     /// Per-part digests, see [`super::parts`].
     pub const PARTS: &str = "io.maestro.parts";
+    /// The name of the ship the container was created for: ships that share one engine
+    /// see each other's containers, and must not take them for their own.
+    pub const SHIP: &str = "io.maestro.ship";
+    /// What the container is to maestro: [`ROLE_INSTANCE`] or [`ROLE_LOCK`]. Docker
+    /// cannot change a label later, so a kept previous generation keeps its role and is
+    /// told apart by its name (see [`super::previous_name`]).
+    pub const ROLE: &str = "io.maestro.role";
+    pub const ROLE_INSTANCE: &str = "instance";
+    pub const ROLE_LOCK: &str = "lock";
+    /// The restart policy the container was created with (`name:retries`), so that a
+    /// kept previous generation (whose policy is set to `no`) gets its own back when it
+    /// is restored.
+    pub const RESTART: &str = "io.maestro.restart";
+}
+
+/// The name a replaced container is kept under, as the instance's previous generation
+/// (`deploy` keeps it, `rollback` returns to it, `clean` removes it).
+pub fn previous_name(instance: &str) -> String {
+    format!("{instance}.previous")
+}
+
+/// The name a container has for a moment while `rollback` swaps two generations.
+pub fn swapping_name(instance: &str) -> String {
+    format!("{instance}.swapping")
 }
 
 /// The canonical form's version: bump it only when the form itself must change.
@@ -170,6 +194,15 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
         (labels::ENVIRONMENT.to_owned(), env.name.clone()),
         (labels::SERVICE.to_owned(), service.name.clone()),
         (labels::INSTANCE.to_owned(), instance.name.clone()),
+        (
+            labels::SHIP.to_owned(),
+            env.ship(instance.ship).name.clone(),
+        ),
+        (labels::ROLE.to_owned(), labels::ROLE_INSTANCE.to_owned()),
+        (
+            labels::RESTART.to_owned(),
+            format!("{}:{}", instance.restart.name, instance.restart.retries),
+        ),
         (labels::DIGEST.to_owned(), digest),
     ]);
     spec

@@ -18,10 +18,12 @@ use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, EngineError, Observed};
 use crate::output;
 use crate::output::events::{Mode, Printer};
+use crate::play::images::{self, PullPolicy, Resolved};
 use crate::play::tasks::{self, Context, StartOptions};
 use crate::play::{self, Event, Outcome};
 use crate::readiness::{Handshake, Listen, Settings};
 
+mod deploy;
 mod logs;
 mod plan;
 pub use plan::PlanKind;
@@ -71,12 +73,22 @@ async fn dispatch<E: Engine>(
     let deps = Dependencies::new(&env);
     let printer = Printer::new(Mode::detect(json));
     let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    // Tasks that can undo their work (deploy, rollback) learn of Ctrl-C through this; the
+    // scheduler hears it too and starts nothing new.
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt.send(true);
+        }
+    });
     let ctx = Context {
         env: env.clone(),
         engines,
         docker_config: Arc::new(DockerConfig::load(&process_env)),
         reporter: printer.reporter(),
         handshake: None,
+        images: Arc::new(Resolved::default()),
+        interrupted,
     };
     match command {
         Command::Status {
@@ -92,8 +104,64 @@ async fn dispatch<E: Engine>(
         }
         Command::Plan {
             select,
+            deploy: true,
+            rollout,
+            ..
+        } => {
+            let Some(selection) =
+                choose(&env, &deps, &select, Direction::Start, true, false, false)
+            else {
+                return EXIT_INVALID;
+            };
+            let ctx = lookup_images(&ctx, &selection).await;
+            deploy::show(&ctx, &deps, &select, &selection, rollout, false, json).await
+        }
+        Command::Deploy {
+            select,
+            pull,
+            rollout,
+            max_failures,
+            rolled_back,
+            dry_run,
+        } => {
+            let Some(selection) =
+                choose(&env, &deps, &select, Direction::Start, true, false, false)
+            else {
+                return EXIT_INVALID;
+            };
+            if dry_run {
+                let ctx = lookup_images(&ctx, &selection).await;
+                return deploy::show(&ctx, &deps, &select, &selection, rollout, rolled_back, json)
+                    .await;
+            }
+            deploy::deploy(
+                &ctx,
+                &deps,
+                &select,
+                &selection,
+                deploy::Options {
+                    rollout,
+                    pull,
+                    max_failures,
+                    rolled_back,
+                },
+                readiness,
+            )
+            .await
+        }
+        Command::Rollback { select, rollout } => {
+            let Some(selection) =
+                choose(&env, &deps, &select, Direction::Start, true, false, false)
+            else {
+                return EXIT_INVALID;
+            };
+            deploy::rollback(&ctx, &deps, &select, &selection, rollout).await
+        }
+        Command::Plan {
+            select,
             restart,
             only_if_changed,
+            ..
         } => {
             let (direction, needs_all) = if restart {
                 (Direction::Stop, true)
@@ -117,8 +185,9 @@ async fn dispatch<E: Engine>(
             dry_run,
         } => {
             let options = StartOptions {
-                refresh_images: images.refresh_images,
+                refresh_images: false,
                 reuse: images.reuse,
+                min_ready: None,
             };
             let Some(selection) =
                 choose(&env, &deps, &select, Direction::Start, true, false, false)
@@ -136,6 +205,16 @@ async fn dispatch<E: Engine>(
                 )
                 .await;
             }
+            // Every image the play needs, on every ship, before any container is touched.
+            let policy = if images.refresh_images {
+                PullPolicy::Always
+            } else {
+                PullPolicy::Missing
+            };
+            let ctx = match prepare_images(&ctx, &selection, &select, policy).await {
+                Ok(ctx) => ctx,
+                Err(code) => return code,
+            };
             let ctx = with_handshake(&ctx, &selection, readiness).await;
             let (outcomes, interrupted) = run_play(
                 &ctx,
@@ -178,17 +257,13 @@ async fn dispatch<E: Engine>(
             else {
                 return EXIT_INVALID;
             };
-            let (outcomes, interrupted) = run_play(
-                &ctx,
-                &deps,
-                "pull",
-                &selection,
-                &select,
-                None,
-                |ctx, row, id| tasks::pull(ctx, row, id, refresh_images),
-            )
-            .await;
-            exit_code(&outcomes, interrupted)
+            // MaestroNG's `pull` always pulls (that is how a moving tag is refreshed);
+            // -r is accepted for its command lines.
+            let _ = refresh_images;
+            match prepare_images(&ctx, &selection, &select, PullPolicy::Always).await {
+                Ok(_) => 0,
+                Err(code) => code,
+            }
         }
         Command::Restart {
             select,
@@ -212,17 +287,22 @@ async fn dispatch<E: Engine>(
                 .await;
             }
             restart::restart(
-                &with_handshake(&ctx, &selection, readiness).await,
+                &ctx,
                 &deps,
                 &select,
                 selection,
-                StartOptions {
-                    refresh_images: images.refresh_images,
-                    reuse: images.reuse,
+                restart::Options {
+                    start: StartOptions {
+                        refresh_images: false,
+                        reuse: images.reuse,
+                        min_ready: None,
+                    },
+                    pull: images.refresh_images,
+                    step_delay: Duration::from_secs(step_delay),
+                    stop_start_delay: Duration::from_secs(stop_start_delay),
+                    only_if_changed,
                 },
-                Duration::from_secs(step_delay),
-                Duration::from_secs(stop_start_delay),
-                only_if_changed,
+                readiness,
             )
             .await
         }
@@ -314,6 +394,27 @@ where
     F: Fn(Context<E>, usize, InstanceId) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    let waits = match direction {
+        Some(d) if !select.ignore_dependencies => deps.within(selection, d),
+        _ => vec![Vec::new(); selection.len()],
+    };
+    run_play_with(ctx, name, selection, select.concurrency, waits, task).await
+}
+
+/// [`run_play`] with the waits given: `waits[row]` lists the rows `row` waits for.
+async fn run_play_with<E, F, Fut>(
+    ctx: &Context<E>,
+    name: &'static str,
+    selection: &[InstanceId],
+    concurrency: Option<usize>,
+    waits: Vec<Vec<usize>>,
+    task: F,
+) -> (Vec<Outcome>, bool)
+where
+    E: Engine,
+    F: Fn(Context<E>, usize, InstanceId) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let audit = Audit::new(&ctx.env);
     audit.play(name, selection, Phase::Action, None).await;
     let began = Instant::now();
@@ -321,27 +422,15 @@ where
     let names: Vec<String> = rows.iter().map(|r| r.instance.clone()).collect();
     (ctx.reporter)(Event::Began { play: name, rows });
     // A ship's own limit (`max_operations`) applies on top of the play's `-c`.
-    let ship_limits: Vec<Option<Arc<tokio::sync::Semaphore>>> = ctx
-        .env
-        .ships
-        .iter()
-        .map(|s| {
-            let limit = s.max_operations.unwrap_or(SHIP_OPERATIONS);
-            Some(Arc::new(tokio::sync::Semaphore::new(limit)))
-        })
-        .collect();
+    let ship_limits = ship_limits(ctx);
     let row_limits: Vec<_> = selection
         .iter()
         .map(|&i| ship_limits[ctx.env.instance(i).ship.0].clone())
         .collect();
-    let waits = match direction {
-        Some(d) if !select.ignore_dependencies => deps.within(selection, d),
-        _ => vec![Vec::new(); selection.len()],
-    };
     let (outcomes, interrupted) = play::schedule(
         &names,
         &waits,
-        select.concurrency,
+        concurrency,
         &row_limits,
         &ctx.reporter,
         |row| task(ctx.clone(), row, selection[row]),
@@ -366,6 +455,131 @@ where
         (Some(m), false) => audit.play(name, selection, Phase::Error, Some(m)).await,
     }
     (outcomes, interrupted)
+}
+
+/// Prepares the images of `selection` (see [`crate::play::images`]): looks each distinct
+/// image up once per ship, and runs a `pull` play for those `policy` says to pull. Returns
+/// the context with the resolved ids, or the exit code when an image could not be had
+/// (then no container was touched).
+async fn prepare_images<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+    select: &Select,
+    policy: PullPolicy,
+) -> Result<Context<E>, u8> {
+    let wanted = images::wanted(ctx, selection);
+    let resolved = Arc::new(std::sync::Mutex::new(Resolved::default()));
+    // Looked up first: a lookup is cheap and says nothing worth a row, and a ship that
+    // cannot be reached fails its own instances later, as in every play, instead of the
+    // whole play here.
+    let found = futures_util::future::join_all(wanted.into_iter().map(|w| async {
+        let id = ctx.engines[w.ship].image_id(&w.image).await;
+        (w, id)
+    }))
+    .await;
+    let mut to_pull = Vec::new();
+    for (w, id) in found {
+        match id {
+            Err(EngineError::Unreachable { .. }) => {}
+            Ok(Some(id)) if policy != PullPolicy::Always => resolved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(w.ship, &w.image, Some(id)),
+            _ => to_pull.push(w),
+        }
+    }
+    if !to_pull.is_empty() {
+        let audit = Audit::new(&ctx.env);
+        audit.play("pull", selection, Phase::Action, None).await;
+        let began = Instant::now();
+        let rows = images::rows(ctx, &to_pull);
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} on {}", r.instance, r.ship))
+            .collect();
+        (ctx.reporter)(Event::Began { play: "pull", rows });
+        let limits = ship_limits(ctx);
+        let row_limits: Vec<_> = to_pull.iter().map(|w| limits[w.ship].clone()).collect();
+        let (outcomes, interrupted) = play::schedule(
+            &names,
+            &vec![Vec::new(); to_pull.len()],
+            select.concurrency,
+            &row_limits,
+            &ctx.reporter,
+            |row| {
+                images::prepare(
+                    ctx.clone(),
+                    row,
+                    to_pull[row].clone(),
+                    policy,
+                    resolved.clone(),
+                )
+            },
+        )
+        .await;
+        (ctx.reporter)(Event::Ended {
+            play: "pull",
+            elapsed: began.elapsed(),
+            interrupted,
+        });
+        let failure = outcomes.iter().find_map(|o| match o {
+            Outcome::Failed(f) => Some(f.message.clone()),
+            _ => None,
+        });
+        if interrupted {
+            audit
+                .play("pull", selection, Phase::Error, Some("interrupted"))
+                .await;
+            return Err(EXIT_INTERRUPTED);
+        }
+        if let Some(message) = failure {
+            audit
+                .play("pull", selection, Phase::Error, Some(&message))
+                .await;
+            return Err(EXIT_FAILURE);
+        }
+        audit.play("pull", selection, Phase::Success, None).await;
+    }
+    let resolved = std::mem::take(&mut *resolved.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(Context {
+        images: Arc::new(resolved),
+        ..ctx.clone()
+    })
+}
+
+/// The context with the id of every image of `selection` on its ship, looked up (each
+/// distinct image once per ship, all at once), pulling nothing. A ship that does not
+/// answer leaves its images unresolved; its instances' own operations then say why.
+async fn lookup_images<E: Engine>(ctx: &Context<E>, selection: &[InstanceId]) -> Context<E> {
+    let found = futures_util::future::join_all(images::wanted(ctx, selection).into_iter().map(
+        |w| async move {
+            let id = ctx.engines[w.ship].image_id(&w.image).await;
+            (w, id)
+        },
+    ))
+    .await;
+    let mut resolved = (*ctx.images).clone();
+    for (w, id) in found {
+        if let Ok(id) = id {
+            resolved.insert(w.ship, &w.image, id);
+        }
+    }
+    Context {
+        images: Arc::new(resolved),
+        ..ctx.clone()
+    }
+}
+
+/// Each ship's limit of simultaneous operations (`max_operations`), by ship id.
+fn ship_limits<E: Engine>(ctx: &Context<E>) -> Vec<Option<Arc<tokio::sync::Semaphore>>> {
+    ctx.env
+        .ships
+        .iter()
+        .map(|s| {
+            let limit = s.max_operations.unwrap_or(SHIP_OPERATIONS);
+            Some(Arc::new(tokio::sync::Semaphore::new(limit)))
+        })
+        .collect()
 }
 
 fn exit_code(outcomes: &[Outcome], interrupted: bool) -> u8 {

@@ -15,15 +15,28 @@ pub(super) async fn plan<E: Engine>(
     selection: &[InstanceId],
     kind: PlanKind,
 ) -> Vec<Result<maestro_core::plan::Step, EngineError>> {
+    let looked_up;
+    let ctx = if selection.iter().all(|&id| {
+        let i = ctx.env.instance(id);
+        ctx.images.contains(i.ship.0, &i.image.name)
+    }) {
+        ctx
+    } else {
+        looked_up = lookup_images(ctx, selection).await;
+        &looked_up
+    };
     futures_util::future::join_all(selection.iter().map(|&id| async move {
         let instance = ctx.env.instance(id);
         let observed = ctx.engines[instance.ship.0].inspect(&instance.name).await?;
         let existing = observed.as_ref().map(Observed::existing);
         let spec = container_spec(&ctx.env, id);
+        let image_now = ctx.images.id(instance.ship.0, &instance.image.name);
         Ok(match kind {
-            PlanKind::Start { reuse } => maestro_core::plan::start(&spec, existing.as_ref(), reuse),
+            PlanKind::Start { reuse } => {
+                maestro_core::plan::start(&spec, existing.as_ref(), image_now, reuse)
+            }
             PlanKind::Restart { only_if_changed } => {
-                maestro_core::plan::restart(&spec, existing.as_ref(), only_if_changed)
+                maestro_core::plan::restart(&spec, existing.as_ref(), image_now, only_if_changed)
             }
         })
     }))

@@ -53,6 +53,13 @@ pub(super) async fn status<E: Engine>(
             }
             Ok(found) => match found.get(&instance.name) {
                 None => ("-".to_owned(), "absent".to_owned()),
+                Some(o) if !o.on_ship(&ship.name) => (
+                    tasks::short(&o.id).to_owned(),
+                    format!(
+                        "absent (the container of this name belongs to ship {}, which shares this engine)",
+                        o.ship.as_deref().unwrap_or_default()
+                    ),
+                ),
                 Some(o) => {
                     let mut state = if o.running {
                         format!("running ({})", o.status)
@@ -65,6 +72,10 @@ pub(super) async fn status<E: Engine>(
                     (tasks::short(&o.id).to_owned(), state)
                 }
             },
+        };
+        let state = match &by_ship[&instance.ship.0] {
+            Ok(found) => state + &generations(found, &instance.name),
+            Err(_) => state,
         };
         table.push((
             instance.name.clone(),
@@ -149,4 +160,26 @@ pub(super) async fn status<E: Engine>(
         let _ = output::print(&text);
     }
     if all_ok { 0 } else { EXIT_FAILURE }
+}
+
+/// What `status` says of an instance's other generations: the previous one `deploy` kept,
+/// and one left half-swapped by an interrupted `rollback`.
+fn generations(found: &HashMap<String, Observed>, instance: &str) -> String {
+    let mut out = String::new();
+    if let Some(p) = found.get(&maestro_core::spec::previous_name(instance)) {
+        out.push_str(&format!(
+            "; previous generation kept: {} ({}{})",
+            tasks::short(&p.id),
+            p.image,
+            if p.running { ", running!" } else { ", stopped" }
+        ));
+    }
+    if let Some(s) = found.get(&maestro_core::spec::swapping_name(instance)) {
+        out.push_str(&format!(
+            "; {} ({}) was being swapped by an interrupted rollback: the next deploy or rollback completes it",
+            tasks::short(&s.id),
+            s.image
+        ));
+    }
+    out
 }

@@ -174,6 +174,64 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// A pull's progress over its layers, told at most every 200 ms.
+#[derive(Default)]
+struct PullProgress {
+    /// By layer id: bytes done, bytes in all, finished.
+    layers: HashMap<String, (i64, i64, bool)>,
+    told: Option<std::time::Instant>,
+}
+
+impl PullProgress {
+    fn update(&mut self, info: &bollard::models::CreateImageInfo) -> Option<String> {
+        let (Some(id), Some(status)) = (info.id.as_ref(), info.status.as_deref()) else {
+            return None;
+        };
+        let layer = self.layers.entry(id.clone()).or_default();
+        if let Some(detail) = &info.progress_detail {
+            if status.starts_with("Downloading") {
+                layer.0 = detail.current.unwrap_or(layer.0);
+                layer.1 = detail.total.unwrap_or(layer.1);
+            }
+        }
+        if matches!(
+            status,
+            "Pull complete" | "Already exists" | "Download complete"
+        ) {
+            layer.0 = layer.1;
+            layer.2 = status != "Download complete";
+        }
+        if self
+            .told
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return None;
+        }
+        self.told = Some(std::time::Instant::now());
+        let done = self.layers.values().filter(|l| l.2).count();
+        let (current, total) = self
+            .layers
+            .values()
+            .fold((0, 0), |(c, t), l| (c + l.0, t + l.1));
+        let mb = |b: i64| b as f64 / 1_000_000.0;
+        Some(format!(
+            "{done}/{} layers, {:.1}/{:.1} MB",
+            self.layers.len(),
+            mb(current),
+            mb(total)
+        ))
+    }
+}
+
+fn restart_policy_name(name: &str) -> RestartPolicyNameEnum {
+    match name {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        _ => RestartPolicyNameEnum::NO,
+    }
+}
+
 /// An image reference with its tag made explicit (`busybox` is `busybox:latest`).
 fn tagged(image: &str) -> String {
     let parsed = Image::parse(image);
@@ -217,12 +275,11 @@ impl Engine for DockerEngine {
                         Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
                     ),
                     image: c.image.unwrap_or_default(),
-                    digest: labels.get(labels::DIGEST).cloned(),
-                    parts: labels.get(labels::PARTS).cloned(),
-                    exit_code: None,
-                    guest: false,
+                    image_id: c.image_id.filter(|i| !i.is_empty()),
                     status: c.status.unwrap_or_default(),
+                    ..Observed::default()
                 }
+                .with_labels(&labels)
             })
             .collect())
     }
@@ -237,44 +294,76 @@ impl Engine for DockerEngine {
                 let config = c.config.unwrap_or_default();
                 let labels = config.labels.unwrap_or_default();
                 let running = state.running.unwrap_or(false);
-                Ok(Some(Observed {
-                    id: c.id.unwrap_or_default(),
-                    name: c
-                        .name
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_owned(),
-                    running,
-                    image: config.image.unwrap_or_default(),
-                    digest: labels.get(labels::DIGEST).cloned(),
-                    parts: labels.get(labels::PARTS).cloned(),
-                    exit_code: state.exit_code,
-                    status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                    guest: super::runs_guest(
-                        config.entrypoint.as_deref().unwrap_or_default(),
-                        config.cmd.as_deref().unwrap_or_default(),
-                        labels.contains_key(super::GUEST_LABEL),
-                    ),
-                }))
+                Ok(Some(
+                    Observed {
+                        id: c.id.unwrap_or_default(),
+                        name: c
+                            .name
+                            .unwrap_or_default()
+                            .trim_start_matches('/')
+                            .to_owned(),
+                        running,
+                        image: config.image.unwrap_or_default(),
+                        image_id: c.image.filter(|i| !i.is_empty()),
+                        exit_code: state.exit_code,
+                        status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                        guest: super::runs_guest(
+                            config.entrypoint.as_deref().unwrap_or_default(),
+                            config.cmd.as_deref().unwrap_or_default(),
+                            labels.contains_key(super::GUEST_LABEL),
+                        ),
+                        ..Observed::default()
+                    }
+                    .with_labels(&labels),
+                ))
             }
         }
     }
 
-    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+    async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
         let docker = self.client().await?;
         match docker.inspect_image(&tagged(image)).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(found) => Ok(Some(found.id.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(daemon(e)),
         }
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RenameContainerOptions {
+            name: name.to_owned(),
+        };
+        self.client()
+            .await?
+            .rename_container(id, options)
+            .await
+            .map_err(daemon)
+    }
+
+    async fn set_restart(&self, id: &str, policy: &(String, u32)) -> Result<(), EngineError> {
+        let body = bollard::models::ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart_policy_name(&policy.0)),
+                maximum_retry_count: Some(i64::from(policy.1)),
+            }),
+            ..Default::default()
+        };
+        self.client()
+            .await?
+            .update_container(id, body)
+            .await
+            .map(|_| ())
+            .map_err(daemon)
     }
 
     async fn pull(
         &self,
         image: &str,
         credentials: Option<&Credentials>,
+        progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<(), EngineError> {
         let docker = self.client().await?;
+        let mut layers = PullProgress::default();
         let parsed = Image::parse(image);
         let attempts = credentials.map_or(1, |c| c.retry_attempts.max(1));
         let retry_when = credentials
@@ -294,9 +383,9 @@ impl Engine for DockerEngine {
                 tag: Some(parsed.tag.clone()),
                 ..Default::default()
             };
-            let mut progress = docker.create_image(Some(options), None, auth.clone());
+            let mut stream = docker.create_image(Some(options), None, auth.clone());
             let mut failure: Option<(Option<u16>, String)> = None;
-            while let Some(item) = progress.next().await {
+            while let Some(item) = stream.next().await {
                 match item {
                     Err(bollard::errors::Error::DockerResponseServerError {
                         status_code,
@@ -310,6 +399,9 @@ impl Engine for DockerEngine {
                         if let Some(detail) = info.error_detail {
                             failure = Some((None, detail.message.unwrap_or_default()));
                             break;
+                        }
+                        if let Some(message) = layers.update(&info) {
+                            progress(format!("pulling {image}: {message}"));
                         }
                     }
                 }
@@ -357,12 +449,7 @@ impl Engine for DockerEngine {
                 });
         }
         let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        let restart = match spec.restart_policy.0.as_str() {
-            "always" => RestartPolicyNameEnum::ALWAYS,
-            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-            _ => RestartPolicyNameEnum::NO,
-        };
+        let restart = restart_policy_name(&spec.restart_policy.0);
         let host_config = HostConfig {
             binds: some_vec(&spec.binds),
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),

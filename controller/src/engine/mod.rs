@@ -4,6 +4,7 @@
 pub mod docker;
 pub mod tunnel;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use maestro_core::spec::ContainerSpec;
@@ -11,13 +12,22 @@ use maestro_core::spec::ContainerSpec;
 use crate::credentials::Credentials;
 
 /// A container as the engine reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
     pub id: String,
     pub name: String,
     pub running: bool,
     /// The image the container was created from, as given at creation.
     pub image: String,
+    /// The id of the image it runs (`sha256:…`): what its tag resolved to at creation.
+    pub image_id: Option<String>,
+    /// maestro's labels: the ship it was created for, its role (see
+    /// [`maestro_core::spec::labels::ROLE`]), its instance, and the restart policy it was
+    /// created with (a kept previous generation has its policy set to `no`).
+    pub ship: Option<String>,
+    pub role: Option<String>,
+    pub instance: Option<String>,
+    pub restart: Option<String>,
     /// The definition digest maestro recorded when it created the container.
     pub digest: Option<String>,
     /// The per-part digests recorded beside it.
@@ -50,7 +60,26 @@ impl Observed {
             running: self.running,
             digest: self.digest.clone(),
             parts: self.parts.clone(),
+            image_id: self.image_id.clone(),
         }
+    }
+
+    /// Fills the fields that come from maestro's labels.
+    fn with_labels(mut self, labels: &HashMap<String, String>) -> Self {
+        use maestro_core::spec::labels as l;
+        self.digest = labels.get(l::DIGEST).cloned();
+        self.parts = labels.get(l::PARTS).cloned();
+        self.ship = labels.get(l::SHIP).cloned();
+        self.role = labels.get(l::ROLE).cloned();
+        self.instance = labels.get(l::INSTANCE).cloned();
+        self.restart = labels.get(l::RESTART).cloned();
+        self
+    }
+
+    /// Whether this container belongs on `ship`: containers of an older maestro carry no
+    /// ship label and belong wherever they are found.
+    pub fn on_ship(&self, ship: &str) -> bool {
+        self.ship.as_deref().is_none_or(|s| s == ship)
     }
 }
 
@@ -77,19 +106,33 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<Observed>, EngineError>> + Send;
-    fn has_image(&self, image: &str) -> impl Future<Output = Result<bool, EngineError>> + Send;
+    /// The id of the image `image` names on this ship (`sha256:…`), `None` when absent.
+    fn image_id(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
     /// Pulls an image, authenticating with `credentials` when given and retrying as they
-    /// say.
+    /// say; tells its progress (layers, bytes) to `progress` as it goes.
     fn pull(
         &self,
         image: &str,
         credentials: Option<&Credentials>,
+        progress: &(dyn Fn(String) + Send + Sync),
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Creates the container; returns its id.
     fn create(
         &self,
         spec: &ContainerSpec,
     ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    /// Renames a container (the previous generation is kept under another name).
+    fn rename(&self, id: &str, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Changes a container's restart policy (`no` for a kept previous generation, so an
+    /// engine restart does not start it).
+    fn set_restart(
+        &self,
+        id: &str,
+        policy: &(String, u32),
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     fn start(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     fn stop(
         &self,

@@ -87,9 +87,10 @@ impl Printer {
                 start_rows(state, rows);
                 let _ = writeln!(
                     out,
-                    "{} {play}: {} instance{}",
+                    "{} {play}: {} {}{}",
                     self.stamp(),
                     rows.len(),
+                    noun(play),
                     plural(rows.len())
                 );
             }
@@ -138,8 +139,9 @@ impl Printer {
                 start_rows(state, rows);
                 let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
                 let _ = multi.println(format!(
-                    "{play}: {} instance{}",
+                    "{play}: {} {}{}",
                     rows.len(),
+                    noun(play),
                     plural(rows.len())
                 ));
                 let style = ProgressStyle::with_template(
@@ -266,6 +268,11 @@ fn start_rows(state: &mut State, rows: &[Row]) {
     state.rows = rows.to_vec();
     state.outcomes = vec![None; rows.len()];
     state.width = rows.iter().map(|r| r.instance.len()).max().unwrap_or(0);
+}
+
+/// What a play's rows are: images for a pull, instances otherwise.
+fn noun(play: &str) -> &'static str {
+    if play == "pull" { "image" } else { "instance" }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -5,6 +5,8 @@
 //! [`Event`]s; `output::events` renders them.
 
 pub mod checks;
+pub mod deploy;
+pub mod images;
 pub mod tasks;
 
 use std::sync::Arc;

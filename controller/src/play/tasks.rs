@@ -11,6 +11,7 @@ use maestro_core::model::{Environment, InstanceId, LifecycleState};
 use maestro_core::plan::{self, Action};
 use maestro_core::spec::container_spec;
 
+use super::images::Resolved;
 use super::{Event, Failure, Outcome, Reporter, checks};
 use crate::credentials::{self, DockerConfig};
 use crate::engine::{Engine, Observed};
@@ -26,6 +27,10 @@ pub struct Context<E: Engine> {
     pub reporter: Reporter,
     /// The readiness handshake, in plays that create containers.
     pub handshake: Option<Arc<Handshake>>,
+    /// The images the play prepared, with the id each resolves to on each ship.
+    pub images: Arc<Resolved>,
+    /// Becomes true on Ctrl-C: tasks that can undo their work (deploy) do so.
+    pub interrupted: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -36,16 +41,18 @@ impl<E: Engine> Clone for Context<E> {
             docker_config: self.docker_config.clone(),
             reporter: self.reporter.clone(),
             handshake: self.handshake.clone(),
+            images: self.images.clone(),
+            interrupted: self.interrupted.clone(),
         }
     }
 }
 
 impl<E: Engine> Context<E> {
-    fn engine(&self, id: InstanceId) -> &E {
+    pub fn engine(&self, id: InstanceId) -> &E {
         &self.engines[self.env.instance(id).ship.0]
     }
 
-    fn step(&self, row: usize, message: impl Into<String>) {
+    pub fn step(&self, row: usize, message: impl Into<String>) {
         (self.reporter)(Event::Step {
             row,
             message: message.into(),
@@ -59,6 +66,9 @@ pub struct StartOptions {
     pub refresh_images: bool,
     /// `--reuse`: start the existing container instead of creating a new one.
     pub reuse: bool,
+    /// How long a container that nothing else proves ready must stay running to count as
+    /// ready (deploy's `--min-ready`); `None`: ready once started.
+    pub min_ready: Option<Duration>,
 }
 
 /// How many lines of a failed container's output are shown.
@@ -79,14 +89,27 @@ pub async fn start<E: Engine>(
         Ok(observed) => observed,
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
-    let mut spec = container_spec(&ctx.env, id);
+    let spec = container_spec(&ctx.env, id);
     let existing = observed.as_ref().map(Observed::existing);
-    let step = plan::start(&spec, existing.as_ref(), options.reuse);
-    let mut container_id = None;
+    let image_now = match image_now(&ctx, id).await {
+        Ok(image) => image,
+        Err(failure) => return Outcome::Failed(failure),
+    };
+    let step = plan::start(
+        &spec,
+        existing.as_ref(),
+        image_now.as_deref(),
+        options.reuse,
+    );
     match (step.action, observed) {
         (Action::Leave, _) => return Outcome::Done(format!("already {}", step.reason)),
         (Action::Outdated, _) => return Outcome::Warning(format!("already {}", step.reason)),
-        (Action::StartExisting, Some(old)) => container_id = Some(old.id),
+        (Action::StartExisting, Some(old)) => {
+            if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
+                return Outcome::Failed(failure);
+            }
+            return restart_existing(&ctx, row, id, &old, options.min_ready).await;
+        }
         (_, Some(old)) => {
             ctx.step(row, format!("removing the old container ({})", step.reason));
             if let Err(e) = engine.remove(&old.id).await {
@@ -97,41 +120,67 @@ pub async fn start<E: Engine>(
         }
         (_, None) => {}
     }
-    if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
-        return Outcome::Failed(failure);
+    launch(&ctx, row, id, options).await
+}
+
+/// What the instance's image resolves to on its ship: as the play prepared it, or asked
+/// now for a play that prepared none.
+pub async fn image_now<E: Engine>(
+    ctx: &Context<E>,
+    id: InstanceId,
+) -> Result<Option<String>, Failure> {
+    let instance = ctx.env.instance(id);
+    if ctx.images.contains(instance.ship.0, &instance.image.name) {
+        return Ok(ctx
+            .images
+            .id(instance.ship.0, &instance.image.name)
+            .map(str::to_owned));
     }
-    // Only a container created now carries this play's token; one started again keeps the
-    // token of the play that created it, which nobody accepts any more.
+    ctx.engine(id)
+        .image_id(&instance.image.name)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))
+}
+
+/// Creates the instance's container under its name (none may exist), starts it and waits
+/// for its readiness: `pre-start` checks, this play's readiness token, the image (pulled
+/// if the play did not prepare it), create, start, then [`await_ready`].
+pub async fn launch<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    options: StartOptions,
+) -> Outcome {
+    let failed = Outcome::Failed;
+    let instance = ctx.env.instance(id);
+    let engine = ctx.engine(id);
+    let mut spec = container_spec(&ctx.env, id);
+    if let Err(failure) = run_checks(ctx, row, id, None, LifecycleState::PreStart).await {
+        return failed(failure);
+    }
     let mut expectation = None;
-    let container_id = match container_id {
-        Some(existing) => existing,
-        None => {
-            if let Some(handshake) = &ctx.handshake {
-                match handshake.expect(&instance.name, instance.ship.0) {
-                    Ok(Some(invitation)) => {
-                        // Added after the digest was taken: the token changes every play,
-                        // the definition does not.
-                        spec.env.retain(|e| !e.starts_with("MAESTRO_READINESS_"));
-                        spec.env.extend(invitation.variables());
-                        expectation = Some((invitation.expected, invitation.endpoint));
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Outcome::Failed(Failure::new(e)),
-                }
+    if let Some(handshake) = &ctx.handshake {
+        match handshake.expect(&instance.name, instance.ship.0) {
+            Ok(Some(invitation)) => {
+                // Added after the digest was taken: the token changes every play,
+                // the definition does not.
+                spec.env.retain(|e| !e.starts_with("MAESTRO_READINESS_"));
+                spec.env.extend(invitation.variables());
+                expectation = Some((invitation.expected, invitation.endpoint));
             }
-            if let Err(failure) = ensure_image(&ctx, row, id, options.refresh_images).await {
-                return Outcome::Failed(failure);
-            }
-            ctx.step(row, "creating container");
-            match engine.create(&spec).await {
-                Ok(created) => created,
-                Err(e) => {
-                    return Outcome::Failed(Failure::new(format!(
-                        "cannot create the container: {e}"
-                    )));
-                }
-            }
+            Ok(None) => {}
+            Err(e) => return failed(Failure::new(e)),
         }
+    }
+    if !ctx.images.contains(instance.ship.0, &instance.image.name) {
+        if let Err(failure) = ensure_image(ctx, row, id, options.refresh_images).await {
+            return failed(failure);
+        }
+    }
+    ctx.step(row, "creating container");
+    let container_id = match engine.create(&spec).await {
+        Ok(created) => created,
+        Err(e) => return failed(Failure::new(format!("cannot create the container: {e}"))),
     };
     ctx.step(row, "starting container");
     if let Err(e) = engine.start(&container_id).await {
@@ -140,12 +189,155 @@ pub async fn start<E: Engine>(
             short(&container_id)
         )));
     }
-    if let Some((expected, endpoint)) = expectation {
-        return await_guest(&ctx, row, id, &container_id, expected, &endpoint).await;
+    await_ready(ctx, row, id, &container_id, expectation, options.min_ready).await
+}
+
+/// Waits for a container this play started to be ready: maestro-guest's report when this
+/// play invited one, else the `running` checks; with neither, a container that must stay
+/// up for `min_ready` (deploy's rule: a crash 2 s after the start is a failure).
+pub async fn await_ready<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container_id: &str,
+    expectation: Option<(Expectation, String)>,
+    min_ready: Option<Duration>,
+) -> Outcome {
+    let guest_outcome = match expectation {
+        Some((expected, endpoint)) => {
+            Some(await_guest(ctx, row, id, container_id, expected, &endpoint).await)
+        }
+        None => None,
+    };
+    let outcome = match guest_outcome {
+        Some(outcome) => outcome,
+        None => match run_checks(ctx, row, id, Some(container_id), LifecycleState::Running).await {
+            Ok(()) => Outcome::Done("started".into()),
+            Err(failure) => Outcome::Failed(failure),
+        },
+    };
+    if !outcome.is_success() || has_running_checks(ctx, id) {
+        return outcome;
     }
-    match run_checks(&ctx, row, id, Some(&container_id), LifecycleState::Running).await {
-        Ok(()) => Outcome::Done("started".into()),
-        Err(failure) => Outcome::Failed(failure),
+    // Nothing but the container's own survival says it is ready: a guest that reported
+    // counts (it ran the app's own readiness), a silent one does not.
+    let reported = matches!(&outcome, Outcome::Done(m) if m.contains("ready after"));
+    match min_ready {
+        Some(window) if !reported => match stays_up(ctx, row, id, container_id, window).await {
+            Ok(()) => outcome,
+            Err(failure) => Outcome::Failed(failure),
+        },
+        _ => outcome,
+    }
+}
+
+fn has_running_checks<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
+    ctx.env
+        .instance(id)
+        .lifecycle
+        .get(&LifecycleState::Running)
+        .is_some_and(|c| !c.is_empty())
+}
+
+/// `Ok` once the container has stayed running for `window`, watched all along.
+async fn stays_up<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container_id: &str,
+    window: Duration,
+) -> Result<(), Failure> {
+    ctx.step(
+        row,
+        format!(
+            "no check says when it is ready: watching that it stays up for {:.1}s",
+            window.as_secs_f64()
+        ),
+    );
+    let until = tokio::time::Instant::now() + window;
+    loop {
+        still_running(ctx.engine(id), container_id).await?;
+        if tokio::time::Instant::now() >= until {
+            return Ok(());
+        }
+        tokio::time::sleep_until(until.min(tokio::time::Instant::now() + WATCH)).await;
+    }
+}
+
+/// Starts an existing stopped container again (`--reuse`, and a restored previous
+/// generation) and waits for it to be ready. Its maestro-guest holds the token of the play
+/// that created it, which no play accepts any more, so its readiness is asked through the
+/// engine instead (`maestro-guest health` run in the container), besides the `running`
+/// checks.
+pub async fn restart_existing<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    old: &Observed,
+    min_ready: Option<Duration>,
+) -> Outcome {
+    let engine = ctx.engine(id);
+    ctx.step(row, format!("starting container {}", short(&old.id)));
+    if let Err(e) = engine.start(&old.id).await {
+        return Outcome::Failed(Failure::new(format!(
+            "container {} not started: {e}",
+            short(&old.id)
+        )));
+    }
+    if let Err(failure) = run_checks(ctx, row, id, Some(&old.id), LifecycleState::Running).await {
+        return Outcome::Failed(failure);
+    }
+    let guest = match engine.inspect(&old.id).await {
+        Ok(Some(o)) => o.guest,
+        _ => false,
+    };
+    if guest {
+        return match guest_health(ctx, row, id, &old.id).await {
+            Ok(()) => Outcome::Done("started, maestro-guest says ready".into()),
+            Err(failure) => Outcome::Failed(failure),
+        };
+    }
+    if !has_running_checks(ctx, id) {
+        if let Some(window) = min_ready {
+            if let Err(failure) = stays_up(ctx, row, id, &old.id, window).await {
+                return Outcome::Failed(failure);
+            }
+        }
+    }
+    Outcome::Done("started".into())
+}
+
+/// How long a restarted container's maestro-guest may take to say `ready` when asked
+/// through the engine.
+const GUEST_HEALTH_WAIT: Duration = Duration::from_secs(120);
+
+/// Asks the container's maestro-guest for the app's state (`maestro-guest health`, run in
+/// the container by the engine: no network path and no token needed) until it says ready,
+/// the container exits, or [`GUEST_HEALTH_WAIT`] passes.
+async fn guest_health<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container_id: &str,
+) -> Result<(), Failure> {
+    ctx.step(row, "asking maestro-guest whether the app is ready");
+    let engine = ctx.engine(id);
+    let until = tokio::time::Instant::now() + GUEST_HEALTH_WAIT;
+    let command = ["maestro-guest".to_owned(), "health".to_owned()];
+    loop {
+        match engine.exec(container_id, &command).await {
+            Ok(0) => return Ok(()),
+            // Not on the PATH: nothing to ask; the container's survival decides.
+            Ok(126 | 127) => return still_running(engine, container_id).await,
+            Ok(_) | Err(_) => still_running(engine, container_id).await?,
+        }
+        if tokio::time::Instant::now() >= until {
+            return Err(Failure::new(format!(
+                "maestro-guest did not say ready within {}s",
+                GUEST_HEALTH_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(WATCH).await;
     }
 }
 
@@ -304,12 +496,22 @@ pub async fn stop<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId, kill: 
     Outcome::Done(if kill { "killed" } else { "stopped" }.into())
 }
 
+/// The `pre-stop` checks of a running container.
+pub async fn pre_stop<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container_id: &str,
+) -> Result<(), Failure> {
+    run_checks(ctx, row, id, Some(container_id), LifecycleState::PreStop).await
+}
+
 /// Removes a stopped instance's container; a running one is left alone.
 pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Outcome {
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     ctx.step(row, "checking container");
-    match engine.inspect(&instance.name).await {
+    let outcome = match engine.inspect(&instance.name).await {
         Ok(None) => Outcome::Done("absent".into()),
         Ok(Some(observed)) if observed.running => Outcome::Skipped("running, left in place".into()),
         Ok(Some(observed)) => {
@@ -320,21 +522,20 @@ pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Ou
             }
         }
         Err(e) => Outcome::Failed(Failure::new(e.to_string())),
-    }
-}
-
-/// Pulls an instance's image if it is missing (or always, with `refresh`).
-pub async fn pull<E: Engine>(
-    ctx: Context<E>,
-    row: usize,
-    id: InstanceId,
-    refresh: bool,
-) -> Outcome {
-    let image = &ctx.env.instance(id).image.name;
-    match ensure_image(&ctx, row, id, refresh).await {
-        Ok(true) => Outcome::Done(format!("pulled {image}")),
-        Ok(false) => Outcome::Done(format!("{image} present")),
-        Err(failure) => Outcome::Failed(failure),
+    };
+    // The previous generation deploy kept goes too (rollback has nothing to return to
+    // afterwards).
+    match (super::deploy::clean_previous(&ctx, id).await, outcome) {
+        (Ok(None), outcome) | (Ok(Some(_)), outcome @ Outcome::Failed(_)) => outcome,
+        (Ok(Some(removed)), Outcome::Done(m)) => Outcome::Done(format!("{m}; {removed}")),
+        (Ok(Some(removed)), Outcome::Skipped(m)) => Outcome::Skipped(format!("{m}; {removed}")),
+        (Ok(Some(removed)), other) => {
+            ctx.step(row, removed);
+            other
+        }
+        (Err(e), _) => Outcome::Failed(Failure::new(format!(
+            "cannot remove the previous generation: {e}"
+        ))),
     }
 }
 
@@ -350,17 +551,19 @@ async fn ensure_image<E: Engine>(
     let engine = ctx.engine(id);
     if !refresh
         && engine
-            .has_image(image)
+            .image_id(image)
             .await
             .map_err(|e| Failure::new(e.to_string()))?
+            .is_some()
     {
         return Ok(false);
     }
     let credentials = credentials::for_image(&ctx.env, image, &ctx.docker_config)
         .map_err(|e| Failure::new(format!("cannot pull {image}: {e}")))?;
     ctx.step(row, format!("pulling image {image}"));
+    let progress = |message: String| ctx.step(row, message);
     engine
-        .pull(image, credentials.as_ref())
+        .pull(image, credentials.as_ref(), &progress)
         .await
         .map_err(|e| Failure::new(format!("cannot pull {image}: {e}")))?;
     Ok(true)

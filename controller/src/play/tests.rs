@@ -27,6 +27,9 @@ struct Fake {
     /// Plays the container's maestro-guest: called when a container starts, with its name
     /// and variables.
     guest: Option<GuestPlayer>,
+    /// Images whose tag now names another id than `sha256:NAME`.
+    retagged: Mutex<HashMap<String, String>>,
+    created: std::sync::atomic::AtomicUsize,
 }
 
 /// Called with a started container's name and variables.
@@ -39,6 +42,16 @@ impl Fake {
 
     fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The id an image name resolves to: `sha256:NAME` unless retagged.
+    fn image_of(&self, image: &str) -> String {
+        self.retagged
+            .lock()
+            .unwrap()
+            .get(image)
+            .cloned()
+            .unwrap_or_else(|| format!("sha256:{image}"))
     }
 
     fn by_id(&self, id: &str) -> Option<String> {
@@ -62,15 +75,34 @@ impl Engine for Fake {
             .or_else(|| containers.values().find(|o| o.id == name))
             .cloned())
     }
-    async fn has_image(&self, _image: &str) -> Result<bool, EngineError> {
-        Ok(true)
+    async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        Ok(Some(self.image_of(image)))
     }
     async fn pull(
         &self,
         image: &str,
         _credentials: Option<&crate::credentials::Credentials>,
+        progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<(), EngineError> {
         self.record(format!("pull {image}"));
+        progress("1/1 layers".into());
+        Ok(())
+    }
+    async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        let old = self.by_id(id).expect("exists");
+        self.record(format!("rename {old} {name}"));
+        let mut containers = self.containers.lock().unwrap();
+        if containers.contains_key(name) {
+            return Err(EngineError::Daemon(format!("name {name} in use")));
+        }
+        let mut c = containers.remove(&old).expect("exists");
+        c.name = name.to_owned();
+        containers.insert(name.to_owned(), c);
+        Ok(())
+    }
+    async fn set_restart(&self, id: &str, policy: &(String, u32)) -> Result<(), EngineError> {
+        let name = self.by_id(id).expect("exists");
+        self.record(format!("restart-policy {name} {}", policy.0));
         Ok(())
     }
     async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
@@ -80,7 +112,11 @@ impl Engine for Fake {
             .iter()
             .find(|(k, _)| k == maestro_core::spec::labels::DIGEST)
             .map(|(_, v)| v.clone());
-        let id = format!("id-{}", spec.name);
+        // Unique per creation: a deploy keeps the previous container beside the new one.
+        let n = self
+            .created
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("id-{}-{n}", spec.name);
         self.containers.lock().unwrap().insert(
             spec.name.clone(),
             Observed {
@@ -88,6 +124,7 @@ impl Engine for Fake {
                 name: spec.name.clone(),
                 running: false,
                 image: spec.image.clone(),
+                image_id: Some(self.image_of(&spec.image)),
                 digest,
                 parts: spec
                     .labels
@@ -101,6 +138,7 @@ impl Engine for Fake {
                     spec.command.as_deref().unwrap_or_default(),
                     false,
                 ),
+                ..Observed::default()
             },
         );
         self.envs
@@ -225,6 +263,8 @@ where
         docker_config: Arc::default(),
         reporter: reporter.clone(),
         handshake,
+        images: Arc::default(),
+        interrupted: tokio::sync::watch::channel(false).1,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
