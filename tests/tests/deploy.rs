@@ -1,0 +1,448 @@
+//! Shipping a new version into a running environment, end to end on this machine's
+//! engine, over two ships that share it (its unix socket, and a TCP endpoint through
+//! socat on loopback): rolling restart, deploy of a retagged image, a deploy whose image
+//! crashes (everything restored), rollback, and the states a killed deploy leaves.
+//!
+//! Each test builds its own image tags (v1, v2, a crashing one) FROM the busybox test
+//! image, serves HTTP from every instance, and removes its containers and images.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+mod support;
+
+use support::{Env, port, text};
+
+/// The test's own image repository, with tags `v1`, `v2`, `bad` (exits 4 at start) and
+/// `app` (what the environment file names, retagged by the tests).
+struct Images {
+    repo: String,
+}
+
+impl Images {
+    fn new(test: &str) -> Images {
+        let repo = format!("maestro-e2e/{test}-{}", std::process::id());
+        let base = support::image();
+        for (tag, version) in [("v1", "1"), ("v2", "2"), ("bad", "bad")] {
+            let dir = std::env::temp_dir().join(format!("{test}-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("Dockerfile"),
+                format!("FROM {base}\nENV VERSION={version}\n"),
+            )
+            .unwrap();
+            let out = Command::new("docker")
+                .args(["build", "-q", "-t", &format!("{repo}:{tag}")])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let images = Images { repo };
+        images.tag("v1");
+        images
+    }
+
+    /// Points `app` at `tag`.
+    fn tag(&self, tag: &str) {
+        let out = Command::new("docker")
+            .args(["tag", &format!("{}:{tag}", self.repo), &self.app()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    fn app(&self) -> String {
+        format!("{}:app", self.repo)
+    }
+
+    fn id(&self, tag: &str) -> String {
+        let out = Command::new("docker")
+            .args([
+                "image",
+                "inspect",
+                "-f",
+                "{{.Id}}",
+                &format!("{}:{tag}", self.repo),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for tag in ["v1", "v2", "bad", "app"] {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", &format!("{}:{tag}", self.repo)])
+                .output();
+        }
+    }
+}
+
+/// A TCP endpoint to the local engine (a second ship on the same engine).
+struct Endpoint {
+    port: u16,
+    child: Child,
+}
+
+impl Endpoint {
+    fn new(port: u16) -> Endpoint {
+        let child = Command::new("socat")
+            .args([
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=1024"),
+                "UNIX-CONNECT:/var/run/docker.sock".into(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat (apt-get install socat)");
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Endpoint { port, child }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An app that serves `v$VERSION` over HTTP on 8000, ends at once on TERM, and exits 4
+/// at start when its VERSION is `bad`.
+const APP: &str = "[sh, -c, \"if [ \\\"$VERSION\\\" = bad ]; then echo broken image; exit 4; fi; echo v$VERSION > /tmp/index.html; trap 'exit 0' TERM; httpd -f -p 8000 -h /tmp & wait\"]";
+
+/// The environment: service `web` of `n` instances over the two ships, each published
+/// on its own loopback port (base + k).
+fn environment(images: &Images, endpoint: &Endpoint, base: u16, n: u16) -> String {
+    let mut instances = String::new();
+    for k in 1..=n {
+        let ship = if k % 2 == 1 { "local" } else { "tcp" };
+        instances.push_str(&format!(
+            "      @NAME@-web-{k}: {{ship: {ship}, command: {APP}, stop_timeout: 2, ports: {{http: \"8000:{}\"}}}}\n",
+            base + k
+        ));
+    }
+    format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+ships:
+  local: {{ip: 127.0.0.1, socket_path: /var/run/docker.sock}}
+  tcp: {{ip: 127.0.0.1, docker_port: {tcp}}}
+services:
+  web:
+    image: {image}
+    ports: {{http: \"8000\"}}
+    lifecycle: {{running: [{{type: http, port: http, max_wait: 20}}]}}
+    instances:
+{instances}",
+        tcp = endpoint.port,
+        image = images.app(),
+    )
+}
+
+/// What the instance published on `port` serves, or `None` when it does not answer.
+fn fetch(port: u16) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.starts_with("HTTP/1.").then(|| {
+        answer
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    })
+}
+
+/// Probes each port every 20 ms (one thread per port, so a slow answer delays no other
+/// probe) until stopped. An instance is out of service from a failed probe confirmed by
+/// the next one until it answers again. Returns the fewest instances in service at any
+/// moment.
+fn probe(ports: Vec<u16>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let threads: Vec<_> = ports
+            .iter()
+            .map(|&port| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut samples: Vec<(Instant, bool)> = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        samples.push((Instant::now(), fetch(port).is_some()));
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    samples
+                })
+            })
+            .collect();
+        let mut edges: Vec<(Instant, i32)> = Vec::new();
+        for thread in threads {
+            let samples = thread.join().unwrap();
+            let mut down_since: Option<Instant> = None;
+            for (i, &(at, up)) in samples.iter().enumerate() {
+                let confirmed = !up && samples.get(i + 1).is_some_and(|s| !s.1);
+                match (down_since, up) {
+                    (None, false) if confirmed => down_since = Some(at),
+                    (Some(since), true) => {
+                        edges.push((since, 1));
+                        edges.push((at, -1));
+                        down_since = None;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(since) = down_since {
+                edges.push((since, 1));
+                edges.push((Instant::now(), -1));
+            }
+        }
+        edges.sort();
+        let (mut down, mut most) = (0, 0);
+        for (_, d) in edges {
+            down += d;
+            most = most.max(down);
+        }
+        ports.len() - most as usize
+    })
+}
+
+fn container_ids(env: &Env, n: u16) -> Vec<String> {
+    (1..=n)
+        .map(|k| env.inspect(&format!("web-{k}"), "{{.Id}}"))
+        .collect()
+}
+
+#[test]
+fn rolling_restart_keeps_all_but_c_instances_serving() {
+    let images = Images::new("restart");
+    let endpoint = Endpoint::new(port(90));
+    let base = port(10);
+    let env = Env::new("rolling", &environment(&images, &endpoint, base, 3));
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = container_ids(&env, 3);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = probe((1..=3).map(|k| base + k).collect(), stop.clone());
+    let out = env.maestro(&["restart", "-c", "1", "-s", "web"]);
+    stop.store(true, Ordering::SeqCst);
+    let fewest = prober.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        fewest >= 2,
+        "at some moment only {fewest} of 3 instances answered"
+    );
+    // Every instance was replaced.
+    let after = container_ids(&env, 3);
+    for (b, a) in before.iter().zip(&after) {
+        assert_ne!(b, a, "{}", text(&out));
+    }
+}
+
+#[test]
+fn deploy_rolls_out_a_retagged_image_and_rollback_returns() {
+    let images = Images::new("deploy");
+    let endpoint = Endpoint::new(port(91));
+    let base = port(20);
+    let env = Env::new("deploy", &environment(&images, &endpoint, base, 4));
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Nothing changed: nothing replaced.
+    let out = env.maestro(&["plan", "--deploy"]);
+    assert_eq!(text(&out).matches("leave").count(), 4, "{}", text(&out));
+
+    images.tag("v2");
+    let out = env.maestro(&["plan", "--deploy", "--max-unavailable", "2"]);
+    let plan = text(&out);
+    let short = |id: &str| id.chars().take(7 + 12).collect::<String>();
+    assert!(
+        plan.contains(&format!(
+            "image changed: {} now {}",
+            images.app(),
+            short(&images.id("v2"))
+        )) && plan.contains(&format!("(was {}", short(&images.id("v1")))),
+        "{plan}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = probe((1..=4).map(|k| base + k).collect(), stop.clone());
+    let out = env.maestro(&["deploy", "--max-unavailable", "2"]);
+    stop.store(true, Ordering::SeqCst);
+    let fewest = prober.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        fewest >= 2,
+        "at some moment only {fewest} of 4 instances answered"
+    );
+    for k in 1..=4 {
+        assert_eq!(fetch(base + k).as_deref(), Some("v2"), "web-{k}");
+        assert_eq!(
+            env.inspect(&format!("web-{k}"), "{{.Image}}"),
+            images.id("v2")
+        );
+        // The previous generation is kept, stopped, with restart policy no.
+        let previous = format!("{}-web-{k}.previous", env.name);
+        let state = Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}} {{.Image}}",
+                &previous,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&state.stdout).trim(),
+            format!("false no {}", images.id("v1"))
+        );
+    }
+    let status = text(&env.maestro(&["status"]));
+    assert_eq!(
+        status.matches("previous generation kept").count(),
+        4,
+        "{status}"
+    );
+
+    // Deploying again changes nothing.
+    let ids = container_ids(&env, 4);
+    let out = env.maestro(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(container_ids(&env, 4), ids);
+
+    // Rollback: v1 again, and v2 kept in its turn.
+    let out = env.maestro(&["rollback", "-s", "web", "--max-unavailable", "50%"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for k in 1..=4 {
+        assert_eq!(fetch(base + k).as_deref(), Some("v1"), "web-{k}");
+    }
+    // The file still names v2, which was rolled back from: held, not rolled out again.
+    let out = env.maestro(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("rolled back:").count(),
+        4,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fetch(base + 1).as_deref(), Some("v1"));
+
+    // clean removes the kept generations.
+    let out = env.maestro(&["clean", "-a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = text(&env.maestro(&["status"]));
+    assert!(!status.contains("previous generation"), "{status}");
+}
+
+#[test]
+fn a_crashing_image_is_undone_and_the_rollout_stops() {
+    let images = Images::new("crash");
+    let endpoint = Endpoint::new(port(92));
+    let base = port(30);
+    let env = Env::new("crash", &environment(&images, &endpoint, base, 4));
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = container_ids(&env, 4);
+
+    images.tag("bad");
+    let out = env.maestro(&["deploy", "--max-unavailable", "2"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("exited with code 4"), "{said}");
+    assert!(said.contains("broken image"), "{said}");
+    assert!(said.contains("is back and running"), "{said}");
+    // Every old container is back: same container, running, same image, serving.
+    assert_eq!(container_ids(&env, 4), before);
+    for k in 1..=4 {
+        let name = format!("web-{k}");
+        assert_eq!(env.inspect(&name, "{{.State.Running}}"), "true", "{said}");
+        assert_eq!(env.inspect(&name, "{{.Image}}"), images.id("v1"));
+        assert_eq!(fetch(base + k).as_deref(), Some("v1"), "{name}");
+    }
+    // The first batch failed: the second was never started.
+    assert_eq!(said.matches("not run: waits for").count(), 2, "{said}");
+}
+
+#[test]
+fn a_killed_deploy_leaves_a_state_status_explains_and_deploy_completes() {
+    let images = Images::new("killed");
+    let endpoint = Endpoint::new(port(93));
+    let base = port(40);
+    let env = Env::new("killed", &environment(&images, &endpoint, base, 2));
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    images.tag("v2");
+
+    // Killed after the old container was stopped and renamed, before the new one was
+    // created: what a deploy leaves at that point, made by hand.
+    let c1 = env.c("web-1");
+    for args in [
+        vec!["stop", "-t", "1", &c1],
+        vec!["update", "--restart", "no", &c1],
+    ] {
+        assert!(
+            Command::new("docker")
+                .args(&args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let kept = format!("{c1}.previous");
+    assert!(
+        Command::new("docker")
+            .args(["rename", &c1, &kept])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = text(&env.maestro(&["status"]));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&c1))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.contains("absent") && line.contains("previous generation kept"),
+        "{status}"
+    );
+    let out = env.maestro(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fetch(base + 1).as_deref(), Some("v2"));
+    assert_eq!(fetch(base + 2).as_deref(), Some("v2"));
+
+    // Killed in the middle of a rollback's swap (the current one moved aside, the
+    // previous one not yet renamed back): the next rollback finishes it.
+    let swapping = format!("{c1}.swapping");
+    for args in [vec!["stop", "-t", "1", &c1], vec!["rename", &c1, &swapping]] {
+        assert!(
+            Command::new("docker")
+                .args(&args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let status = text(&env.maestro(&["status"]));
+    assert!(status.contains("interrupted rollback"), "{status}");
+    let out = env.maestro(&["rollback", &c1]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fetch(base + 1).as_deref(), Some("v1"));
+    assert_eq!(env.inspect("web-1.previous", "{{.Image}}"), images.id("v2"));
+}
