@@ -54,7 +54,7 @@ pub fn run(
     runtime.block_on(dispatch(env, engines, command, json, readiness))
 }
 
-async fn dispatch<E: Engine>(
+async fn dispatch<E: Engine + crate::lock::LockStore>(
     env: Arc<Environment>,
     engines: Arc<Vec<Arc<E>>>,
     command: Command,
@@ -224,6 +224,9 @@ async fn dispatch<E: Engine>(
             follow,
             lines,
         } => logs(&ctx, &things, follow, lines).await,
+        Command::Lock { action } => {
+            crate::commands_lock::lock_command(&env, &ctx.engines, action, json).await
+        }
         Command::Config | Command::Deptree { .. } | Command::Completions { .. } => {
             unreachable!("main handles the commands that are not plays")
         }

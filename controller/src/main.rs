@@ -4,10 +4,12 @@
 mod audit;
 mod cli;
 mod commands;
+mod commands_lock;
 mod credentials;
 mod engine;
 mod http;
 mod load;
+mod lock;
 mod output;
 mod play;
 mod readiness;
