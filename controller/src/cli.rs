@@ -187,6 +187,11 @@ pub enum Command {
     /// Show the resolved environment: every instance with what it will be given.
     /// With --json, the contract of the conformance suite.
     Config,
+    /// Show or remove the locks that keep two plays off the same ships at once.
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -252,4 +257,24 @@ pub struct Images {
     /// Restart the existing container instead of creating a new one.
     #[arg(long)]
     pub reuse: bool,
+}
+
+/// `maestro lock`: the lock a play that changes containers takes on each of its ships.
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Show each ship's lock: free, or who holds it and whether they are still there.
+    Status {
+        /// Only ships whose name matches this glob.
+        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+        ship_filter: Option<String>,
+    },
+    /// Remove locks left behind: stale ones, and your own whose process ended.
+    Release {
+        /// Only ships whose name matches this glob.
+        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+        ship_filter: Option<String>,
+        /// Remove any lock, even one whose play still runs.
+        #[arg(long)]
+        force: bool,
+    },
 }

@@ -8,6 +8,7 @@ mod credentials;
 mod engine;
 mod http;
 mod load;
+mod lock;
 mod output;
 mod play;
 mod readiness;

@@ -411,7 +411,13 @@ mod tests {
         let old_stopped = existing(false, Some("d0"), Some("image=1,env=3"));
         let stopped = existing(false, Some("d1"), Some("image=1,env=2"));
         let now = Some("sha256:1111");
-        type Case<'a> = (Option<&'a Existing>, Option<&'a Existing>, bool, Action, &'a str);
+        type Case<'a> = (
+            Option<&'a Existing>,
+            Option<&'a Existing>,
+            bool,
+            Action,
+            &'a str,
+        );
         let cases: [Case; 7] = [
             (None, None, false, Action::Create, "no container"),
             (

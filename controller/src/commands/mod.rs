@@ -24,6 +24,7 @@ use crate::play::{self, Event, Outcome};
 use crate::readiness::{Handshake, Listen, Settings};
 
 mod deploy;
+pub mod lock;
 mod logs;
 mod plan;
 pub use plan::PlanKind;
@@ -63,7 +64,7 @@ pub fn run(
     runtime.block_on(dispatch(env, engines, command, json, readiness))
 }
 
-async fn dispatch<E: Engine>(
+async fn dispatch<E: Engine + crate::lock::LockStore>(
     env: Arc<Environment>,
     engines: Arc<Vec<Arc<E>>>,
     command: Command,
@@ -134,7 +135,7 @@ async fn dispatch<E: Engine>(
                 return deploy::show(&ctx, &deps, &select, &selection, rollout, rolled_back, json)
                     .await;
             }
-            deploy::deploy(
+            let play = deploy::deploy(
                 &ctx,
                 &deps,
                 &select,
@@ -146,8 +147,8 @@ async fn dispatch<E: Engine>(
                     rolled_back,
                 },
                 readiness,
-            )
-            .await
+            );
+            lock::locked(&env, &ctx.engines, &selection, play).await
         }
         Command::Rollback { select, rollout } => {
             let Some(selection) =
@@ -155,7 +156,8 @@ async fn dispatch<E: Engine>(
             else {
                 return EXIT_INVALID;
             };
-            deploy::rollback(&ctx, &deps, &select, &selection, rollout).await
+            let play = deploy::rollback(&ctx, &deps, &select, &selection, rollout);
+            lock::locked(&env, &ctx.engines, &selection, play).await
         }
         Command::Plan {
             select,
@@ -205,28 +207,32 @@ async fn dispatch<E: Engine>(
                 )
                 .await;
             }
-            // Every image the play needs, on every ship, before any container is touched.
-            let policy = if images.refresh_images {
-                PullPolicy::Always
-            } else {
-                PullPolicy::Missing
-            };
-            let ctx = match prepare_images(&ctx, &selection, &select, policy).await {
-                Ok(ctx) => ctx,
-                Err(code) => return code,
-            };
-            let ctx = with_handshake(&ctx, &selection, readiness).await;
-            let (outcomes, interrupted) = run_play(
-                &ctx,
-                &deps,
-                "start",
-                &selection,
-                &select,
-                Some(Direction::Start),
-                move |ctx, row, id| tasks::start(ctx, row, id, options),
-            )
-            .await;
-            exit_code(&outcomes, interrupted)
+            lock::locked(&env, &ctx.engines, &selection, async {
+                // Every image the play needs, on every ship, before any container is
+                // touched.
+                let policy = if images.refresh_images {
+                    PullPolicy::Always
+                } else {
+                    PullPolicy::Missing
+                };
+                let ctx = match prepare_images(&ctx, &selection, &select, policy).await {
+                    Ok(ctx) => ctx,
+                    Err(code) => return code,
+                };
+                let ctx = with_handshake(&ctx, &selection, readiness).await;
+                let (outcomes, interrupted) = run_play(
+                    &ctx,
+                    &deps,
+                    "start",
+                    &selection,
+                    &select,
+                    Some(Direction::Start),
+                    move |ctx, row, id| tasks::start(ctx, row, id, options),
+                )
+                .await;
+                exit_code(&outcomes, interrupted)
+            })
+            .await
         }
         Command::Stop { select } => start_stop::stop_like(&ctx, &deps, &select, false).await,
         Command::Kill { select } => start_stop::stop_like(&ctx, &deps, &select, true).await,
@@ -236,17 +242,20 @@ async fn dispatch<E: Engine>(
             else {
                 return EXIT_INVALID;
             };
-            let (outcomes, interrupted) = run_play(
-                &ctx,
-                &deps,
-                "clean",
-                &selection,
-                &select,
-                None,
-                tasks::clean,
-            )
-            .await;
-            exit_code(&outcomes, interrupted)
+            lock::locked(&env, &ctx.engines, &selection, async {
+                let (outcomes, interrupted) = run_play(
+                    &ctx,
+                    &deps,
+                    "clean",
+                    &selection,
+                    &select,
+                    None,
+                    tasks::clean,
+                )
+                .await;
+                exit_code(&outcomes, interrupted)
+            })
+            .await
         }
         Command::Pull {
             select,
@@ -286,7 +295,8 @@ async fn dispatch<E: Engine>(
                 )
                 .await;
             }
-            restart::restart(
+            let taken = selection.clone();
+            let play = restart::restart(
                 &ctx,
                 &deps,
                 &select,
@@ -303,14 +313,15 @@ async fn dispatch<E: Engine>(
                     only_if_changed,
                 },
                 readiness,
-            )
-            .await
+            );
+            lock::locked(&env, &ctx.engines, &taken, play).await
         }
         Command::Logs {
             things,
             follow,
             lines,
         } => logs::logs(&ctx, &things, follow, lines).await,
+        Command::Lock { action } => lock::lock_command(&env, &ctx.engines, action, json).await,
         Command::Config | Command::Deptree { .. } | Command::Completions { .. } => {
             unreachable!("main handles the commands that are not plays")
         }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) async fn stop_like<E: Engine>(
+pub(super) async fn stop_like<E: Engine + crate::lock::LockStore>(
     ctx: &Context<E>,
     deps: &Dependencies,
     select: &Select,
@@ -13,15 +13,18 @@ pub(super) async fn stop_like<E: Engine>(
         return EXIT_INVALID;
     };
     let name = if kill { "kill" } else { "stop" };
-    let (outcomes, interrupted) = run_play(
-        ctx,
-        deps,
-        name,
-        &selection,
-        select,
-        Some(Direction::Stop),
-        move |ctx, row, id| tasks::stop(ctx, row, id, kill),
-    )
-    .await;
-    exit_code(&outcomes, interrupted)
+    lock::locked(&ctx.env, &ctx.engines, &selection, async {
+        let (outcomes, interrupted) = run_play(
+            ctx,
+            deps,
+            name,
+            &selection,
+            select,
+            Some(Direction::Stop),
+            move |ctx, row, id| tasks::stop(ctx, row, id, kill),
+        )
+        .await;
+        exit_code(&outcomes, interrupted)
+    })
+    .await
 }

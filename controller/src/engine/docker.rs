@@ -82,7 +82,7 @@ impl DockerEngine {
             .unwrap_or(if self.tls() { 2376 } else { 2375 })
     }
 
-    async fn client(&self) -> Result<&Docker, EngineError> {
+    pub(super) async fn client(&self) -> Result<&Docker, EngineError> {
         let result = self
             .client
             .get_or_init(|| async {
@@ -160,11 +160,11 @@ fn describe(e: &bollard::errors::Error) -> String {
     }
 }
 
-fn daemon(e: bollard::errors::Error) -> EngineError {
+pub(super) fn daemon(e: bollard::errors::Error) -> EngineError {
     EngineError::Daemon(describe(&e))
 }
 
-fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(super) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {

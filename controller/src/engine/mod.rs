@@ -2,6 +2,7 @@
 //! implements it with bollard; tests of the scheduling logic use fakes.
 
 pub mod docker;
+pub mod lock;
 pub mod tunnel;
 
 use std::collections::HashMap;

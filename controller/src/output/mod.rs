@@ -9,6 +9,7 @@
 mod config;
 mod deptree;
 pub mod events;
+mod lock;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -17,6 +18,7 @@ use maestro_core::Diagnostic;
 
 pub use config::{config_yaml, write_config_json};
 pub use deptree::deptree;
+pub use lock::{lock_notice, lock_released, lock_status};
 
 use crate::load::Source;
 
