@@ -5,6 +5,7 @@
 //! [`Event`]s; `output::events` renders them.
 
 pub mod checks;
+pub mod health;
 pub mod tasks;
 
 use std::sync::Arc;

@@ -103,6 +103,7 @@ pub async fn start<E: Engine>(
     // Only a container created now carries this play's token; one started again keeps the
     // token of the play that created it, which nobody accepts any more.
     let mut expectation = None;
+    let mut created_warnings = Vec::new();
     let container_id = match container_id {
         Some(existing) => existing,
         None => {
@@ -124,7 +125,10 @@ pub async fn start<E: Engine>(
             }
             ctx.step(row, "creating container");
             match engine.create(&spec).await {
-                Ok(created) => created,
+                Ok(created) => {
+                    created_warnings = created.warnings;
+                    created.id
+                }
                 Err(e) => {
                     return Outcome::Failed(Failure::new(format!(
                         "cannot create the container: {e}"
@@ -140,13 +144,16 @@ pub async fn start<E: Engine>(
             short(&container_id)
         )));
     }
-    if let Some((expected, endpoint)) = expectation {
-        return await_guest(&ctx, row, id, &container_id, expected, &endpoint).await;
-    }
-    match run_checks(&ctx, row, id, Some(&container_id), LifecycleState::Running).await {
-        Ok(()) => Outcome::Done("started".into()),
-        Err(failure) => Outcome::Failed(failure),
-    }
+    let readiness = async {
+        if let Some((expected, endpoint)) = expectation {
+            return await_guest(&ctx, row, id, &container_id, expected, &endpoint).await;
+        }
+        match run_checks(&ctx, row, id, Some(&container_id), LifecycleState::Running).await {
+            Ok(()) => Outcome::Done("started".into()),
+            Err(failure) => Outcome::Failed(failure),
+        }
+    };
+    super::health::gate(&ctx, row, id, &container_id, created_warnings, readiness).await
 }
 
 /// How long a container running maestro-guest may stay silent before its readiness is
