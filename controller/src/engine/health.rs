@@ -109,7 +109,7 @@ pub async fn wait(docker: &Docker, id: &str) -> Result<(), Unhealthy> {
         ),
     ]);
     let options = EventsOptions {
-        since: state.started_at.clone().filter(|s| !s.is_empty()),
+        since: state.started_at.as_deref().and_then(unix_time),
         until: None,
         filters: Some(filters),
     };
@@ -135,6 +135,32 @@ pub async fn wait(docker: &Docker, id: &str) -> Result<(), Unhealthy> {
     Err(Unhealthy::Engine(super::EngineError::Daemon(
         "the engine's event stream ended before the health check decided".into(),
     )))
+}
+
+/// An RFC 3339 time in UTC as Docker writes it (`2024-05-01T10:00:00.123456789Z`), as the
+/// `seconds.nanoseconds` the events API takes for `since`.
+fn unix_time(text: &str) -> Option<String> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    let (time, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut time = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (time.next()??, time.next()??, time.next()??);
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || !(1..=12).contains(&month) {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    let nanos = format!("{:0<9}", &fraction[..fraction.len().min(9)]);
+    Some(format!("{seconds}.{nanos}"))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -203,6 +229,29 @@ mod tests {
                 ),
             }),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn start_times_become_unix_times() {
+        let cases = [
+            ("1970-01-01T00:00:00Z", Some("0.000000000")),
+            (
+                "2024-05-01T10:00:00.123456789Z",
+                Some("1714557600.123456789"),
+            ),
+            ("2000-02-29T23:59:59.5Z", Some("951868799.500000000")),
+            (
+                "2026-12-02T04:35:13.1234567891Z",
+                Some("1796186113.123456789"),
+            ),
+            ("0001-01-01T00:00:00Z", Some("-62135596800.000000000")),
+            ("2024-05-01T10:00:00+02:00", None),
+            ("2024-13-01T10:00:00Z", None),
+            ("yesterday", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(unix_time(text).as_deref(), want, "{text}");
         }
     }
 
