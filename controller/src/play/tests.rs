@@ -757,7 +757,7 @@ services:
   db:
     image: db
     healthcheck: image
-    lifecycle: {running: [{type: exec, command: \"false\", attempts: 1}]}
+    lifecycle: {running: [{type: exec, command: \"sh -c 'sleep 0.3; exit 1'\", attempts: 1}]}
     instances: {db-1: {ship: s1}}
 ",
     );
@@ -769,7 +769,8 @@ services:
     let Outcome::Failed(failure) = &outcomes["db-1"] else {
         panic!("{outcomes:?}");
     };
-    assert!(failure.message.contains("false"), "{failure:?}");
+    assert!(failure.message.contains("exit 1"), "{failure:?}");
+    // Healthy came first (at once); the failing check still decided.
     assert!(fake.log().contains(&"healthy db-1".to_owned()));
 }
 
