@@ -4,6 +4,8 @@
 //! Nouns: a *ship* is a Docker host, a *service* is a named group of *instances*, an
 //! instance is one container. Ids are indices into the [`Environment`]'s vectors.
 
+use std::time::Duration;
+
 use indexmap::IndexMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -187,6 +189,10 @@ pub struct Instance {
     pub labels: IndexMap<String, String>,
     pub lxc_conf: Vec<(String, String)>,
     pub lifecycle: IndexMap<LifecycleState, Vec<Check>>,
+    /// The Docker health check, when the file configures one (service's, then the
+    /// instance's fields over it). `None`: the image's own HEALTHCHECK (if any) runs but
+    /// does not gate readiness.
+    pub healthcheck: Option<Healthcheck>,
 }
 
 impl Instance {
@@ -346,6 +352,57 @@ impl LifecycleState {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|state| state.as_str() == s)
     }
+}
+
+/// A Docker health check (Compose's `healthcheck:`), which also gates readiness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Healthcheck {
+    /// `healthcheck: image`: the image's own HEALTHCHECK gates readiness; the container
+    /// gets no health check of its own.
+    Image,
+    /// The file's health check. A field left out is the image's (or Docker's default).
+    Defined {
+        /// Docker's form: `[CMD, program, args...]` or `[CMD-SHELL, command]`.
+        test: Option<Vec<String>>,
+        interval: Option<Duration>,
+        timeout: Option<Duration>,
+        start_period: Option<Duration>,
+        /// Needs Docker API 1.44; older engines create the container without it.
+        start_interval: Option<Duration>,
+        retries: Option<u32>,
+    },
+    /// No health check at all, not even the image's (`test: [NONE]`, `disable: true`).
+    Disabled,
+}
+
+impl Healthcheck {
+    /// Whether readiness waits for the engine to call the container healthy.
+    pub fn gates(&self) -> bool {
+        !matches!(self, Healthcheck::Disabled)
+    }
+}
+
+/// A duration the way Compose writes it (`1m30s`, `500ms`, `0s`).
+pub fn compose_duration(d: Duration) -> String {
+    let mut nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [
+        ("h", 3_600_000_000_000u128),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ] {
+        if nanos >= size {
+            out.push_str(&format!("{}{unit}", nanos / size));
+            nanos %= size;
+        }
+    }
+    out
 }
 
 /// A lifecycle check, with MaestroNG's defaults already applied.

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Command, Environment, InstanceId};
+use crate::model::{Command, Environment, Healthcheck, InstanceId};
 
 /// Labels maestro puts on every container it creates.
 pub mod labels {
@@ -88,6 +88,9 @@ pub struct ContainerSpec {
     /// The user's labels and maestro's own, digest included.
     pub labels: Vec<(String, String)>,
     pub stop_timeout: u32,
+    /// The health check the container is created with. `Image` creates it with none of
+    /// its own (the image's runs): it only changes how readiness is decided.
+    pub healthcheck: Option<Healthcheck>,
 }
 
 /// The spec of instance `id`.
@@ -186,6 +189,7 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         stop_timeout: instance.stop_timeout,
+        healthcheck: instance.healthcheck.clone(),
     };
     let digest = digest(&spec);
     let parts = parts(&spec);
@@ -335,7 +339,47 @@ fn canonical(spec: &ContainerSpec) -> Vec<(&'static str, String)> {
             .filter(|(k, _)| !k.starts_with("io.maestro."))
             .map(|(k, v)| format!("{k}={v}")),
     );
+    // Empty without a health check of the container's own (none, or the image's), so the
+    // digest of a definition without one is what it was before this part existed.
+    field(
+        "healthcheck",
+        &mut healthcheck_lines(spec.healthcheck.as_ref()),
+    );
     out
+}
+
+fn healthcheck_lines(healthcheck: Option<&Healthcheck>) -> Box<dyn Iterator<Item = String> + '_> {
+    match healthcheck {
+        None | Some(Healthcheck::Image) => Box::new(std::iter::empty()),
+        Some(Healthcheck::Disabled) => Box::new(std::iter::once("test=NONE".to_owned())),
+        Some(Healthcheck::Defined {
+            test,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        }) => {
+            // The test's order matters: numbered, like the command.
+            let test = test
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, w)| format!("test{i:04}={w}"));
+            let durations = [
+                ("interval", interval),
+                ("timeout", timeout),
+                ("start_period", start_period),
+                ("start_interval", start_interval),
+            ]
+            .into_iter()
+            .filter_map(|(k, d)| d.map(|d| format!("{k}={}", d.as_nanos())));
+            Box::new(
+                test.chain(durations)
+                    .chain(retries.map(|r| format!("retries={r}"))),
+            )
+        }
+    }
 }
 
 /// 128-bit FNV-1a: stable forever, no dependency, good enough to tell definitions apart
@@ -385,6 +429,7 @@ pub(crate) mod tests_support {
             ulimits: Vec::new(),
             labels: Vec::new(),
             stop_timeout: 10,
+            healthcheck: None,
         }
     }
 }

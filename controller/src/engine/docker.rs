@@ -22,7 +22,7 @@ use maestro_core::model::{Image, Ship};
 use maestro_core::spec::{ContainerSpec, labels};
 
 use super::tunnel::{self, Tunnel};
-use super::{Engine, EngineError, Observed};
+use super::{Created, Engine, EngineError, Observed, Unhealthy};
 use crate::credentials::Credentials;
 
 /// Requests that legitimately take long (pulls, stops with a grace period) are bounded by
@@ -435,8 +435,14 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+    async fn create(&self, spec: &ContainerSpec) -> Result<Created, EngineError> {
         let docker = self.client().await?;
+        let version = docker.client_version();
+        let (healthcheck, warnings) = super::health::config(
+            spec.healthcheck.as_ref(),
+            (version.major_version, version.minor_version),
+            &self.ship.name,
+        );
         let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for (container_port, host_ip, host_port) in &spec.ports {
             port_bindings
@@ -500,6 +506,7 @@ impl Engine for DockerEngine {
             volumes: some_vec(&spec.volumes),
             labels: Some(spec.labels.iter().cloned().collect()),
             host_config: Some(host_config),
+            healthcheck,
             ..Default::default()
         };
         let options = CreateContainerOptions {
@@ -510,7 +517,15 @@ impl Engine for DockerEngine {
             .create_container(Some(options), body)
             .await
             .map_err(daemon)?;
-        Ok(created.id)
+        Ok(Created {
+            id: created.id,
+            warnings,
+        })
+    }
+
+    async fn wait_healthy(&self, id: &str) -> Result<(), Unhealthy> {
+        let docker = self.client().await.map_err(Unhealthy::Engine)?;
+        super::health::wait(docker, id).await
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {

@@ -2,6 +2,7 @@
 //! implements it with bollard; tests of the scheduling logic use fakes.
 
 pub mod docker;
+mod health;
 pub mod lock;
 pub mod tunnel;
 
@@ -95,6 +96,31 @@ pub enum EngineError {
     Daemon(String),
 }
 
+/// A container just created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    pub id: String,
+    /// What the engine left out of the definition and why (a field its API version does
+    /// not know), one sentence each, naming the ship.
+    pub warnings: Vec<String>,
+}
+
+/// Why a container did not become healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// The engine called it unhealthy; the output of its last health check, line by line.
+    Failed {
+        output: Vec<String>,
+    },
+    /// It stopped running first (`None`: it was removed).
+    Exited {
+        exit_code: Option<i64>,
+    },
+    /// It runs no health check (its image defines none and the file gives no test).
+    NoHealthcheck,
+    Engine(EngineError),
+}
+
 /// One ship's Docker engine.
 pub trait Engine: Send + Sync + 'static {
     /// Every container of the environment on this ship (one call, not one per container).
@@ -120,11 +146,11 @@ pub trait Engine: Send + Sync + 'static {
         credentials: Option<&Credentials>,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
-    /// Creates the container; returns its id.
+    /// Creates the container.
     fn create(
         &self,
         spec: &ContainerSpec,
-    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    ) -> impl Future<Output = Result<Created, EngineError>> + Send;
     /// Renames a container (the previous generation is kept under another name).
     fn rename(&self, id: &str, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Changes a container's restart policy (`no` for a kept previous generation, so an
@@ -157,6 +183,9 @@ pub trait Engine: Send + Sync + 'static {
         tail: Option<u64>,
         lines: tokio::sync::mpsc::Sender<String>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Waits for a started container's health check to call it healthy, learning it from
+    /// the engine's events (no polling); ends early when it is unhealthy or stops.
+    fn wait_healthy(&self, id: &str) -> impl Future<Output = Result<(), Unhealthy>> + Send;
     /// Runs a command in the container and returns its exit code.
     fn exec(
         &self,

@@ -5,7 +5,10 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use maestro_core::graph::{Dependencies, Direction};
-use maestro_core::model::{Check, Command, Environment, Instance, InstanceId, LifecycleState};
+use maestro_core::model::{
+    Check, Command, Environment, Healthcheck, Instance, InstanceId, LifecycleState,
+    compose_duration,
+};
 
 #[derive(Serialize)]
 struct View<'a> {
@@ -66,6 +69,64 @@ struct InstanceView<'a> {
     labels: &'a IndexMap<String, String>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     lifecycle: IndexMap<&'static str, Vec<String>>,
+    /// Only when configured: the JSON contract has no such key (MaestroNG has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<HealthcheckView<'a>>,
+}
+
+/// `image`, or the health check as Compose writes it (durations as `1m30s`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum HealthcheckView<'a> {
+    Image(&'static str),
+    Fields {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        test: Option<&'a [String]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        interval: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        start_period: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        start_interval: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retries: Option<u32>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        disable: bool,
+    },
+}
+
+fn healthcheck_view(healthcheck: &Healthcheck) -> HealthcheckView<'_> {
+    let text = |d: &Option<std::time::Duration>| d.map(compose_duration);
+    match healthcheck {
+        Healthcheck::Image => HealthcheckView::Image("image"),
+        Healthcheck::Disabled => HealthcheckView::Fields {
+            test: None,
+            interval: None,
+            timeout: None,
+            start_period: None,
+            start_interval: None,
+            retries: None,
+            disable: true,
+        },
+        Healthcheck::Defined {
+            test,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        } => HealthcheckView::Fields {
+            test: test.as_deref(),
+            interval: text(interval),
+            timeout: text(timeout),
+            start_period: text(start_period),
+            start_interval: text(start_interval),
+            retries: *retries,
+            disable: false,
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -245,6 +306,7 @@ fn instance_view<'a>(env: &'a Environment, id: InstanceId, i: &'a Instance) -> I
         links: i.links.iter().map(|(c, a)| format!("{c}:{a}")).collect(),
         labels: &i.labels,
         lifecycle,
+        healthcheck: i.healthcheck.as_ref().map(healthcheck_view),
     }
 }
 
@@ -345,4 +407,75 @@ impl std::io::Write for Chunked<'_> {
 
 pub fn config_yaml(env: &Environment) -> String {
     serde_saphyr::to_string(&view(env)).expect("the view serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment() -> Environment {
+        let text = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 10.0.0.1}}
+services:
+  web:
+    image: nginx
+    healthcheck: {test: [CMD, curl, -f, http://localhost/], interval: 90s, retries: 3}
+    instances:
+      web-1: {ship: s1}
+      web-2: {ship: s1, healthcheck: {interval: 500ms, start_interval: 1s}}
+      web-3: {ship: s1, healthcheck: image}
+      web-4: {ship: s1, healthcheck: {disable: true}}
+  db:
+    image: postgres
+    instances:
+      db-1: {ship: s1}
+";
+        maestro_core::load(
+            text,
+            &maestro_core::NoFiles,
+            &maestro_core::model::Ship::new("local", "127.0.0.1"),
+        )
+        .environment
+        .expect("valid")
+    }
+
+    #[test]
+    fn the_healthcheck_is_shown_only_when_configured() {
+        let env = environment();
+        let mut out = Vec::new();
+        write_config_json(&env, &mut out, false).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let of = |name: &str| json["instances"][name].get("healthcheck").cloned();
+        assert_eq!(
+            of("web-1"),
+            Some(serde_json::json!({
+                "test": ["CMD", "curl", "-f", "http://localhost/"],
+                "interval": "1m30s",
+                "retries": 3
+            }))
+        );
+        assert_eq!(
+            of("web-2"),
+            Some(serde_json::json!({
+                "test": ["CMD", "curl", "-f", "http://localhost/"],
+                "interval": "500ms",
+                "start_interval": "1s",
+                "retries": 3
+            }))
+        );
+        assert_eq!(of("web-3"), Some(serde_json::json!("image")));
+        assert_eq!(of("web-4"), Some(serde_json::json!({"disable": true})));
+        assert_eq!(of("db-1"), None);
+
+        let yaml = config_yaml(&env);
+        assert!(
+            yaml.contains("    healthcheck:\n      test:\n      - CMD\n      - curl\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("      interval: 1m30s\n"), "{yaml}");
+        assert!(yaml.contains("    healthcheck: image\n"), "{yaml}");
+        assert!(yaml.contains("      disable: true\n"), "{yaml}");
+        assert_eq!(yaml.matches("healthcheck:").count(), 4, "{yaml}");
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod deploy;
+pub mod health;
 pub mod images;
 pub mod tasks;
 

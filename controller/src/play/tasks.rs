@@ -178,8 +178,8 @@ pub async fn launch<E: Engine>(
         }
     }
     ctx.step(row, "creating container");
-    let container_id = match engine.create(&spec).await {
-        Ok(created) => created,
+    let (container_id, created_warnings) = match engine.create(&spec).await {
+        Ok(created) => (created.id, created.warnings),
         Err(e) => return failed(Failure::new(format!("cannot create the container: {e}"))),
     };
     ctx.step(row, "starting container");
@@ -189,7 +189,8 @@ pub async fn launch<E: Engine>(
             short(&container_id)
         )));
     }
-    await_ready(ctx, row, id, &container_id, expectation, options.min_ready).await
+    let readiness = await_ready(ctx, row, id, &container_id, expectation, options.min_ready);
+    super::health::gate(ctx, row, id, &container_id, created_warnings, readiness).await
 }
 
 /// Waits for a container this play started to be ready: maestro-guest's report when this
@@ -231,12 +232,21 @@ pub async fn await_ready<E: Engine>(
     }
 }
 
+/// Whether something besides the container's survival says when the instance is ready:
+/// `running` checks, or a health check the engine runs.
 fn has_running_checks<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
-    ctx.env
-        .instance(id)
+    let instance = ctx.env.instance(id);
+    instance
         .lifecycle
         .get(&LifecycleState::Running)
         .is_some_and(|c| !c.is_empty())
+        || matches!(
+            instance.healthcheck,
+            Some(
+                maestro_core::model::Healthcheck::Image
+                    | maestro_core::model::Healthcheck::Defined { .. }
+            )
+        )
 }
 
 /// `Ok` once the container has stayed running for `window`, watched all along.

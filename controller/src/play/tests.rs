@@ -10,7 +10,7 @@ use maestro_core::spec::ContainerSpec;
 
 use super::tasks::{self, Context, StartOptions};
 use super::{Event, Outcome, Reporter, schedule};
-use crate::engine::{Engine, EngineError, Observed};
+use crate::engine::{Created, Engine, EngineError, Observed, Unhealthy};
 use crate::readiness::{Handshake, pb};
 
 /// An engine that keeps containers in memory and records every operation.
@@ -30,6 +30,11 @@ struct Fake {
     /// Images whose tag now names another id than `sha256:NAME`.
     retagged: Mutex<HashMap<String, String>>,
     created: std::sync::atomic::AtomicUsize,
+    /// Each container's health check, by name: healthy after so many milliseconds, or
+    /// unhealthy with this output. A container not listed runs none.
+    health: HashMap<String, Result<u64, Vec<String>>>,
+    /// What `create` says it left out, for every container.
+    create_warnings: Vec<String>,
 }
 
 /// Called with a started container's name and variables.
@@ -105,7 +110,7 @@ impl Engine for Fake {
         self.record(format!("restart-policy {name} {}", policy.0));
         Ok(())
     }
-    async fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+    async fn create(&self, spec: &ContainerSpec) -> Result<Created, EngineError> {
         self.record(format!("create {}", spec.name));
         let digest = spec
             .labels
@@ -145,7 +150,10 @@ impl Engine for Fake {
             .lock()
             .unwrap()
             .insert(spec.name.clone(), spec.env.clone());
-        Ok(id)
+        Ok(Created {
+            id,
+            warnings: self.create_warnings.clone(),
+        })
     }
     async fn start(&self, id: &str) -> Result<(), EngineError> {
         let name = self.by_id(id).expect("created");
@@ -203,6 +211,26 @@ impl Engine for Fake {
     }
     async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
         Ok(0)
+    }
+    async fn wait_healthy(&self, id: &str) -> Result<(), Unhealthy> {
+        let name = self.by_id(id).expect("exists");
+        let observed = self.containers.lock().unwrap()[&name].clone();
+        if !observed.running {
+            return Err(Unhealthy::Exited {
+                exit_code: observed.exit_code,
+            });
+        }
+        match self.health.get(&name) {
+            None => Err(Unhealthy::NoHealthcheck),
+            Some(Ok(ms)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+                self.record(format!("healthy {name}"));
+                Ok(())
+            }
+            Some(Err(output)) => Err(Unhealthy::Failed {
+                output: output.clone(),
+            }),
+        }
     }
 }
 
@@ -651,4 +679,180 @@ async fn without_an_endpoint_nothing_is_injected_and_checks_decide() {
             .iter()
             .any(|e| e.starts_with("MAESTRO_READINESS_"))
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Health checks as readiness
+
+/// db <- api, each instance with `db_health` / `api_health` as its `healthcheck:`.
+fn health_env(db_health: &str, api_extra: &str) -> Arc<Environment> {
+    environment(&format!(
+        "__maestro: {{schema: 2}}
+name: t
+ships: {{s1: {{ip: 127.0.0.1}}}}
+services:
+  db: {{image: db, healthcheck: {db_health}, instances: {{db-1: {{ship: s1}}}}}}
+  api: {{image: api, requires: [db], instances: {{api-1: {{ship: s1{api_extra}}}}}}}
+"
+    ))
+}
+
+async fn start_all(env: &Arc<Environment>, fake: &Arc<Fake>) -> HashMap<String, Outcome> {
+    play(env, fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_healthcheck_holds_dependents_until_healthy() {
+    let env = health_env("{test: \"exit 0\"}", "");
+    let fake = Arc::new(Fake {
+        health: HashMap::from([("db-1".to_owned(), Ok(100))]),
+        ..Fake::default()
+    });
+    let outcomes = start_all(&env, &fake).await;
+    assert_eq!(outcomes["db-1"], Outcome::Done("started, healthy".into()));
+    // No health check configured: readiness as before.
+    assert_eq!(outcomes["api-1"], Outcome::Done("started".into()));
+    let log = fake.log();
+    assert!(
+        position(&log, "healthy db-1") < position(&log, "create api-1"),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_image_healthcheck_gates_only_when_asked_for() {
+    // The Fake's api-1 is "healthy" at once; only `healthcheck: image` makes start ask.
+    for (api_extra, asked) in [("", false), (", healthcheck: image", true)] {
+        let env = health_env("{disable: true}", api_extra);
+        let fake = Arc::new(Fake {
+            health: HashMap::from([("api-1".to_owned(), Ok(0))]),
+            ..Fake::default()
+        });
+        let outcomes = start_all(&env, &fake).await;
+        // Disabled: no wait at all (the Fake would say db-1 runs no health check).
+        assert_eq!(outcomes["db-1"], Outcome::Done("started".into()));
+        assert_eq!(fake.log().contains(&"healthy api-1".to_owned()), asked);
+    }
+}
+
+#[tokio::test]
+async fn unhealthy_fails_at_once_with_the_check_output() {
+    let env = health_env("{test: \"pg_isready\", retries: 1}", "");
+    let fake = Arc::new(Fake {
+        health: HashMap::from([(
+            "db-1".to_owned(),
+            Err(vec!["no response".into(), "db down".into()]),
+        )]),
+        ..Fake::default()
+    });
+    let outcomes = start_all(&env, &fake).await;
+    let Outcome::Failed(failure) = &outcomes["db-1"] else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(
+        failure.message,
+        "unhealthy: the health check failed: db down"
+    );
+    assert_eq!(failure.logs, ["no response", "db down"]);
+    assert!(
+        matches!(outcomes["api-1"], Outcome::NotRun(_)),
+        "{outcomes:?}"
+    );
+    // A running check that would wait long does not delay the verdict.
+    let env = environment(
+        "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db:
+    image: db
+    healthcheck: {test: \"exit 1\"}
+    lifecycle: {running: [{type: exec, command: \"sleep 30\"}]}
+    instances: {db-1: {ship: s1}}
+",
+    );
+    let fake = Arc::new(Fake {
+        health: HashMap::from([("db-1".to_owned(), Err(vec!["exit 1".into()]))]),
+        ..Fake::default()
+    });
+    let began = std::time::Instant::now();
+    let outcomes = start_all(&env, &fake).await;
+    assert!(
+        matches!(outcomes["db-1"], Outcome::Failed(_)),
+        "{outcomes:?}"
+    );
+    assert!(began.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn healthy_is_not_enough_when_a_running_check_fails() {
+    let env = environment(
+        "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db:
+    image: db
+    healthcheck: image
+    lifecycle: {running: [{type: exec, command: \"sh -c 'sleep 0.3; exit 1'\", attempts: 1}]}
+    instances: {db-1: {ship: s1}}
+",
+    );
+    let fake = Arc::new(Fake {
+        health: HashMap::from([("db-1".to_owned(), Ok(0))]),
+        ..Fake::default()
+    });
+    let outcomes = start_all(&env, &fake).await;
+    let Outcome::Failed(failure) = &outcomes["db-1"] else {
+        panic!("{outcomes:?}");
+    };
+    assert!(failure.message.contains("exit 1"), "{failure:?}");
+    // Healthy came first (at once); the failing check still decided.
+    assert!(fake.log().contains(&"healthy db-1".to_owned()));
+}
+
+#[tokio::test]
+async fn a_container_without_a_health_check_or_exiting_fails_the_gate() {
+    let env = health_env("image", "");
+    // db-1 is not in the Fake's health table: its image defines no HEALTHCHECK.
+    let outcomes = start_all(&env, &Arc::new(Fake::default())).await;
+    let Outcome::Failed(failure) = &outcomes["db-1"] else {
+        panic!("{outcomes:?}");
+    };
+    assert!(
+        failure.message.contains("runs no health check"),
+        "{failure:?}"
+    );
+
+    let fake = Arc::new(Fake {
+        crash: HashSet::from(["db-1".to_owned()]),
+        health: HashMap::from([("db-1".to_owned(), Ok(0))]),
+        ..Fake::default()
+    });
+    let outcomes = start_all(&env, &fake).await;
+    let Outcome::Failed(failure) = &outcomes["db-1"] else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(failure.exit_code, Some(3));
+}
+
+#[tokio::test]
+async fn what_create_left_out_is_a_warning() {
+    let env = health_env("{test: \"exit 0\", start_interval: 1s}", "");
+    let warning = "ship s1: its engine speaks Docker API 1.41, and healthcheck.start_interval needs 1.44: the container was created without it";
+    let fake = Arc::new(Fake {
+        health: HashMap::from([("db-1".to_owned(), Ok(0))]),
+        create_warnings: vec![warning.into()],
+        ..Fake::default()
+    });
+    let outcomes = start_all(&env, &fake).await;
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Warning(format!("started, healthy; {warning}"))
+    );
+    // A warning is a success: the dependent started.
+    assert!(outcomes["api-1"].is_success(), "{outcomes:?}");
 }

@@ -3,6 +3,7 @@
 
 mod checks;
 mod env;
+mod health;
 pub(crate) mod ports;
 mod read;
 
@@ -42,7 +43,7 @@ const SHIP_DEFAULTS: [&str; 12] = [
     "tls_ca_cert",
     "ssl_version",
 ];
-const SERVICE_KEYS: [&str; 10] = [
+const SERVICE_KEYS: [&str; 11] = [
     "image",
     "instances",
     "requires",
@@ -53,8 +54,9 @@ const SERVICE_KEYS: [&str; 10] = [
     "ports",
     "limits",
     "lifecycle",
+    "healthcheck",
 ];
-const INSTANCE_KEYS: [&str; 30] = [
+const INSTANCE_KEYS: [&str; 31] = [
     "ship",
     "image",
     "command",
@@ -84,6 +86,7 @@ const INSTANCE_KEYS: [&str; 30] = [
     "labels",
     "lxc_conf",
     "lifecycle",
+    "healthcheck",
     "requires",
 ];
 const LOG_DRIVERS: [&str; 6] = ["json-file", "syslog", "journald", "gelf", "fluentd", "none"];
@@ -492,6 +495,7 @@ struct ServiceDefaults<'n> {
     ports: IndexMap<String, Port>,
     limits: Vec<(&'n Node, &'n Node)>,
     lifecycle: IndexMap<LifecycleState, Vec<checks::RawCheck<'n>>>,
+    healthcheck: Option<health::Written>,
 }
 
 fn services(
@@ -574,6 +578,7 @@ fn services(
             ports: IndexMap::new(),
             limits: Vec::new(),
             lifecycle: IndexMap::new(),
+            healthcheck: None,
         };
         if let Some(n) = get(fields, "envfile") {
             env::source(r, files, n, &p("envfile"), &mut defaults.env);
@@ -600,6 +605,8 @@ fn services(
         if let Some(n) = get(fields, "lifecycle") {
             checks::lifecycle(r, n, &p("lifecycle"), &mut defaults.lifecycle);
         }
+        defaults.healthcheck =
+            get(fields, "healthcheck").and_then(|n| health::read(r, n, &p("healthcheck")));
 
         let mut service = Service {
             name: service_name.clone(),
@@ -1293,6 +1300,9 @@ fn instance(
         lifecycle.insert(*state, checks);
     }
 
+    let own_healthcheck = f("healthcheck").and_then(|n| health::read(r, n, &p("healthcheck")));
+    let healthcheck = health::resolve(defaults.healthcheck.as_ref(), own_healthcheck.as_ref());
+
     Some(Instance {
         name: name.to_owned(),
         service,
@@ -1322,6 +1332,7 @@ fn instance(
         labels,
         lxc_conf,
         lifecycle,
+        healthcheck,
     })
 }
 

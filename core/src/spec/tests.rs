@@ -146,3 +146,58 @@ fn parts_say_what_changed() {
     }
     assert!(changed_parts(&base, &base).is_empty());
 }
+
+#[test]
+fn a_healthcheck_joins_the_digest_only_when_configured() {
+    let base = spec_of(BASE, "web-1");
+    let with = |fields: &str| {
+        spec_of(
+            &BASE.replace(
+                "        stop_timeout: 5\n",
+                &format!("        stop_timeout: 5\n        healthcheck: {fields}\n"),
+            ),
+            "web-1",
+        )
+    };
+    // The image's own health check: the same container, the same digest and parts.
+    let image = with("image");
+    assert_eq!(image.healthcheck, Some(crate::model::Healthcheck::Image));
+    assert_eq!(label(&image, labels::DIGEST), label(&base, labels::DIGEST));
+    assert_eq!(label(&image, labels::PARTS), label(&base, labels::PARTS));
+    assert!(!label(&base, labels::PARTS).contains("healthcheck"));
+
+    let defined = with("{test: \"exit 0\", interval: 1s}");
+    let digests: Vec<String> = [
+        defined.clone(),
+        with("{test: \"exit 0\", interval: 2s}"),
+        with("{test: \"exit 1\", interval: 1s}"),
+        with("{test: [CMD, \"exit 0\"], interval: 1s}"),
+        with("{test: \"exit 0\", interval: 1s, retries: 0}"),
+        with("{test: \"exit 0\", interval: 1s, start_interval: 1s}"),
+        with("{disable: true}"),
+    ]
+    .iter()
+    .map(|s| label(s, labels::DIGEST).to_owned())
+    .collect();
+    let mut distinct = digests.clone();
+    distinct.push(label(&base, labels::DIGEST).to_owned());
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), digests.len() + 1, "{digests:?}");
+    // The same durations written differently are the same definition.
+    assert_eq!(
+        label(
+            &with("{test: \"exit 0\", interval: 1000ms}"),
+            labels::DIGEST
+        ),
+        label(&defined, labels::DIGEST)
+    );
+    assert_eq!(
+        changed_parts(label(&base, labels::PARTS), label(&defined, labels::PARTS)),
+        ["healthcheck"]
+    );
+    assert_eq!(
+        changed_parts(label(&defined, labels::PARTS), label(&base, labels::PARTS)),
+        ["healthcheck"]
+    );
+}
