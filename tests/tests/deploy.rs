@@ -446,3 +446,45 @@ fn a_killed_deploy_leaves_a_state_status_explains_and_deploy_completes() {
     assert_eq!(fetch(base + 1).as_deref(), Some("v1"));
     assert_eq!(env.inspect("web-1.previous", "{{.Image}}"), images.id("v2"));
 }
+
+#[test]
+fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
+    let images = Images::new("locked");
+    let endpoint = Endpoint::new(port(94));
+    let base = port(50);
+    // An app that ignores TERM: each stop takes its whole grace period (2 s), so the
+    // first deploy holds the lock long enough to be met.
+    let yaml =
+        environment(&images, &endpoint, base, 2).replace("trap 'exit 0' TERM", "trap '' TERM");
+    let env = Env::new("locked", &yaml);
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    images.tag("v2");
+    let first = Command::new(support::maestro_bin())
+        .arg("deploy")
+        .current_dir(&env.dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the first one holds its locks (its first replacement starts stopping).
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until && !text(&env.maestro(&["lock", "status"])).contains("held") {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = env.maestro(&["deploy"]);
+    let said = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    assert!(said.contains("lock"), "{said}");
+    assert!(
+        said.contains("deploy"),
+        "the holder's command is named: {said}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(fetch(base + 1).as_deref(), Some("v2"));
+    // Released: the next play takes the locks again.
+    let out = env.maestro(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
