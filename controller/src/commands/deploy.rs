@@ -41,6 +41,19 @@ fn tied(env: &Environment, other: InstanceId, id: InstanceId) -> bool {
         || o.links.iter().any(|(container, _)| container == name)
 }
 
+/// Each row's service, and how many instances each service has (what `N%` is of).
+fn services_and_sizes(env: &Environment, selection: &[InstanceId]) -> (Vec<usize>, Vec<usize>) {
+    let services = selection
+        .iter()
+        .map(|&id| env.instance(id).service.0)
+        .collect();
+    let mut sizes = vec![0; env.services.len()];
+    for instance in &env.instances {
+        sizes[instance.service.0] += 1;
+    }
+    (services, sizes)
+}
+
 async fn plan_rollout<E: Engine>(
     ctx: &Context<E>,
     deps: &Dependencies,
@@ -101,19 +114,7 @@ async fn plan_rollout<E: Engine>(
             }
         }
     }
-    let services: Vec<usize> = selection
-        .iter()
-        .map(|&id| ctx.env.instance(id).service.0)
-        .collect();
-    let sizes: Vec<usize> = (0..ctx.env.services.len())
-        .map(|s| {
-            ctx.env
-                .instances
-                .iter()
-                .filter(|i| i.service.0 == s)
-                .count()
-        })
-        .collect();
+    let (services, sizes) = services_and_sizes(&ctx.env, selection);
     // Only a running container taken down is out of service for a while.
     let out_of_service: Vec<bool> = steps
         .iter()
@@ -295,19 +296,7 @@ pub(super) async fn rollback<E: Engine>(
         );
         return EXIT_FAILURE;
     }
-    let services: Vec<usize> = selection
-        .iter()
-        .map(|&id| ctx.env.instance(id).service.0)
-        .collect();
-    let sizes: Vec<usize> = (0..ctx.env.services.len())
-        .map(|s| {
-            ctx.env
-                .instances
-                .iter()
-                .filter(|i| i.service.0 == s)
-                .count()
-        })
-        .collect();
+    let (services, sizes) = services_and_sizes(&ctx.env, selection);
     let swapped: Vec<bool> = kept.iter().map(|k| matches!(k, Ok(true))).collect();
     let waits = if select.ignore_dependencies {
         vec![Vec::new(); selection.len()]
