@@ -150,7 +150,7 @@ fn seeds() -> Vec<String> {
     let mut seeds = Vec::new();
     for dir in [
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/cases"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/cases"),
     ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

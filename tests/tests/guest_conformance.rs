@@ -1,6 +1,6 @@
 //! MaestroNG conformance of maestro-guest's discovery commands.
 //!
-//! For every container of every golden case (`../shared/conformance/golden`: what
+//! For every container of every golden case (`tests/conformance/golden`: what
 //! MaestroNG 0.8.3 computed for the cases' environment files), the guest runs with exactly
 //! that container's environment and must answer every discovery question, the failing ones
 //! included, as MaestroNG's `maestro.guestutils` would inside that container: same stdout,
@@ -295,10 +295,7 @@ struct Case {
 }
 
 fn golden_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shared = std::env::var_os("MAESTRO_SHARED")
-        .map_or_else(|| workspace.join("../shared"), |s| workspace.join(s));
-    shared.join("conformance/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/golden")
 }
 
 /// Every golden case with containers (a refused file has none), in file-name order.
@@ -306,7 +303,7 @@ fn cases() -> Vec<Case> {
     let dir = golden_dir();
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the conformance data; set MAESTRO_SHARED)",
+            "{}: {e} (the conformance data)",
             dir.display()
         )
     });
