@@ -301,12 +301,8 @@ fn golden_dir() -> PathBuf {
 /// Every golden case with containers (a refused file has none), in file-name order.
 fn cases() -> Vec<Case> {
     let dir = golden_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the conformance data)",
-            dir.display()
-        )
-    });
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (the conformance data)", dir.display()));
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
