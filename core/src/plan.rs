@@ -11,6 +11,9 @@ pub struct Existing {
     pub parts: Option<String>,
     /// The id of the image it runs.
     pub image_id: Option<String>,
+    /// Its variables (`NAME=value`, its image's included), when they were looked at:
+    /// then a changed environment is explained variable by variable.
+    pub env: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,11 +119,48 @@ fn definition_difference(spec: &ContainerSpec, existing: &Existing) -> Option<St
         return Some("not created by maestro (no definition digest)".into());
     };
     let changed = changed_parts(old, label(labels::PARTS).unwrap_or_default());
-    Some(if changed.is_empty() {
-        "definition changed".into()
-    } else {
-        format!("{} changed", changed.join(", "))
-    })
+    if changed.is_empty() {
+        return Some("definition changed".into());
+    }
+    let names = match &existing.env {
+        Some(env) if changed.iter().any(|c| c == "env") => changed_variables(env, &spec.env),
+        _ => String::new(),
+    };
+    Some(format!("{} changed{names}", changed.join(", ")))
+}
+
+/// How many variable names a reason lists before it says how many more there are.
+const NAMES_SHOWN: usize = 6;
+
+/// The variables of `new` that `old` lacks or has with another value, by name only
+/// (values may be secrets): ` (A, B, C and 4 more)`. A variable `old` has and `new` does
+/// not may come from the image, so only those the file sets are compared. maestro's own
+/// per-play variables (`MAESTRO_READINESS_*`) are not part of a definition.
+fn changed_variables(old: &[String], new: &[String]) -> String {
+    let split = |v: &String| -> (String, String) {
+        let (name, value) = v.split_once('=').unwrap_or((v, ""));
+        (name.to_owned(), value.to_owned())
+    };
+    let old: std::collections::HashMap<String, String> = old.iter().map(split).collect();
+    let mut names: Vec<String> = new
+        .iter()
+        .map(split)
+        .filter(|(name, value)| {
+            !name.starts_with("MAESTRO_READINESS_") && old.get(name) != Some(value)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    match names.len() {
+        0 => String::new(),
+        n if n <= NAMES_SHOWN => format!(" ({})", names.join(", ")),
+        n => format!(
+            " ({} and {} more)",
+            names[..NAMES_SHOWN].join(", "),
+            n - NAMES_SHOWN
+        ),
+    }
 }
 
 /// What `start` does to an instance.
@@ -303,10 +343,71 @@ mod tests {
 
     fn existing(running: bool, digest: Option<&str>, parts: Option<&str>) -> Existing {
         Existing {
+            env: None,
             running,
             digest: digest.map(Into::into),
             parts: parts.map(Into::into),
             image_id: Some("sha256:1111".into()),
+        }
+    }
+
+    #[test]
+    fn a_changed_environment_names_its_variables_not_their_values() {
+        let mut s = spec("d1", "image=1,env=2");
+        s.env = (1..=8)
+            .map(|i| format!("V{i}=new"))
+            .chain(["WEB_INSTANCES=web-1,web-2,web-3".into(), "SAME=x".into()])
+            .collect();
+        let mut e = existing(true, Some("d0"), Some("image=1,env=3"));
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            // A new peer: one variable changed, two added; the image's PATH is no concern.
+            (
+                vec![
+                    "PATH=/bin",
+                    "SAME=x",
+                    "WEB_INSTANCES=web-1,web-2",
+                    "V1=new",
+                    "V2=new",
+                    "V3=new",
+                    "V4=new",
+                    "V5=new",
+                    "V6=new",
+                    "MAESTRO_READINESS_TOKEN=old",
+                ],
+                "env changed (V7, V8, WEB_INSTANCES)",
+            ),
+            // Many: the first six by name, then how many more.
+            (
+                vec!["SAME=x"],
+                "env changed (V1, V2, V3, V4, V5, V6 and 3 more)",
+            ),
+            // The parts differ but no variable the file sets does (one was removed).
+            (
+                vec![
+                    "SAME=x",
+                    "WEB_INSTANCES=web-1,web-2,web-3",
+                    "V1=new",
+                    "V2=new",
+                    "V3=new",
+                    "V4=new",
+                    "V5=new",
+                    "V6=new",
+                    "V7=new",
+                    "V8=new",
+                    "GONE=1",
+                ],
+                "env changed",
+            ),
+        ];
+        for (old, reason) in cases {
+            e.env = Some(old.into_iter().map(String::from).collect());
+            let step = restart(&s, Some(&e), None, true);
+            assert_eq!(step.reason, reason);
+            assert!(
+                !step.reason.contains("new"),
+                "a value shows: {}",
+                step.reason
+            );
         }
     }
 

@@ -268,6 +268,21 @@ fn deploy_rolls_out_a_retagged_image_and_rollback_returns() {
     let out = env.maestro(&["plan", "--deploy"]);
     assert_eq!(text(&out).matches("leave").count(), 4, "{}", text(&out));
 
+    // A new peer changes every instance's discovery variables: the plan names them.
+    env.write(&environment(&images, &endpoint, base, 5));
+    let plan = text(&env.maestro(&["plan", "--deploy"]));
+    let web1 = plan
+        .lines()
+        .find(|l| l.contains("web-1 "))
+        .unwrap_or_default();
+    assert!(
+        web1.contains("replace")
+            && web1.contains("env changed (")
+            && web1.contains("WEB_INSTANCES"),
+        "{plan}"
+    );
+    env.write(&environment(&images, &endpoint, base, 4));
+
     images.tag("v2");
     let out = env.maestro(&["plan", "--deploy", "--max-unavailable", "2"]);
     let plan = text(&out);

@@ -201,7 +201,8 @@ fn pulls_with_credentials_and_says_clearly_when_they_are_wrong() {
     );
     assert!(!has_image(&r.image));
 
-    // The right one, from the environment.
+    // The right one, from the environment: the tag is resolved once and pulled by its
+    // digest (what every ship of the play would pull), then tagged.
     let out = pull(env_file(&registry_entry(PASSWORD)), None);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -210,6 +211,8 @@ fn pulls_with_credentials_and_says_clearly_when_they_are_wrong() {
         text(&out)
     );
     assert!(has_image(&r.image));
+    let pinned = format!("as 127.0.0.1:{}/e2e/busybox@sha256:", r.port);
+    assert!(text(&out).contains(&pinned), "{}", text(&out));
 
     // From the user's Docker config (where `docker login` put it).
     run(&r.dir, "docker", &["rmi", &r.image], None);

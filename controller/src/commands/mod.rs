@@ -484,18 +484,29 @@ async fn prepare_images<E: Engine>(
     // cannot be reached fails its own instances later, as in every play, instead of the
     // whole play here.
     let found = futures_util::future::join_all(wanted.into_iter().map(|w| async {
-        let id = ctx.engines[w.ship].image_id(&w.image).await;
-        (w, id)
+        let info = ctx.engines[w.ship].image(&w.image).await;
+        (w, info)
     }))
     .await;
+    // What ships already have decides what the others pull, unless the play refreshes
+    // every tag.
+    let pins = Arc::new(if policy == PullPolicy::Always {
+        images::Pins::default()
+    } else {
+        images::Pins::from_present(
+            found
+                .iter()
+                .filter_map(|(w, info)| Some((w.image.as_str(), info.as_ref().ok()?.as_ref()?))),
+        )
+    });
     let mut to_pull = Vec::new();
-    for (w, id) in found {
-        match id {
+    for (w, info) in found {
+        match info {
             Err(EngineError::Unreachable { .. }) => {}
-            Ok(Some(id)) if policy != PullPolicy::Always => resolved
+            Ok(Some(info)) if policy != PullPolicy::Always => resolved
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(w.ship, &w.image, Some(id)),
+                .insert(w.ship, &w.image, Some(info.id)),
             _ => to_pull.push(w),
         }
     }
@@ -524,6 +535,7 @@ async fn prepare_images<E: Engine>(
                     to_pull[row].clone(),
                     policy,
                     resolved.clone(),
+                    pins.clone(),
                 )
             },
         )
@@ -552,6 +564,10 @@ async fn prepare_images<E: Engine>(
         audit.play("pull", selection, Phase::Success, None).await;
     }
     let resolved = std::mem::take(&mut *resolved.lock().unwrap_or_else(|e| e.into_inner()));
+    let ship_names: Vec<String> = ctx.env.ships.iter().map(|s| s.name.clone()).collect();
+    for warning in images::disagreements(&resolved, &ship_names) {
+        output::eprint(&format!("warning: {warning}\n"));
+    }
     Ok(Context {
         images: Arc::new(resolved),
         ..ctx.clone()

@@ -22,7 +22,7 @@ use maestro_core::model::{Image, Ship};
 use maestro_core::spec::{ContainerSpec, labels};
 
 use super::tunnel::{self, Tunnel};
-use super::{Created, Engine, EngineError, Observed, Unhealthy};
+use super::{Created, Engine, EngineError, ImageInfo, Observed, Unhealthy, tagged};
 use crate::credentials::Credentials;
 
 /// Requests that legitimately take long (pulls, stops with a grace period) are bounded by
@@ -232,13 +232,12 @@ fn restart_policy_name(name: &str) -> RestartPolicyNameEnum {
     }
 }
 
-/// An image reference with its tag made explicit (`busybox` is `busybox:latest`).
-fn tagged(image: &str) -> String {
-    let parsed = Image::parse(image);
-    if image.contains('@') {
-        image.to_owned()
-    } else {
-        format!("{}:{}", parsed.repository, parsed.tag)
+fn docker_credentials(c: &Credentials) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        serveraddress: Some(c.server.clone()),
+        ..Default::default()
     }
 }
 
@@ -305,6 +304,7 @@ impl Engine for DockerEngine {
                         running,
                         image: config.image.unwrap_or_default(),
                         image_id: c.image.filter(|i| !i.is_empty()),
+                        env: config.env.clone(),
                         exit_code: state.exit_code,
                         status: state.status.map(|s| s.to_string()).unwrap_or_default(),
                         guest: super::runs_guest(
@@ -320,13 +320,45 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+    async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         let docker = self.client().await?;
         match docker.inspect_image(&tagged(image)).await {
-            Ok(found) => Ok(Some(found.id.unwrap_or_default())),
+            Ok(found) => Ok(Some(ImageInfo {
+                id: found.id.unwrap_or_default(),
+                repo_digests: found.repo_digests.unwrap_or_default(),
+            })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(daemon(e)),
         }
+    }
+
+    async fn resolve(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Option<String>, EngineError> {
+        let docker = self.client().await?;
+        let found = docker
+            .inspect_registry_image(&tagged(image), credentials.map(docker_credentials))
+            .await
+            .map_err(daemon)?;
+        Ok(found
+            .descriptor
+            .digest
+            .filter(|d| d.starts_with("sha256:") && d.len() == 71))
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let parsed = Image::parse(target);
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(parsed.repository),
+            tag: Some(parsed.tag),
+        };
+        docker
+            .tag_image(source, Some(options))
+            .await
+            .map_err(daemon)
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
@@ -369,18 +401,19 @@ impl Engine for DockerEngine {
         let retry_when = credentials
             .map(|c| c.retry_when.as_slice())
             .unwrap_or_default();
-        let auth = credentials.map(|c| bollard::auth::DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.password.clone()),
-            serveraddress: Some(c.server.clone()),
-            ..Default::default()
-        });
+        let auth = credentials.map(docker_credentials);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // `repository@sha256:…` goes as the repository and the digest in the tag
+            // parameter, which the engine reads as a digest.
+            let (from_image, tag) = match image.split_once('@') {
+                Some((repository, digest)) => (repository.to_owned(), digest.to_owned()),
+                None => (parsed.repository.clone(), parsed.tag.clone()),
+            };
             let options = CreateImageOptions {
-                from_image: Some(parsed.repository.clone()),
-                tag: Some(parsed.tag.clone()),
+                from_image: Some(from_image),
+                tag: Some(tag),
                 ..Default::default()
             };
             let mut stream = docker.create_image(Some(options), None, auth.clone());

@@ -40,6 +40,8 @@ pub struct Observed {
     /// Whether maestro-guest is the container's entry point (see [`runs_guest`]), so a
     /// readiness report can be expected from it. Only `inspect` tells; `list` says false.
     pub guest: bool,
+    /// Its variables (`NAME=value`). Only `inspect` tells.
+    pub env: Option<Vec<String>>,
 }
 
 /// The label an image sets when maestro-guest runs it but not as the first word of its
@@ -63,6 +65,7 @@ impl Observed {
             digest: self.digest.clone(),
             parts: self.parts.clone(),
             image_id: self.image_id.clone(),
+            env: self.env.clone(),
         }
     }
 
@@ -105,6 +108,61 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
+/// An image as a ship's engine has it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:…`, the id of its configuration: the same wherever the same image is.
+    pub id: String,
+    /// `repository@sha256:…`: the registry manifests it was pulled as (none when it was
+    /// built or loaded on the ship).
+    pub repo_digests: Vec<String>,
+}
+
+impl ImageInfo {
+    /// The reference that pulls exactly this image from `repository`'s registry
+    /// (`repository@sha256:…`), if it came from there.
+    pub fn pinned(&self, repository: &str) -> Option<String> {
+        let wanted = normalized_repository(repository);
+        self.repo_digests.iter().find_map(|r| {
+            let (repo, digest) = r.split_once('@')?;
+            (normalized_repository(repo) == wanted).then(|| format!("{repository}@{digest}"))
+        })
+    }
+}
+
+/// An image reference with its tag made explicit (`busybox` is `busybox:latest`); a
+/// reference by digest as it is.
+pub fn tagged(image: &str) -> String {
+    if image.contains('@') {
+        return image.to_owned();
+    }
+    let parsed = maestro_core::model::Image::parse(image);
+    format!("{}:{}", parsed.repository, parsed.tag)
+}
+
+/// A repository name as the engine compares them: Docker Hub's implicit registry and
+/// `library/` namespace made explicit (`busybox`, `library/busybox` and
+/// `docker.io/library/busybox` are one repository).
+pub fn normalized_repository(repository: &str) -> String {
+    let (first, rest) = repository.split_once('/').unwrap_or(("", repository));
+    let is_registry = first.contains(['.', ':']) || first == "localhost";
+    let (registry, path) = if is_registry {
+        (first, rest)
+    } else {
+        ("docker.io", repository)
+    };
+    let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
+        "docker.io"
+    } else {
+        registry
+    };
+    if registry == "docker.io" && !path.contains('/') {
+        format!("docker.io/library/{path}")
+    } else {
+        format!("{registry}/{path}")
+    }
+}
+
 /// Why a container did not become healthy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unhealthy {
@@ -133,11 +191,31 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<Observed>, EngineError>> + Send;
+    /// The image `image` names on this ship, `None` when absent.
+    fn image(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>, EngineError>> + Send;
     /// The id of the image `image` names on this ship (`sha256:…`), `None` when absent.
     fn image_id(
         &self,
         image: &str,
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send {
+        async move { Ok(self.image(image).await?.map(|i| i.id)) }
+    }
+    /// The manifest digest (`sha256:…`) the registry gives the tag `image` now, asked
+    /// through this ship's engine without pulling; `None` when the registry does not say.
+    fn resolve(
+        &self,
+        image: &str,
+        credentials: Option<&Credentials>,
     ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
+    /// Gives the image `source` names the name `target` too (`repository:tag`).
+    fn tag(
+        &self,
+        source: &str,
+        target: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Pulls an image, authenticating with `credentials` when given and retrying as they
     /// say; tells its progress (layers, bytes) to `progress` as it goes.
     fn pull(

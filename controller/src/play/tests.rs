@@ -10,7 +10,7 @@ use maestro_core::spec::ContainerSpec;
 
 use super::tasks::{self, Context, StartOptions};
 use super::{Event, Outcome, Reporter, schedule};
-use crate::engine::{Created, Engine, EngineError, Observed, Unhealthy};
+use crate::engine::{Created, Engine, EngineError, ImageInfo, Observed, Unhealthy};
 use crate::readiness::{Handshake, pb};
 
 /// An engine that keeps containers in memory and records every operation.
@@ -35,6 +35,8 @@ struct Fake {
     health: HashMap<String, Result<u64, Vec<String>>>,
     /// What `create` says it left out, for every container.
     create_warnings: Vec<String>,
+    /// Images not on this ship until pulled (or tagged).
+    absent: Mutex<HashSet<String>>,
 }
 
 /// Called with a started container's name and variables.
@@ -80,8 +82,29 @@ impl Engine for Fake {
             .or_else(|| containers.values().find(|o| o.id == name))
             .cloned())
     }
-    async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
-        Ok(Some(self.image_of(image)))
+    async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
+        if self.absent.lock().unwrap().contains(image) {
+            return Ok(None);
+        }
+        Ok(Some(ImageInfo {
+            id: self.image_of(image),
+            repo_digests: Vec::new(),
+        }))
+    }
+    async fn resolve(
+        &self,
+        image: &str,
+        _credentials: Option<&crate::credentials::Credentials>,
+    ) -> Result<Option<String>, EngineError> {
+        self.record(format!("resolve {image}"));
+        // Yield, so that concurrent pulls of the same tag really overlap.
+        tokio::task::yield_now().await;
+        Ok(Some(format!("sha256:{image}-manifest")))
+    }
+    async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        self.record(format!("tag {source} {target}"));
+        self.absent.lock().unwrap().remove(target);
+        Ok(())
     }
     async fn pull(
         &self,
@@ -90,6 +113,7 @@ impl Engine for Fake {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<(), EngineError> {
         self.record(format!("pull {image}"));
+        self.absent.lock().unwrap().remove(image);
         progress("1/1 layers".into());
         Ok(())
     }
@@ -855,4 +879,101 @@ async fn what_create_left_out_is_a_warning() {
     );
     // A warning is a success: the dependent started.
     assert!(outcomes["api-1"].is_success(), "{outcomes:?}");
+}
+
+/// A tag is resolved once per play, and every ship pulls that one digest and tags it.
+#[tokio::test]
+async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
+    use super::images::{self, Pins, PullPolicy, Resolved, Wanted};
+    let env = environment(
+        "name: t\nships:\n  a: {ip: 10.0.0.1}\n  b: {ip: 10.0.0.2}\n  c: {ip: 10.0.0.3}\n\
+         services:\n  web:\n    image: reg.example:5000/app:1\n    instances:\n\
+         \x20     web-a: {ship: a}\n      web-b: {ship: b}\n      web-c: {ship: c}\n",
+    );
+    let image = "reg.example:5000/app:1";
+    let fakes: Vec<Arc<Fake>> = (0..3)
+        .map(|_| {
+            let fake = Fake::default();
+            fake.absent.lock().unwrap().insert(image.to_owned());
+            Arc::new(fake)
+        })
+        .collect();
+    let reporter: Reporter = Arc::new(|_| {});
+    let ctx = Context {
+        env: env.clone(),
+        engines: Arc::new(fakes.clone()),
+        docker_config: Arc::default(),
+        reporter,
+        handshake: None,
+        images: Arc::default(),
+        interrupted: tokio::sync::watch::channel(false).1,
+    };
+    let resolved = Arc::new(Mutex::new(Resolved::default()));
+    let pins = Arc::new(Pins::default());
+    let outcomes = futures_util::future::join_all((0..3).map(|ship| {
+        images::prepare(
+            ctx.clone(),
+            ship,
+            Wanted {
+                ship,
+                image: image.to_owned(),
+                instances: 1,
+            },
+            PullPolicy::Missing,
+            resolved.clone(),
+            pins.clone(),
+        )
+    }))
+    .await;
+    assert!(outcomes.iter().all(Outcome::is_success), "{outcomes:?}");
+    let logs: Vec<Vec<String>> = fakes.iter().map(|f| f.log()).collect();
+    let resolves = logs
+        .iter()
+        .flatten()
+        .filter(|l| l.starts_with("resolve"))
+        .count();
+    assert_eq!(resolves, 1, "{logs:?}");
+    let pinned = format!("reg.example:5000/app@sha256:{image}-manifest");
+    for log in &logs {
+        assert!(log.contains(&format!("pull {pinned}")), "{log:?}");
+        assert!(log.contains(&format!("tag {pinned} {image}")), "{log:?}");
+    }
+    assert!(
+        matches!(&outcomes[0], Outcome::Done(t) if t.contains("as reg.example:5000/app@")),
+        "{outcomes:?}"
+    );
+}
+
+/// What one ship pulled from the image's registry is what the others pull, without
+/// asking the registry again; a different id on another ship is reported.
+#[tokio::test]
+async fn pins_follow_what_a_ship_has_and_disagreements_are_named() {
+    use super::images::{Pins, Resolved, disagreements};
+    let pulled = ImageInfo {
+        id: "sha256:aaaa".into(),
+        repo_digests: vec![
+            "mirror.example/app@sha256:0000".into(),
+            "busybox@sha256:1111".into(),
+        ],
+    };
+    let pins = Pins::from_present([("docker.io/library/busybox:1", &pulled)]);
+    // Already decided: the registry is not asked (this resolver would say otherwise).
+    let pinned = pins
+        .get("docker.io/library/busybox:1", async { None })
+        .await;
+    assert_eq!(
+        pinned.as_deref(),
+        Some("docker.io/library/busybox@sha256:1111")
+    );
+    let mut resolved = Resolved::default();
+    resolved.insert(0, "app:1", Some("sha256:aaaaaaaaaaaaaaaa".into()));
+    resolved.insert(1, "app:1", Some("sha256:bbbbbbbbbbbbbbbb".into()));
+    resolved.insert(0, "db:1", Some("sha256:cccccccccccccccc".into()));
+    resolved.insert(1, "db:1", Some("sha256:cccccccccccccccc".into()));
+    let warnings = disagreements(&resolved, &["one".into(), "two".into()]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("app:1 is not the same image on every ship (sha256:aaaaaaaaaaaa… on one, sha256:bbbbbbbbbbbb… on two)"),
+        "{warnings:?}"
+    );
 }
