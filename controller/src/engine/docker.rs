@@ -661,6 +661,45 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
+    async fn published_target(
+        &self,
+        id: &str,
+        host_port: u16,
+    ) -> Result<Option<std::net::SocketAddr>, EngineError> {
+        let docker = self.client().await?;
+        let found = match docker.inspect_container(id, None).await {
+            Ok(found) => found,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(daemon(e)),
+        };
+        let settings = found.network_settings.unwrap_or_default();
+        let wanted = host_port.to_string();
+        let container_port = settings
+            .ports
+            .iter()
+            .flatten()
+            .find_map(|(port, bindings)| {
+                let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+                let published = bindings
+                    .iter()
+                    .flatten()
+                    .any(|b| b.host_port.as_deref() == Some(wanted.as_str()));
+                (protocol == "tcp" && published)
+                    .then(|| number.parse::<u16>().ok())
+                    .flatten()
+            });
+        let Some(container_port) = container_port else {
+            return Ok(None);
+        };
+        let address = settings
+            .networks
+            .iter()
+            .flatten()
+            .filter_map(|(_, n)| n.ip_address.as_deref())
+            .find_map(|ip| ip.parse::<std::net::IpAddr>().ok());
+        Ok(address.map(|ip| std::net::SocketAddr::new(ip, container_port)))
+    }
+
     async fn exec(&self, id: &str, command: &[String]) -> Result<i64, EngineError> {
         let docker = self.client().await?;
         let exec = docker

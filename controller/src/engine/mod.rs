@@ -270,4 +270,13 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         command: &[String],
     ) -> impl Future<Output = Result<i64, EngineError>> + Send;
+    /// Where the container itself listens for what it publishes on `host_port` (its
+    /// address on its network and the container port), so that a check on this machine
+    /// can reach the app without Docker's userland proxy in between. `None` when it
+    /// publishes nothing there or has no address of its own (host networking).
+    fn published_target(
+        &self,
+        id: &str,
+        host_port: u16,
+    ) -> impl Future<Output = Result<Option<std::net::SocketAddr>, EngineError>> + Send;
 }

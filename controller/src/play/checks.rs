@@ -21,6 +21,17 @@ const RETRY: Duration = Duration::from_millis(10);
 /// Between attempts of an http check, which the app has to answer each time.
 const HTTP_RETRY: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A container on this machine answers at once or not at all.
+const DIRECT_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Whether a ship's address is this machine's loopback (its containers' own addresses are
+/// then reachable from here).
+fn is_loopback(ship_ip: &str) -> bool {
+    ship_ip == "localhost"
+        || ship_ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// The check with a single attempt, for `status -F`; `None` for checks that only wait.
 pub fn once(check: &Check) -> Option<Check> {
@@ -50,13 +61,40 @@ pub async fn run<E: Engine>(
         } => {
             // MaestroNG's max_wait is a number of one-second attempts.
             let deadline = Instant::now() + Duration::from_secs(u64::from(*max_wait));
+            // The slowest close of a connection the proxy dropped so far, if any.
+            let mut slowest_close: Option<Duration> = None;
+            // A ship on this machine: the app itself can be asked, past the proxy.
+            let mut direct = match is_loopback(ship_ip) && !container_id.is_empty() {
+                true => engine
+                    .published_target(container_id, *number)
+                    .await
+                    .ok()
+                    .flatten(),
+                false => None,
+            };
             loop {
+                if let Some(target) = direct {
+                    match timeout(DIRECT_TIMEOUT, TcpStream::connect(target)).await {
+                        Ok(Ok(_)) => return Ok(()),
+                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                        // Not reachable from here after all (the engine runs in a VM):
+                        // through the published port, as from anywhere else.
+                        _ => direct = None,
+                    }
+                }
                 let began = Instant::now();
-                if let Ok(Ok(stream)) =
+                if direct.is_some() {
+                    // Refused by the app itself: not yet.
+                } else if let Ok(Ok(stream)) =
                     timeout(CONNECT_TIMEOUT, TcpStream::connect((ship_ip, *number))).await
                 {
-                    if accepted(stream, began.elapsed()).await {
-                        return Ok(());
+                    let grace = grace(began.elapsed(), slowest_close);
+                    match accepted(stream, grace).await {
+                        None => return Ok(()),
+                        Some(closed_after) => {
+                            slowest_close =
+                                Some(slowest_close.unwrap_or_default().max(closed_after));
+                        }
                     }
                 }
                 if Instant::now() + RETRY >= deadline {
@@ -184,17 +222,58 @@ pub async fn run<E: Engine>(
     }
 }
 
-/// Whether a connection was really accepted by the app. Docker's userland proxy accepts
-/// on a published port even when nothing listens in the container, then closes the
-/// connection as soon as its own connection to the container is refused; a connection
-/// that stays open (or sends data) has an app behind it. The close takes about a round
-/// trip to arrive, and the connect took one: twice that plus a little is enough.
-async fn accepted(mut stream: TcpStream, connect_time: Duration) -> bool {
-    let grace = (connect_time * 2 + Duration::from_millis(3)).min(Duration::from_millis(250));
+/// How long a connection must stay open to count as accepted by the app (see
+/// [`accepted`]). The proxy's close takes about a round trip to arrive, and the connect
+/// took one; but on a loaded machine the proxy itself may be slow to run, so the closes
+/// seen so far set the bar too, and before any was seen the bar is higher.
+fn grace(connect_time: Duration, slowest_close: Option<Duration>) -> Duration {
+    let round_trips = connect_time * 2 + Duration::from_millis(3);
+    let seen = match slowest_close {
+        Some(close) => close * 2 + Duration::from_millis(3),
+        None => Duration::from_millis(20),
+    };
+    round_trips.max(seen).min(Duration::from_millis(250))
+}
+
+/// Whether a connection was really accepted by the app: `None` when it was, else how long
+/// after connecting it was closed. Docker's userland proxy accepts on a published port
+/// even when nothing listens in the container, then closes the connection as soon as its
+/// own connection to the container is refused; a connection that stays open for `grace`
+/// (or sends data) has an app behind it.
+async fn accepted(mut stream: TcpStream, grace: Duration) -> Option<Duration> {
+    let began = Instant::now();
     let mut byte = [0u8; 1];
     match timeout(grace, stream.read(&mut byte)).await {
-        Err(_) => true,
-        Ok(Ok(n)) => n > 0,
-        Ok(Err(_)) => false,
+        Err(_) | Ok(Ok(1..)) => None,
+        Ok(Ok(0) | Err(_)) => Some(began.elapsed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_follows_round_trips_and_the_closes_seen() {
+        let ms = Duration::from_millis;
+        let cases = [
+            // Before any close was seen: the higher bar.
+            (Duration::from_micros(100), None, ms(20)),
+            // A fast proxy: a few milliseconds.
+            (
+                Duration::from_micros(100),
+                Some(Duration::from_micros(500)),
+                ms(4),
+            ),
+            // A slow one: twice its slowest close.
+            (Duration::from_micros(100), Some(ms(30)), ms(63)),
+            // A far ship: its round trips.
+            (ms(40), Some(ms(1)), ms(83)),
+            // Never more than a quarter of a second.
+            (ms(400), None, ms(250)),
+        ];
+        for (connect, close, want) in cases {
+            assert_eq!(grace(connect, close), want, "{connect:?} {close:?}");
+        }
     }
 }

@@ -233,6 +233,13 @@ impl Engine for Fake {
         let _ = lines.send("panic: no database".into()).await;
         Ok(())
     }
+    async fn published_target(
+        &self,
+        _id: &str,
+        _host_port: u16,
+    ) -> Result<Option<std::net::SocketAddr>, EngineError> {
+        Ok(None)
+    }
     async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
         Ok(0)
     }
