@@ -652,5 +652,7 @@ fn yaml12_float(t: &str) -> bool {
     (!int_part.is_empty() || !frac.is_empty()) && digits(int_part) && digits(frac)
 }
 
+pub mod python;
+
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 use indexmap::IndexMap;
 
 use crate::Files;
-use crate::yaml::{Node, Resolved, Scalar, Value};
+use crate::yaml::{Node, Resolved, Scalar, Value, python};
 
 use super::read::{Reader, key};
 
@@ -28,7 +28,7 @@ pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str,
             for (k, v) in entries {
                 let name = key(k).to_owned();
                 let item_path = format!("{path}.{name}");
-                if let Some(value) = value(r, v, &item_path) {
+                if let Some(value) = value(r, v, &name, &item_path) {
                     out.insert(name, value);
                 }
             }
@@ -48,13 +48,80 @@ fn falsy(s: &Scalar) -> bool {
     }
 }
 
-/// A variable's value: scalars as written, null as "no value", lists flattened.
-fn value(r: &mut Reader, node: &Node, path: &str) -> Option<Option<String>> {
+/// A variable's value as MaestroNG sends it: Python's `str()` of what PyYAML reads
+/// (`yes` is `True`, `0755` is `493`, a mapping is its Python repr), null as "no value",
+/// lists flattened. Where that differs from the text written, a warning says so and how
+/// to send the text instead.
+fn value(r: &mut Reader, node: &Node, name: &str, path: &str) -> Option<Option<String>> {
+    // A value that may be a secret is not repeated in the warning: its line is enough.
+    let secret = looks_secret(name);
     match &node.value {
-        Value::Scalar(_) if node.is_null() => Some(None),
-        Value::Scalar(s) => Some(Some(s.text.clone())),
         Value::Seq(_) => flatten(r, node, path).map(Some),
-        Value::Map(_) => Some(Some(json(node))),
+        Value::Scalar(s) => {
+            let sent = python::str_of(node);
+            if let Some(sent) = sent.as_deref().filter(|sent| *sent != s.text) {
+                let message = if secret {
+                    format!(
+                        "YAML 1.1 reads this value as a {}: it reaches the container in Python's \
+                         spelling, not as written, as MaestroNG sends it",
+                        kind_read(s)
+                    )
+                } else {
+                    format!(
+                        "{} reaches the container as {sent:?}, as MaestroNG sends it (YAML 1.1 \
+                         reads it as a {})",
+                        s.text,
+                        kind_read(s)
+                    )
+                };
+                r.warn(path, node, message).help = Some(if secret {
+                    "quote it to send the text as written".to_owned()
+                } else {
+                    format!("quote it to send the text as written: \"{}\"", s.text)
+                });
+            }
+            Some(sent)
+        }
+        Value::Map(_) => {
+            r.warn(
+                path,
+                node,
+                "a mapping reaches the container as Python's repr of it, as MaestroNG sends it",
+            )
+            .help = Some(if secret {
+                "to send JSON, write it as a quoted string".to_owned()
+            } else {
+                format!("to send JSON, quote it as a string: '{}'", json(node))
+            });
+            Some(python::str_of(node))
+        }
+    }
+}
+
+/// Whether a variable's name says its value is a secret (then messages do not show it).
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "PASS",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+        "PRIVATE",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
+}
+
+/// What YAML 1.1 made of a plain scalar whose text is not what is sent.
+fn kind_read(s: &Scalar) -> &'static str {
+    match s.yaml11() {
+        Resolved::Bool(_) => "boolean",
+        Resolved::Int(_) => "number",
+        Resolved::Float => "floating-point number",
+        Resolved::Null => "null",
+        Resolved::Str => "date",
     }
 }
 
@@ -90,7 +157,7 @@ fn flatten(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
     }
 }
 
-/// A mapping given as a variable's value, sent as JSON (MaestroNG sends Python's repr).
+/// A mapping as JSON: what the warning about a mapping value suggests writing instead.
 fn json(node: &Node) -> String {
     fn write(node: &Node, out: &mut String) {
         match &node.value {

@@ -544,18 +544,20 @@ fn env_values(env_yaml: &str) -> Result<Environment, Vec<String>> {
 
 #[test]
 fn values() {
-    // (value as written, value sent). Scalars are sent as written (a YAML 1.2 reading:
-    // MaestroNG would send True, 493, 90; the conformance check treats these as loose).
+    // (value as written, value sent): what MaestroNG sends, Python's str() of PyYAML's
+    // reading (YAML 1.1), with a warning where it differs from the text.
     let cases: &[(&str, Option<&str>)] = &[
         ("plain", Some("plain")),
         ("\"quoted\"", Some("quoted")),
         ("''", Some("")),
         ("42", Some("42")),
         ("1.5", Some("1.5")),
-        ("yes", Some("yes")),
-        ("true", Some("true")),
-        ("0755", Some("0755")),
-        ("1:30", Some("1:30")),
+        ("yes", Some("True")),
+        ("true", Some("True")),
+        ("\"yes\"", Some("yes")),
+        ("0755", Some("493")),
+        ("1:30", Some("90")),
+        ("1.50", Some("1.5")),
         ("2001-12-14", Some("2001-12-14")),
         // Null, ~ and nothing: a name without a value.
         ("~", None),
@@ -569,10 +571,10 @@ fn values() {
         ("[[]]", Some("")),
         ("[\"1\", '2']", Some("1 2")),
         ("[single]", Some("single")),
-        // A mapping is sent as JSON (MaestroNG sends a Python repr).
+        // A mapping is sent as Python's repr of it.
         (
-            "{a: 1, b: [x, true], c: ~, d: \"q\\\"\"}",
-            Some("{\"a\": 1, \"b\": [\"x\", true], \"c\": null, \"d\": \"q\\\"\"}"),
+            "{a: 1, b: [x, true], c: ~, d: \"q'\"}",
+            Some("{'a': 1, 'b': ['x', True], 'c': None, 'd': \"q'\"}"),
         ),
     ];
     for (written, want) in cases {
@@ -793,7 +795,7 @@ services:
     for instance in ["i1", "i2"] {
         assert_eq!(var(&env, instance, "S"), Some(Some("3")));
         assert_eq!(var(&env, instance, "T"), Some(Some("2")));
-        assert_eq!(var(&env, instance, "FROM_MAP"), Some(Some("yes")));
+        assert_eq!(var(&env, instance, "FROM_MAP"), Some(Some("True")));
     }
     // A broken service-level env file is one error, not one per instance.
     let loaded = load_with(text, &[("s.env", "S=1\n\n"), ("t.env", "T=2\n")]);
@@ -804,4 +806,47 @@ services:
             &["env file \"s.env\"", "line 2", "blank line"],
         )],
     );
+}
+
+/// Where what is sent differs from what is written, a warning says so (with the line,
+/// and how to send the text instead), without repeating a value whose name says secret.
+#[test]
+fn values_read_differently_than_written_are_warned_about() {
+    let text = "__maestro: {schema: 2}\nname: e\nships: {s1: {ip: 10.0.0.1}}\nservices:\n  svc:\n    image: img\n    env:\n      DEBUG: yes\n      MODE: 0755\n      PLAIN: 42\n      QUOTED: \"yes\"\n      DB_PASSWORD: 0123\n      MAP: {a: 1}\n    instances:\n      i1: {ship: s1}\n";
+    let loaded = load_with(text, &[]);
+    let warnings: Vec<&Diagnostic> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect();
+    let at = |path: &str| {
+        warnings
+            .iter()
+            .find(|d| d.path == format!("services.svc.env.{path}"))
+            .unwrap_or_else(|| panic!("no warning at {path}: {warnings:#?}"))
+    };
+    let debug = at("DEBUG");
+    assert_eq!(debug.loc.map(|l| l.line), Some(8));
+    assert!(
+        debug
+            .message
+            .contains("yes reaches the container as \"True\""),
+        "{debug:?}"
+    );
+    assert!(
+        debug.help.as_deref().unwrap().contains("\"yes\""),
+        "{debug:?}"
+    );
+    assert!(at("MODE").message.contains("as \"493\""));
+    let secret = at("DB_PASSWORD");
+    for shown in ["0123", "83"] {
+        assert!(!secret.message.contains(shown), "{secret:?}");
+        assert!(
+            !secret.help.as_deref().unwrap_or_default().contains(shown),
+            "{secret:?}"
+        );
+    }
+    assert!(at("MAP").message.contains("Python's repr"));
+    // As written, or read the same: nothing to say.
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
 }
