@@ -418,7 +418,9 @@ fn killed_at(env: &Env, step: &str, args: &[&str]) -> (u32, String) {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("maestro {args:?} never paused at {step}:\n{text}");
+                panic!(
+                    "maestro {args:?} never paused at {step} (failpoints exist in debug builds only):\n{text}"
+                );
             }
         }
     }
