@@ -1019,3 +1019,37 @@ async fn a_rolled_back_container_must_pass_the_health_check() {
     assert!(outcome.is_success(), "{outcome:?}");
     assert_eq!(names(&fake)["older"], "db-1");
 }
+
+#[tokio::test]
+async fn a_kept_generation_without_a_container_stays_the_previous_one() {
+    // What an older maestro killed after keeping the old container left: no container
+    // under the name, the kept one under `.previous`. It stays the rollback target, and is
+    // what a failed replacement goes back to.
+    let env = environment(GENERATIONS_ENV);
+    for crash in [false, true] {
+        let fake = two_generations(Fake {
+            crash: HashSet::from_iter(crash.then(|| "id-db-1-0".to_owned())),
+            health: HashMap::from([("id-db-1-0".to_owned(), Ok(0))]),
+            ..Fake::default()
+        });
+        fake.containers.lock().unwrap().remove("db-1");
+        let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+            super::deploy::replace(c, r, i, rollout())
+        })
+        .await;
+        let want = if crash {
+            assert!(
+                matches!(&outcomes["db-1"], Outcome::Failed(f) if f.message.contains("older") && f.message.contains("is back, stopped as it was")),
+                "{outcomes:?}"
+            );
+            HashMap::from([("older".to_owned(), "db-1".to_owned())])
+        } else {
+            assert!(outcomes["db-1"].is_success(), "{outcomes:?}");
+            HashMap::from([
+                ("id-db-1-0".to_owned(), "db-1".to_owned()),
+                ("older".to_owned(), "db-1.previous".to_owned()),
+            ])
+        };
+        assert_eq!(names(&fake), want, "crash {crash}");
+    }
+}
