@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod credentials;
 mod engine;
+mod failpoint;
 mod http;
 mod load;
 mod lock;

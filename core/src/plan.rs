@@ -213,13 +213,30 @@ pub fn restart(
 /// missing one is created. When the current container differs from the file but the kept
 /// previous generation is exactly what the file names (definition and image), the
 /// operator rolled back from it: it is held unless `roll_out_rolled_back`.
+///
+/// `retiring`: a container is kept under `NAME.retiring`, so a deploy was interrupted
+/// before its new container was proven ready: whatever has the instance's name now is
+/// replaced again (the retiring one is restored if that fails).
 pub fn deploy(
     spec: &ContainerSpec,
     existing: Option<&Existing>,
     previous: Option<&Existing>,
+    retiring: bool,
     image_now: Option<&str>,
     roll_out_rolled_back: bool,
 ) -> Step {
+    if retiring {
+        return match existing {
+            Some(_) => step(
+                Action::Replace,
+                "an interrupted deploy left this container unproven (the one it replaces is kept as .retiring): replaced again",
+            ),
+            None => step(
+                Action::Create,
+                "no container: an interrupted deploy took the old one down (kept as .retiring, restored if this one fails)",
+            ),
+        };
+    }
     let Some(e) = existing else {
         return match previous {
             Some(_) => step(
@@ -555,7 +572,7 @@ mod tests {
         ];
         for (e, p, roll_out, action, reason) in cases {
             assert_eq!(
-                deploy(&s, e, p, now, roll_out),
+                deploy(&s, e, p, false, now, roll_out),
                 Step {
                     action,
                     reason: reason.into()
@@ -563,15 +580,33 @@ mod tests {
                 "{e:?} {p:?}"
             );
         }
-        let held = deploy(&s, Some(&old), Some(&same), now, false);
+        let held = deploy(&s, Some(&old), Some(&same), false, now, false);
         assert_eq!(held.action, Action::Held);
         assert!(held.reason.starts_with("rolled back"), "{}", held.reason);
         // The kept generation runs another image than the tag names now: not a rollback
         // of what the file names, so the new image is rolled out.
         assert_eq!(
-            deploy(&s, Some(&old), Some(&same), Some("sha256:2222"), false).action,
+            deploy(
+                &s,
+                Some(&old),
+                Some(&same),
+                false,
+                Some("sha256:2222"),
+                false
+            )
+            .action,
             Action::Replace
         );
+        // An interrupted deploy: what has the name now was never proven ready, even when
+        // it matches the file, and it is not a rollback either.
+        for current in [Some(&same), Some(&stopped), Some(&old)] {
+            let step = deploy(&s, current, Some(&same), true, now, false);
+            assert_eq!(step.action, Action::Replace, "{current:?}");
+            assert!(step.reason.contains("unproven"), "{}", step.reason);
+        }
+        let step = deploy(&s, None, None, true, now, false);
+        assert_eq!(step.action, Action::Create);
+        assert!(step.reason.contains(".retiring"), "{}", step.reason);
     }
 
     #[test]

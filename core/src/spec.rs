@@ -47,6 +47,13 @@ pub fn swapping_name(instance: &str) -> String {
     format!("{instance}.swapping")
 }
 
+/// The name `deploy` keeps the container it replaces under (stopped) until the new one is
+/// ready; only then is the older previous generation removed and this one becomes the
+/// previous generation. A container under this name means a deploy was interrupted.
+pub fn retiring_name(instance: &str) -> String {
+    format!("{instance}.retiring")
+}
+
 /// The canonical form's version: bump it only when the form itself must change.
 const CANONICAL_VERSION: &str = "maestro-container-v1";
 

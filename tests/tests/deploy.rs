@@ -394,72 +394,249 @@ fn a_crashing_image_is_undone_and_the_rollout_stops() {
     assert_eq!(said.matches("not run: waits for").count(), 2, "{said}");
 }
 
+/// Runs maestro with `args` in `env`'s folder, paused at `step` (a failpoint of debug
+/// builds, see controller/src/failpoint.rs), and kills it there with SIGKILL: no cleanup
+/// runs, as when a machine dies. Returns its pid and what it said.
+fn killed_at(env: &Env, step: &str, args: &[&str]) -> (u32, String) {
+    let mut child = Command::new(support::maestro_bin())
+        .args(args)
+        .current_dir(&env.dir)
+        .env("NO_COLOR", "1")
+        .env("MAESTRO_PAUSE_AT", step)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, said) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    let paused = format!("paused at {step}");
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match said.recv_timeout(left) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+                if line == paused {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "maestro {args:?} never paused at {step} (failpoints exist in debug builds only):\n{text}"
+                );
+            }
+        }
+    }
+    child.kill().unwrap();
+    // Reaped, so that its pid is gone from /proc (a zombie would look alive).
+    child.wait().unwrap();
+    (child.id(), text)
+}
+
+/// The environment's containers (not its locks), sorted, with the image each runs.
+fn containers(env: &Env) -> Vec<(String, String)> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.maestro.environment={}", env.name),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    let mut names: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|n| !n.starts_with("maestro-lock."))
+        .map(|n| {
+            let image = Command::new("docker")
+                .args(["inspect", "-f", "{{.Image}}", n])
+                .output()
+                .unwrap();
+            (
+                n.to_owned(),
+                String::from_utf8_lossy(&image.stdout).trim().to_owned(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// `status`'s line of `instance`, and its `--json` row.
+fn status_of(env: &Env, instance: &str) -> (String, serde_json::Value) {
+    let name = env.c(instance);
+    let text = text(&env.maestro(&["status"]));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+        .to_owned();
+    let json = env.maestro(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instance"] == name.as_str())
+        .unwrap()
+        .clone();
+    (line, row)
+}
+
+/// The roles of the generations `status --json` lists beside an instance's container.
+fn roles(row: &serde_json::Value) -> Vec<&str> {
+    row["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["role"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
-fn a_killed_deploy_leaves_a_state_status_explains_and_deploy_completes() {
+fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play_completes() {
     let images = Images::new("killed");
-    let endpoint = Endpoint::new(port(93));
-    let base = port(40);
+    let endpoint = Endpoint::new(port(95));
+    let base = port(60);
     let env = Env::new("killed", &environment(&images, &endpoint, base, 2));
     let out = env.maestro(&["start"]);
     assert!(out.status.success(), "{}", text(&out));
+    let (c1, c2) = (env.c("web-1"), env.c("web-2"));
+    let (v1, v2) = (images.id("v1"), images.id("v2"));
+    // The settled state: both instances serve `serves`, each with its previous generation
+    // on `kept`, and nothing else (no .retiring, no .swapping, no extra container).
+    let settled = |serves: &str, kept: &str, said: &str| {
+        let (now, before) = match serves {
+            "v1" => (&v1, &v2),
+            _ => (&v2, &v1),
+        };
+        let kept = if kept == serves { now } else { before };
+        let want: Vec<(String, String)> = vec![
+            (c1.clone(), now.clone()),
+            (format!("{c1}.previous"), kept.clone()),
+            (c2.clone(), now.clone()),
+            (format!("{c2}.previous"), kept.clone()),
+        ];
+        assert_eq!(containers(&env), want, "{said}");
+        for k in 1..=2 {
+            assert_eq!(fetch(base + k).as_deref(), Some(serves), "web-{k}: {said}");
+        }
+    };
+    // The next play takes over the locks the killed one left, saying why.
+    let took_over = |said: &str, pid: u32| {
+        assert!(
+            said.contains("taking over the lock of")
+                && said.contains(&format!("pid {pid}"))
+                && said.contains("process ended"),
+            "{said}"
+        );
+    };
+
+    // 1. Killed after the old container was stopped and renamed, before the new one was
+    //    created: the instance is absent, the old one kept as .retiring; deploy finishes.
     images.tag("v2");
-
-    // Killed after the old container was stopped and renamed, before the new one was
-    // created: what a deploy leaves at that point, made by hand.
-    let c1 = env.c("web-1");
-    for args in [
-        vec!["stop", "-t", "1", &c1],
-        vec!["update", "--restart", "no", &c1],
-    ] {
-        assert!(
-            Command::new("docker")
-                .args(&args)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    let kept = format!("{c1}.previous");
+    let (pid, _) = killed_at(&env, "deploy:renamed", &["deploy"]);
+    let (line, row) = status_of(&env, "web-1");
     assert!(
-        Command::new("docker")
-            .args(["rename", &c1, &kept])
-            .status()
-            .unwrap()
-            .success()
+        line.contains("absent")
+            && line.contains("an interrupted deploy was replacing")
+            && line.contains("the next deploy creates the new container"),
+        "{line}"
     );
-    let status = text(&env.maestro(&["status"]));
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(&c1))
-        .unwrap()
-        .to_owned();
-    assert!(
-        line.contains("absent") && line.contains("previous generation kept"),
-        "{status}"
-    );
+    assert_eq!(roles(&row), ["retiring"], "{row}");
     let out = env.maestro(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fetch(base + 1).as_deref(), Some("v2"));
-    assert_eq!(fetch(base + 2).as_deref(), Some("v2"));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    took_over(&said, pid);
+    settled("v2", "v1", &said);
 
-    // Killed in the middle of a rollback's swap (the current one moved aside, the
-    // previous one not yet renamed back): the next rollback finishes it.
-    let swapping = format!("{c1}.swapping");
-    for args in [vec!["stop", "-t", "1", &c1], vec!["rename", &c1, &swapping]] {
-        assert!(
-            Command::new("docker")
-                .args(&args)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-    let status = text(&env.maestro(&["status"]));
-    assert!(status.contains("interrupted rollback"), "{status}");
+    // Each later deploy rolls out what the previous generation runs, which deploy would
+    // hold as rolled back: --rolled-back rolls it out all the same.
+    let deploy = ["deploy", "--rolled-back"];
+
+    // 2. Killed after the new container was created, before it was started: it is there,
+    //    never started; rollback removes it and puts the old one back.
+    images.tag("v1");
+    let (pid, _) = killed_at(&env, "launch:created", &deploy);
+    let (line, row) = status_of(&env, "web-1");
+    assert!(
+        line.contains("down") && line.contains("not proven ready"),
+        "{line}"
+    );
+    assert_eq!(roles(&row), ["retiring", "previous"], "{row}");
     let out = env.maestro(&["rollback", &c1]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(fetch(base + 1).as_deref(), Some("v1"));
-    assert_eq!(env.inspect("web-1.previous", "{{.Image}}"), images.id("v2"));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("an interrupted deploy was undone"), "{said}");
+    took_over(&said, pid);
+    settled("v2", "v1", &said);
+
+    // 3. Killed after the new container was started, before it was proven ready: it runs,
+    //    unproven; deploy replaces it again.
+    let (pid, _) = killed_at(&env, "launch:started", &deploy);
+    let (line, _) = status_of(&env, "web-1");
+    assert!(
+        line.contains("running") && line.contains("not proven ready"),
+        "{line}"
+    );
+    let out = env.maestro(&deploy);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("which an interrupted deploy left unproven"),
+        "{said}"
+    );
+    took_over(&said, pid);
+    settled("v1", "v2", &said);
+
+    // 4. Killed once the new container was ready, before the older generation was removed:
+    //    three generations for a moment, and the next deploy completes.
+    images.tag("v2");
+    let (pid, _) = killed_at(&env, "deploy:ready", &deploy);
+    let (line, row) = status_of(&env, "web-1");
+    assert!(line.contains("not proven ready"), "{line}");
+    assert_eq!(roles(&row), ["retiring", "previous"], "{row}");
+    let out = env.maestro(&deploy);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    took_over(&said, pid);
+    settled("v2", "v1", &said);
+
+    // 5. A rollback killed in the middle of its swap (the current one moved aside, the
+    //    previous one not yet renamed back): the next rollback finishes it.
+    let (pid, _) = killed_at(&env, "rollback:swapping", &["rollback", &c1]);
+    let (line, row) = status_of(&env, "web-1");
+    assert!(
+        line.contains("absent") && line.contains("interrupted rollback"),
+        "{line}"
+    );
+    assert_eq!(roles(&row), ["previous", "swapping"], "{row}");
+    let out = env.maestro(&["rollback", &c1]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    took_over(&said, pid);
+    assert_eq!(fetch(base + 1).as_deref(), Some("v1"), "{said}");
+    assert_eq!(env.inspect("web-1.previous", "{{.Image}}"), v2, "{said}");
+    assert!(
+        !containers(&env)
+            .iter()
+            .any(|(n, _)| n.ends_with(".swapping")),
+        "{said}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicUsize;
 
 use maestro_core::plan::{Step, Unavailable};
-use maestro_core::spec::previous_name;
+use maestro_core::spec::{previous_name, retiring_name, swapping_name};
 
 use super::*;
 use crate::cli::RolloutArgs;
@@ -68,11 +68,13 @@ async fn plan_rollout<E: Engine>(
             let engine = &ctx.engines[instance.ship.0];
             let current = engine.inspect(&instance.name).await?;
             let previous = engine.inspect(&previous_name(&instance.name)).await?;
+            let retiring = engine.inspect(&retiring_name(&instance.name)).await?;
             let spec = container_spec(&ctx.env, id);
             Ok(maestro_core::plan::deploy(
                 &spec,
                 current.as_ref().map(Observed::existing).as_ref(),
                 previous.as_ref().map(Observed::existing).as_ref(),
+                retiring.is_some(),
                 ctx.images.id(instance.ship.0, &instance.image.name),
                 rolled_back,
             ))
@@ -278,16 +280,22 @@ pub(super) async fn rollback<E: Engine>(
     selection: &[InstanceId],
     args: RolloutArgs,
 ) -> u8 {
-    // Only instances with a kept generation (or a swap to finish) are rolled back.
+    // Only instances with a kept generation (or a swap to finish, or an interrupted
+    // deploy to undo) are rolled back.
     let kept: Vec<Result<bool, EngineError>> =
         futures_util::future::join_all(selection.iter().map(|&id| async move {
             let instance = ctx.env.instance(id);
             let engine = &ctx.engines[instance.ship.0];
-            let previous = engine.inspect(&previous_name(&instance.name)).await?;
-            let swapping = engine
-                .inspect(&maestro_core::spec::swapping_name(&instance.name))
-                .await?;
-            Ok(previous.is_some() || swapping.is_some())
+            for name in [
+                previous_name(&instance.name),
+                swapping_name(&instance.name),
+                retiring_name(&instance.name),
+            ] {
+                if engine.inspect(&name).await?.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         }))
         .await;
     if kept.iter().all(|k| matches!(k, Ok(false))) {

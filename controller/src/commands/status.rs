@@ -35,6 +35,7 @@ pub(super) async fn status<E: Engine>(
         })
         .collect();
     let mut table = Vec::new();
+    let mut generations_json = Vec::new();
     let mut all_ok = true;
     for &id in selection {
         let instance = ctx.env.instance(id);
@@ -73,9 +74,12 @@ pub(super) async fn status<E: Engine>(
                 }
             },
         };
-        let state = match &by_ship[&instance.ship.0] {
-            Ok(found) => state + &generations(found, &instance.name),
-            Err(_) => state,
+        let (state, kept) = match &by_ship[&instance.ship.0] {
+            Ok(found) => {
+                let (said, kept) = generations(found, &instance.name);
+                (state + &said, kept)
+            }
+            Err(_) => (state, Vec::new()),
         };
         table.push((
             instance.name.clone(),
@@ -88,6 +92,7 @@ pub(super) async fn status<E: Engine>(
             container,
             state,
         ));
+        generations_json.push(kept);
     }
     if full {
         // Every running instance's `running` checks, once each, all at once.
@@ -132,7 +137,8 @@ pub(super) async fn status<E: Engine>(
     if json {
         let rows: Vec<_> = table
             .iter()
-            .map(|(i, s, h, c, st)| serde_json::json!({"instance": i, "service": s, "ship": h, "container": c, "state": st}))
+            .zip(&generations_json)
+            .map(|((i, s, h, c, st), g)| serde_json::json!({"instance": i, "service": s, "ship": h, "container": c, "state": st, "generations": g}))
             .collect();
         let _ = output::print(&format!("{}\n", serde_json::Value::Array(rows)));
     } else {
@@ -163,23 +169,63 @@ pub(super) async fn status<E: Engine>(
 }
 
 /// What `status` says of an instance's other generations: the previous one `deploy` kept,
-/// and one left half-swapped by an interrupted `rollback`.
-fn generations(found: &HashMap<String, Observed>, instance: &str) -> String {
+/// one an interrupted deploy was replacing, one left half-swapped by an interrupted
+/// `rollback`; in words, and for `--json` (`role`, `container`, `image`, `running`).
+fn generations(
+    found: &HashMap<String, Observed>,
+    instance: &str,
+) -> (String, Vec<serde_json::Value>) {
+    use maestro_core::spec::{previous_name, retiring_name, swapping_name};
+    // Docker names the image by its id once its tag has moved on.
+    let image = |o: &Observed| match o.image.starts_with("sha256:") {
+        true => maestro_core::plan::short_image_id(&o.image),
+        false => o.image.clone(),
+    };
     let mut out = String::new();
-    if let Some(p) = found.get(&maestro_core::spec::previous_name(instance)) {
+    let mut kept = Vec::new();
+    let mut keep = |role: &str, o: &Observed| {
+        kept.push(serde_json::json!({
+            "role": role,
+            "container": tasks::short(&o.id),
+            "image": o.image,
+            "running": o.running,
+        }));
+    };
+    if let Some(r) = found.get(&retiring_name(instance)) {
+        keep("retiring", r);
+        let what = format!(
+            "an interrupted deploy was replacing {} ({}), kept stopped as {}",
+            tasks::short(&r.id),
+            image(r),
+            retiring_name(instance)
+        );
+        out.push_str(&match found.contains_key(instance) {
+            true => format!(
+                "; not proven ready: {what}; the next deploy replaces this container again, rollback puts {} back",
+                tasks::short(&r.id)
+            ),
+            false => format!(
+                "; {what}; the next deploy creates the new container, rollback puts {} back",
+                tasks::short(&r.id)
+            ),
+        });
+    }
+    if let Some(p) = found.get(&previous_name(instance)) {
+        keep("previous", p);
         out.push_str(&format!(
             "; previous generation kept: {} ({}{})",
             tasks::short(&p.id),
-            p.image,
+            image(p),
             if p.running { ", running!" } else { ", stopped" }
         ));
     }
-    if let Some(s) = found.get(&maestro_core::spec::swapping_name(instance)) {
+    if let Some(s) = found.get(&swapping_name(instance)) {
+        keep("swapping", s);
         out.push_str(&format!(
             "; {} ({}) was being swapped by an interrupted rollback: the next deploy or rollback completes it",
             tasks::short(&s.id),
-            s.image
+            image(s)
         ));
     }
-    out
+    (out, kept)
 }

@@ -1,16 +1,20 @@
-//! What `deploy` and `rollback` do to one instance. An instance has at most two
-//! generations: its container, under the instance's name, and the previous one, stopped
-//! under [`previous_name`] with restart policy `no` (so an engine restart does not start
-//! it). Every step is a rename, a stop or a start, so whatever point a play is killed at,
-//! both generations are still there, and the next `deploy` or `rollback` finishes or
-//! undoes the step (see [`settle`]).
+//! What `deploy` and `rollback` do to one instance. An instance keeps two generations:
+//! its container, under the instance's name, and the previous one, stopped under
+//! [`previous_name`] with restart policy `no` (so an engine restart does not start it).
+//! While a deploy proves a new container ready, the one it replaces waits stopped under
+//! [`retiring_name`], a third generation for that time: the older previous generation is
+//! removed only once the new container is ready, so a failed replacement leaves both
+//! generations as they were. Every step is a stop, a rename, a start, or the removal of a
+//! container nothing needs any more, so whatever point a play is killed at, no generation
+//! is lost: the next `deploy` finishes the step and the next `rollback` undoes it (see
+//! [`settle`], [`replace`], [`undo_deploy`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use maestro_core::model::InstanceId;
-use maestro_core::spec::{previous_name, swapping_name};
+use maestro_core::spec::{previous_name, retiring_name, swapping_name};
 
 use super::tasks::{self, Context, StartOptions, short};
 use super::{Failure, Outcome};
@@ -112,6 +116,44 @@ pub async fn settle<E: Engine>(
     Ok(true)
 }
 
+/// Undoes a deploy that a killed maestro left unfinished (a container under
+/// [`retiring_name`]): the container under the instance's name was never proven ready and
+/// is removed, and the retiring one gets the instance's name and its restart policy back.
+/// Returns it (stopped) when it undid one.
+pub async fn undo_deploy<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+) -> Result<Option<Observed>, Failure> {
+    let name = &ctx.env.instance(id).name;
+    let engine = ctx.engine(id);
+    let look = |n: String| async move {
+        engine
+            .inspect(&n)
+            .await
+            .map_err(|e| daemon("cannot look at the containers", e))
+    };
+    let Some(retiring) = look(retiring_name(name)).await? else {
+        return Ok(None);
+    };
+    ctx.step(row, "undoing a deploy that was interrupted");
+    if let Some(unproven) = look(name.clone()).await? {
+        remove_unproven(ctx, row, id, &unproven).await?;
+    }
+    engine
+        .rename(&retiring.id, name)
+        .await
+        .map_err(|e| daemon("cannot give the replaced container its name back", e))?;
+    engine
+        .set_restart(&retiring.id, &own_restart(ctx, id, &retiring))
+        .await
+        .map_err(|e| daemon("cannot restore its restart policy", e))?;
+    Ok(Some(Observed {
+        running: false,
+        ..retiring
+    }))
+}
+
 /// Stops a running container the way `stop` does (`pre-stop` checks, the grace period),
 /// and makes sure an engine restart does not start it again.
 async fn retire<E: Engine>(
@@ -158,10 +200,51 @@ async fn unless_interrupted<E: Engine, T>(
     }
 }
 
+/// Where the container a replacement goes back to if the new one fails is kept.
+enum Kept {
+    /// Nothing to go back to (the instance had no container).
+    Nothing,
+    /// Under [`retiring_name`]: the container replaced, which becomes the previous
+    /// generation once the new one is ready.
+    Retiring(Observed),
+    /// Already the previous generation (an older maestro, killed after keeping it, left
+    /// no container under the instance's name): it stays the previous generation.
+    Previous(Observed),
+}
+
+/// Removes a container that a killed deploy left under the instance's name before it was
+/// proven ready.
+async fn remove_unproven<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    unproven: &Observed,
+) -> Result<(), Failure> {
+    let engine = ctx.engine(id);
+    ctx.step(
+        row,
+        format!(
+            "removing {}, which an interrupted deploy left unproven",
+            short(&unproven.id)
+        ),
+    );
+    if unproven.running {
+        let _ = engine.kill(&unproven.id).await;
+    }
+    engine
+        .remove(&unproven.id)
+        .await
+        .map_err(|e| daemon("cannot remove it", e))
+}
+
 /// Replaces an instance's container with one made from the file: the current one is
-/// stopped, kept as the previous generation (an earlier previous generation is removed),
-/// and the new one is created, started and must become ready. If it does not (or Ctrl-C
-/// comes), it is removed and the previous one is renamed back and started.
+/// stopped and kept under [`retiring_name`], and the new one is created, started and must
+/// become ready; then the older previous generation is removed and the replaced one
+/// becomes the previous generation. If the new one does not become ready (or Ctrl-C
+/// comes), it is removed and the replaced one is renamed back and started; the previous
+/// generation is untouched. After a deploy killed midway (a container under
+/// [`retiring_name`]), whatever has the instance's name was never proven ready: it is
+/// removed and the replacement done again.
 pub async fn replace<E: Engine>(
     ctx: Context<E>,
     row: usize,
@@ -173,34 +256,51 @@ pub async fn replace<E: Engine>(
     if let Err(failure) = settle(&ctx, row, id).await {
         return Outcome::Failed(failure);
     }
-    let (current, previous) = match (
-        engine.inspect(&name).await,
-        engine.inspect(&previous_name(&name)).await,
-    ) {
-        (Ok(c), Ok(p)) => (c, p),
-        (Err(e), _) | (_, Err(e)) => return Outcome::Failed(Failure::new(e.to_string())),
+    let look = |n: String| async move {
+        engine
+            .inspect(&n)
+            .await
+            .map_err(|e| daemon("cannot look at the containers", e))
     };
-    let kept = match current {
-        // Killed between keeping the old container and creating the new one: the kept
-        // one is all there is, and it stays.
-        None => previous,
-        Some(current) => {
-            if let Some(previous) = previous {
-                if previous.running {
-                    return Outcome::Failed(Failure::new(format!(
-                        "the previous generation {} ({}) is running: stop or remove it first",
-                        short(&previous.id),
-                        previous_name(&name)
-                    )));
-                }
-                ctx.step(
-                    row,
-                    format!("removing the older generation {}", short(&previous.id)),
-                );
-                if let Err(e) = engine.remove(&previous.id).await {
-                    return Outcome::Failed(daemon("cannot remove the older generation", e));
+    let found = tokio::try_join!(
+        look(name.clone()),
+        look(previous_name(&name)),
+        look(retiring_name(&name))
+    );
+    let (current, previous, retiring) = match found {
+        Ok(found) => found,
+        Err(failure) => return Outcome::Failed(failure),
+    };
+    if let Some(previous) = previous.as_ref().filter(|p| p.running) {
+        return Outcome::Failed(Failure::new(format!(
+            "the previous generation {} ({}) is running: stop or remove it first",
+            short(&previous.id),
+            previous_name(&name)
+        )));
+    }
+    let kept = match (retiring, current) {
+        (Some(retiring), current) => {
+            if let Some(unproven) = current {
+                if let Err(failure) = remove_unproven(&ctx, row, id, &unproven).await {
+                    return Outcome::Failed(failure);
                 }
             }
+            ctx.step(
+                row,
+                format!(
+                    "finishing an interrupted deploy: {} is kept until the new container is ready",
+                    short(&retiring.id)
+                ),
+            );
+            // The interrupted deploy took it down: it is started again if the new one
+            // fails.
+            Kept::Retiring(Observed {
+                running: true,
+                ..retiring
+            })
+        }
+        (None, None) => previous.clone().map_or(Kept::Nothing, Kept::Previous),
+        (None, Some(current)) => {
             if let Err(failure) = retire(&ctx, row, id, &current).await {
                 // Still the instance's container, under its name: start it again if it
                 // was running.
@@ -210,15 +310,19 @@ pub async fn replace<E: Engine>(
             }
             ctx.step(
                 row,
-                format!("keeping {} as the previous generation", short(&current.id)),
+                format!(
+                    "keeping {} until the new container is ready",
+                    short(&current.id)
+                ),
             );
-            if let Err(e) = engine.rename(&current.id, &previous_name(&name)).await {
+            if let Err(e) = engine.rename(&current.id, &retiring_name(&name)).await {
                 let failure = daemon("cannot rename it", e);
                 return Outcome::Failed(
                     restore(&ctx, row, id, Some(current), failure, &rollout).await,
                 );
             }
-            Some(current)
+            crate::failpoint::pause("deploy:renamed").await;
+            Kept::Retiring(current)
         }
     };
     let launched = unless_interrupted(&ctx, tasks::launch(&ctx, row, id, rollout.start)).await;
@@ -228,13 +332,20 @@ pub async fn replace<E: Engine>(
                 Outcome::Done(how) | Outcome::Warning(how) => how,
                 _ => String::new(),
             };
-            return Outcome::Done(match &kept {
-                Some(k) => format!(
-                    "replaced ({how}); previous generation {} kept",
-                    short(&k.id)
-                ),
-                None => format!("created ({how})"),
-            });
+            return match kept {
+                Kept::Nothing => Outcome::Done(format!("created ({how})")),
+                Kept::Previous(p) => Outcome::Done(format!(
+                    "created ({how}); previous generation {} kept",
+                    short(&p.id)
+                )),
+                Kept::Retiring(r) => match promote(&ctx, row, id, &r, previous.as_ref()).await {
+                    Ok(()) => Outcome::Done(format!(
+                        "replaced ({how}); previous generation {} kept",
+                        short(&r.id)
+                    )),
+                    Err(failure) => Outcome::Failed(failure),
+                },
+            };
         }
         Some(outcome) => match outcome {
             Outcome::Failed(f) => f,
@@ -242,11 +353,63 @@ pub async fn replace<E: Engine>(
         },
         None => Failure::new("interrupted"),
     };
-    if kept.is_none() {
+    match kept {
         // Nothing to go back to: the new container stays for the operator to look at.
-        return rollout.failed(failure);
+        Kept::Nothing => rollout.failed(failure),
+        Kept::Retiring(k) | Kept::Previous(k) => {
+            rollout.failed(restore(&ctx, row, id, Some(k), failure, &rollout).await)
+        }
     }
-    rollout.failed(restore(&ctx, row, id, kept, failure, &rollout).await)
+}
+
+/// The new container is ready: the older previous generation is removed, and the replaced
+/// container becomes the previous generation.
+async fn promote<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    replaced: &Observed,
+    older: Option<&Observed>,
+) -> Result<(), Failure> {
+    let name = &ctx.env.instance(id).name;
+    let engine = ctx.engine(id);
+    crate::failpoint::pause("deploy:ready").await;
+    let unfinished = |what: String, e: crate::engine::EngineError| {
+        daemon(
+            &format!(
+                "the new container is ready, but {what} (the next deploy replaces it again, rollback puts {} back)",
+                short(&replaced.id)
+            ),
+            e,
+        )
+    };
+    if let Some(older) = older {
+        ctx.step(
+            row,
+            format!("removing the older generation {}", short(&older.id)),
+        );
+        engine.remove(&older.id).await.map_err(|e| {
+            unfinished(
+                format!(
+                    "the older generation {} cannot be removed",
+                    short(&older.id)
+                ),
+                e,
+            )
+        })?;
+    }
+    engine
+        .rename(&replaced.id, &previous_name(name))
+        .await
+        .map_err(|e| {
+            unfinished(
+                format!(
+                    "{} cannot be kept as the previous generation",
+                    short(&replaced.id)
+                ),
+                e,
+            )
+        })
 }
 
 /// Undoes a failed replacement: removes whatever container now has the instance's name
@@ -355,6 +518,7 @@ async fn swap<E: Engine>(
             .rename(&current.id, &swapping_name(name))
             .await
             .map_err(|e| daemon("cannot rename the current container", e))?;
+        crate::failpoint::pause("rollback:swapping").await;
     }
     engine
         .rename(&previous.id, name)
@@ -396,6 +560,33 @@ pub async fn rollback<E: Engine>(
         Ok(settled) => settled,
         Err(failure) => return Outcome::Failed(failure),
     };
+    // After an interrupted deploy, rolling back means returning to the container it was
+    // replacing, not one generation further.
+    match undo_deploy(&ctx, row, id).await {
+        Err(failure) => return Outcome::Failed(failure),
+        Ok(Some(back)) => {
+            let ready = unless_interrupted(
+                &ctx,
+                tasks::restart_existing(&ctx, row, id, &back, rollout.start.min_ready),
+            )
+            .await;
+            let what = format!(
+                "an interrupted deploy was undone: {} ({})",
+                short(&back.id),
+                image_of(&back)
+            );
+            return match ready {
+                Some(o) if o.is_success() => Outcome::Done(format!("{what} is back")),
+                Some(Outcome::Failed(f)) => rollout.failed(Failure {
+                    message: format!("{what} was started again but {}", f.message),
+                    ..f
+                }),
+                Some(other) => rollout.failed(Failure::new(format!("{what}: {other:?}"))),
+                None => rollout.failed(Failure::new(format!("{what}, then interrupted"))),
+            };
+        }
+        Ok(None) => {}
+    }
     let (current, previous) = match (
         engine.inspect(&name).await,
         engine.inspect(&previous_name(&name)).await,
@@ -437,9 +628,7 @@ pub async fn rollback<E: Engine>(
             return Outcome::Done(format!(
                 "rolled back to {} ({}); the container rolled back from is kept as the previous generation",
                 short(&now.id),
-                now.image_id
-                    .as_deref()
-                    .map_or_else(|| now.image.clone(), maestro_core::plan::short_image_id)
+                image_of(&now)
             ));
         }
         Some(Outcome::Failed(f)) => f,
@@ -477,6 +666,14 @@ pub async fn rollback<E: Engine>(
         ),
     };
     rollout.failed(failure)
+}
+
+/// The image a container runs, as people read it: its short id, else its name.
+fn image_of(container: &Observed) -> String {
+    container.image_id.as_deref().map_or_else(
+        || container.image.clone(),
+        maestro_core::plan::short_image_id,
+    )
 }
 
 /// `clean` of an instance's previous generation: removed when stopped.

@@ -14,20 +14,23 @@ use crate::engine::{Engine, Unhealthy};
 /// How many lines of a container's output are shown when it exits before it is healthy.
 const LAST_LINES: u64 = 20;
 
-/// Waits for the engine to call the started container healthy.
+/// Waits for the engine to call the started container healthy (`Ok(true)`). With
+/// `absent_passes`, a container that runs no health check passes (`Ok(false)`): an older
+/// generation created before the file gave one.
 pub async fn await_healthy<E: Engine>(
     ctx: &Context<E>,
     row: usize,
     id: InstanceId,
     container_id: &str,
-) -> Result<(), Failure> {
+    absent_passes: bool,
+) -> Result<bool, Failure> {
     let engine = &ctx.engines[ctx.env.instance(id).ship.0];
     (ctx.reporter)(Event::Step {
         row,
         message: "waiting for the health check".into(),
     });
     match engine.wait_healthy(container_id).await {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(Unhealthy::Failed { output }) => Err(Failure {
             message: match output.last() {
                 Some(last) => format!("unhealthy: the health check failed: {last}"),
@@ -49,6 +52,7 @@ pub async fn await_healthy<E: Engine>(
                 .await
                 .unwrap_or_default(),
         }),
+        Err(Unhealthy::NoHealthcheck) if absent_passes => Ok(false),
         Err(Unhealthy::NoHealthcheck) => Err(Failure::new(
             "the container runs no health check: its image defines no HEALTHCHECK and the healthcheck: key gives no test",
         )),
@@ -61,7 +65,9 @@ pub async fn await_healthy<E: Engine>(
 /// The outcome of a started container: `readiness` (what decided it before health checks
 /// existed) and, when the instance has a health check that gates, the engine's verdict;
 /// both must pass, and the first failure ends the wait. `warnings` (what the engine left
-/// out at creation) turn a success into a warning.
+/// out at creation) turn a success into a warning. `absent_passes`: a container started
+/// again that was created without a health check passes that part (see
+/// [`await_healthy`]); a new one fails.
 pub async fn gate<E: Engine>(
     ctx: &Context<E>,
     row: usize,
@@ -69,6 +75,7 @@ pub async fn gate<E: Engine>(
     container_id: &str,
     warnings: Vec<String>,
     readiness: impl Future<Output = Outcome>,
+    absent_passes: bool,
 ) -> Outcome {
     let gates = ctx
         .env
@@ -77,7 +84,11 @@ pub async fn gate<E: Engine>(
         .as_ref()
         .is_some_and(|h| h.gates());
     let outcome = if gates {
-        both(readiness, await_healthy(ctx, row, id, container_id)).await
+        both(
+            readiness,
+            await_healthy(ctx, row, id, container_id, absent_passes),
+        )
+        .await
     } else {
         readiness.await
     };
@@ -92,28 +103,32 @@ pub async fn gate<E: Engine>(
     }
 }
 
-/// Both must pass; whichever fails first decides at once.
+/// Both must pass; whichever fails first decides at once. `health` says whether the
+/// engine called the container healthy (`false`: it runs no health check, and passes).
 async fn both(
     readiness: impl Future<Output = Outcome>,
-    health: impl Future<Output = Result<(), Failure>>,
+    health: impl Future<Output = Result<bool, Failure>>,
 ) -> Outcome {
     tokio::pin!(readiness);
     tokio::pin!(health);
     let mut ready: Option<Outcome> = None;
-    let mut healthy = false;
+    let mut healthy: Option<bool> = None;
     loop {
         tokio::select! {
             outcome = &mut readiness, if ready.is_none() => {
-                if !outcome.is_success() || healthy {
+                if !outcome.is_success() {
+                    return outcome;
+                }
+                if let Some(healthy) = healthy {
                     return healthy_too(outcome, healthy);
                 }
                 ready = Some(outcome);
             }
-            result = &mut health, if !healthy => match result {
+            result = &mut health, if healthy.is_none() => match result {
                 Err(failure) => return Outcome::Failed(failure),
-                Ok(()) => match ready.take() {
-                    Some(outcome) => return healthy_too(outcome, true),
-                    None => healthy = true,
+                Ok(checked) => match ready.take() {
+                    Some(outcome) => return healthy_too(outcome, checked),
+                    None => healthy = Some(checked),
                 },
             },
         }

@@ -182,6 +182,7 @@ pub async fn launch<E: Engine>(
         Ok(created) => (created.id, created.warnings),
         Err(e) => return failed(Failure::new(format!("cannot create the container: {e}"))),
     };
+    crate::failpoint::pause("launch:created").await;
     ctx.step(row, "starting container");
     if let Err(e) = engine.start(&container_id).await {
         return Outcome::Failed(Failure::new(format!(
@@ -189,8 +190,18 @@ pub async fn launch<E: Engine>(
             short(&container_id)
         )));
     }
+    crate::failpoint::pause("launch:started").await;
     let readiness = await_ready(ctx, row, id, &container_id, expectation, options.min_ready);
-    super::health::gate(ctx, row, id, &container_id, created_warnings, readiness).await
+    super::health::gate(
+        ctx,
+        row,
+        id,
+        &container_id,
+        created_warnings,
+        readiness,
+        false,
+    )
+    .await
 }
 
 /// Waits for a container this play started to be ready: maestro-guest's report when this
@@ -274,11 +285,12 @@ async fn stays_up<E: Engine>(
     }
 }
 
-/// Starts an existing stopped container again (`--reuse`, and a restored previous
+/// Starts an existing stopped container again (`--reuse`, a restored or rolled-back
 /// generation) and waits for it to be ready. Its maestro-guest holds the token of the play
 /// that created it, which no play accepts any more, so its readiness is asked through the
 /// engine instead (`maestro-guest health` run in the container), besides the `running`
-/// checks.
+/// checks; and the instance's health check gates it as it gates a new container, except
+/// that a container created without one (an older generation) passes that part.
 pub async fn restart_existing<E: Engine>(
     ctx: &Context<E>,
     row: usize,
@@ -294,27 +306,31 @@ pub async fn restart_existing<E: Engine>(
             short(&old.id)
         )));
     }
-    if let Err(failure) = run_checks(ctx, row, id, Some(&old.id), LifecycleState::Running).await {
-        return Outcome::Failed(failure);
-    }
-    let guest = match engine.inspect(&old.id).await {
-        Ok(Some(o)) => o.guest,
-        _ => false,
-    };
-    if guest {
-        return match guest_health(ctx, row, id, &old.id).await {
-            Ok(()) => Outcome::Done("started, maestro-guest says ready".into()),
-            Err(failure) => Outcome::Failed(failure),
+    let readiness = async {
+        if let Err(failure) = run_checks(ctx, row, id, Some(&old.id), LifecycleState::Running).await
+        {
+            return Outcome::Failed(failure);
+        }
+        let guest = match engine.inspect(&old.id).await {
+            Ok(Some(o)) => o.guest,
+            _ => false,
         };
-    }
-    if !has_running_checks(ctx, id) {
-        if let Some(window) = min_ready {
-            if let Err(failure) = stays_up(ctx, row, id, &old.id, window).await {
-                return Outcome::Failed(failure);
+        if guest {
+            return match guest_health(ctx, row, id, &old.id).await {
+                Ok(()) => Outcome::Done("started, maestro-guest says ready".into()),
+                Err(failure) => Outcome::Failed(failure),
+            };
+        }
+        if !has_running_checks(ctx, id) {
+            if let Some(window) = min_ready {
+                if let Err(failure) = stays_up(ctx, row, id, &old.id, window).await {
+                    return Outcome::Failed(failure);
+                }
             }
         }
-    }
-    Outcome::Done("started".into())
+        Outcome::Done("started".into())
+    };
+    super::health::gate(ctx, row, id, &old.id, Vec::new(), readiness, true).await
 }
 
 /// How long a restarted container's maestro-guest may take to say `ready` when asked

@@ -18,7 +18,7 @@ use crate::readiness::{Handshake, pb};
 struct Fake {
     containers: Mutex<HashMap<String, Observed>>,
     log: Mutex<Vec<String>>,
-    /// Containers that exit (code 3) as soon as they start.
+    /// Containers (by name or id) that exit (code 3) as soon as they start.
     crash: HashSet<String>,
     /// How many operations run at once right now, and the most ever.
     busy: Mutex<(usize, usize)>,
@@ -30,8 +30,8 @@ struct Fake {
     /// Images whose tag now names another id than `sha256:NAME`.
     retagged: Mutex<HashMap<String, String>>,
     created: std::sync::atomic::AtomicUsize,
-    /// Each container's health check, by name: healthy after so many milliseconds, or
-    /// unhealthy with this output. A container not listed runs none.
+    /// Each container's health check, by id or name: healthy after so many milliseconds,
+    /// or unhealthy with this output. A container not listed runs none.
     health: HashMap<String, Result<u64, Vec<String>>>,
     /// What `create` says it left out, for every container.
     create_warnings: Vec<String>,
@@ -190,7 +190,7 @@ impl Engine for Fake {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         self.busy.lock().unwrap().0 -= 1;
         self.record(format!("start {name}"));
-        let crash = self.crash.contains(&name);
+        let crash = self.crash.contains(&name) || self.crash.contains(id);
         let mut containers = self.containers.lock().unwrap();
         let c = containers.get_mut(&name).expect("created");
         c.running = !crash;
@@ -251,7 +251,7 @@ impl Engine for Fake {
                 exit_code: observed.exit_code,
             });
         }
-        match self.health.get(&name) {
+        match self.health.get(id).or_else(|| self.health.get(&name)) {
             None => Err(Unhealthy::NoHealthcheck),
             Some(Ok(ms)) => {
                 tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
@@ -316,6 +316,8 @@ where
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = events.clone();
     let reporter: Reporter = Arc::new(move |e| sink.lock().unwrap().push(e));
+    // Held to the end: a closed channel reads as Ctrl-C to the tasks that watch it.
+    let (_ctrl_c, interrupted) = tokio::sync::watch::channel(false);
     let ctx = Context {
         env: env.clone(),
         engines: Arc::new(vec![fake.clone()]),
@@ -323,7 +325,7 @@ where
         reporter: reporter.clone(),
         handshake,
         images: Arc::default(),
-        interrupted: tokio::sync::watch::channel(false).1,
+        interrupted,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
@@ -983,4 +985,199 @@ async fn pins_follow_what_a_ship_has_and_disagreements_are_named() {
         warnings[0].starts_with("app:1 is not the same image on every ship (sha256:aaaaaaaaaaaa… on one, sha256:bbbbbbbbbbbb… on two)"),
         "{warnings:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Deploy and rollback: the generations
+
+/// One instance `db-1`, with a health check.
+const GENERATIONS_ENV: &str = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, healthcheck: {test: \"exit 0\"}, instances: {db-1: {ship: s1}}}
+";
+
+/// A fake engine holding `db-1` (running, an older definition) and its previous
+/// generation `db-1.previous` (stopped): containers `current` and `older`.
+fn two_generations(fake: Fake) -> Arc<Fake> {
+    let container = |id: &str, name: &str, running: bool| Observed {
+        id: id.into(),
+        name: name.into(),
+        running,
+        image: "db".into(),
+        image_id: Some("sha256:db".into()),
+        digest: Some("an older definition".into()),
+        restart: Some("always:0".into()),
+        ..Observed::default()
+    };
+    let fake = Arc::new(fake);
+    let mut containers = fake.containers.lock().unwrap();
+    containers.insert("db-1".into(), container("current", "db-1", true));
+    containers.insert(
+        "db-1.previous".into(),
+        container("older", "db-1.previous", false),
+    );
+    drop(containers);
+    fake
+}
+
+fn rollout() -> super::deploy::Rollout {
+    super::deploy::Rollout {
+        start: StartOptions::default(),
+        max_failures: 0,
+        failures: Arc::default(),
+    }
+}
+
+/// Each container's name, by id.
+fn names(fake: &Fake) -> HashMap<String, String> {
+    fake.containers
+        .lock()
+        .unwrap()
+        .values()
+        .map(|o| (o.id.clone(), o.name.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_older_generation_is_removed_only_once_the_new_container_is_ready() {
+    let env = environment(GENERATIONS_ENV);
+    let fake = two_generations(Fake {
+        health: HashMap::from([("db-1".to_owned(), Ok(0))]),
+        ..Fake::default()
+    });
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        super::deploy::replace(c, r, i, rollout())
+    })
+    .await;
+    assert!(outcomes["db-1"].is_success(), "{outcomes:?}");
+    let log = fake.log();
+    assert!(
+        position(&log, "healthy db-1") < position(&log, "remove db-1.previous"),
+        "{log:?}"
+    );
+    assert_eq!(
+        names(&fake),
+        HashMap::from([
+            ("id-db-1-0".to_owned(), "db-1".to_owned()),
+            ("current".to_owned(), "db-1.previous".to_owned()),
+        ])
+    );
+
+    // A new container that fails: the replaced one is back, and the older generation is
+    // still there for a rollback.
+    let fake = two_generations(Fake {
+        crash: HashSet::from(["id-db-1-0".to_owned()]),
+        ..Fake::default()
+    });
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        super::deploy::replace(c, r, i, rollout())
+    })
+    .await;
+    let Outcome::Failed(failure) = &outcomes["db-1"] else {
+        panic!("{outcomes:?}");
+    };
+    assert!(
+        failure.message.contains("is back and running"),
+        "{failure:?}"
+    );
+    assert_eq!(
+        names(&fake),
+        HashMap::from([
+            ("current".to_owned(), "db-1".to_owned()),
+            ("older".to_owned(), "db-1.previous".to_owned()),
+        ])
+    );
+    assert!(fake.containers.lock().unwrap()["db-1"].running);
+}
+
+#[tokio::test]
+async fn a_rolled_back_container_must_pass_the_health_check() {
+    let env = environment(GENERATIONS_ENV);
+    let roll_back = |fake: &Arc<Fake>| {
+        let (env, fake) = (env.clone(), fake.clone());
+        async move {
+            play(&env, &fake, Direction::Start, None, |c, r, i| {
+                super::deploy::rollback(c, r, i, rollout())
+            })
+            .await
+            .remove("db-1")
+            .unwrap()
+        }
+    };
+    // Unhealthy: swapped back, and the rollback fails with the check's output.
+    let fake = two_generations(Fake {
+        health: HashMap::from([("older".to_owned(), Err(vec!["not accepting".into()]))]),
+        ..Fake::default()
+    });
+    let Outcome::Failed(failure) = roll_back(&fake).await else {
+        panic!("{:?}", fake.log());
+    };
+    assert!(
+        failure
+            .message
+            .starts_with("unhealthy: the health check failed: not accepting"),
+        "{failure:?}"
+    );
+    assert!(failure.message.contains("swapped back"), "{failure:?}");
+    assert_eq!(
+        names(&fake),
+        HashMap::from([
+            ("current".to_owned(), "db-1".to_owned()),
+            ("older".to_owned(), "db-1.previous".to_owned()),
+        ])
+    );
+
+    // Healthy: rolled back once the engine says so.
+    let fake = two_generations(Fake {
+        health: HashMap::from([("older".to_owned(), Ok(50))]),
+        ..Fake::default()
+    });
+    let outcome = roll_back(&fake).await;
+    assert!(
+        matches!(&outcome, Outcome::Done(m) if m.starts_with("rolled back")),
+        "{outcome:?}"
+    );
+    assert!(fake.log().contains(&"healthy db-1".to_owned()));
+
+    // A container created before the file gave a health check runs none: it passes.
+    let fake = two_generations(Fake::default());
+    let outcome = roll_back(&fake).await;
+    assert!(outcome.is_success(), "{outcome:?}");
+    assert_eq!(names(&fake)["older"], "db-1");
+}
+
+#[tokio::test]
+async fn a_kept_generation_without_a_container_stays_the_previous_one() {
+    // What an older maestro killed after keeping the old container left: no container
+    // under the name, the kept one under `.previous`. It stays the rollback target, and is
+    // what a failed replacement goes back to.
+    let env = environment(GENERATIONS_ENV);
+    for crash in [false, true] {
+        let fake = two_generations(Fake {
+            crash: HashSet::from_iter(crash.then(|| "id-db-1-0".to_owned())),
+            health: HashMap::from([("id-db-1-0".to_owned(), Ok(0))]),
+            ..Fake::default()
+        });
+        fake.containers.lock().unwrap().remove("db-1");
+        let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+            super::deploy::replace(c, r, i, rollout())
+        })
+        .await;
+        let want = if crash {
+            assert!(
+                matches!(&outcomes["db-1"], Outcome::Failed(f) if f.message.contains("older") && f.message.contains("is back, stopped as it was")),
+                "{outcomes:?}"
+            );
+            HashMap::from([("older".to_owned(), "db-1".to_owned())])
+        } else {
+            assert!(outcomes["db-1"].is_success(), "{outcomes:?}");
+            HashMap::from([
+                ("id-db-1-0".to_owned(), "db-1".to_owned()),
+                ("older".to_owned(), "db-1.previous".to_owned()),
+            ])
+        };
+        assert_eq!(names(&fake), want, "crash {crash}");
+    }
 }
