@@ -219,4 +219,44 @@ fn pulls_with_credentials_and_says_clearly_when_they_are_wrong() {
     let out = pull(env_file("{}"), Some(&r.dir.join("dockercfg")));
     assert!(out.status.success(), "{}", text(&out));
     assert!(has_image(&r.image));
+
+    // From the credential helper the Docker config names (`credsStore`), found on the
+    // PATH and given the registry's address, as `docker login` with a store leaves it.
+    run(&r.dir, "docker", &["rmi", &r.image], None);
+    let bin = r.dir.join("bin");
+    let store = r.dir.join("storecfg");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("config.json"), r#"{"auths": {}, "credsStore": "maestro-e2e"}"#)
+        .unwrap();
+    let script = bin.join("docker-credential-maestro-e2e");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nread server\necho \"$1 $server\" >> {log}\n\
+             echo '{{\"ServerURL\": \"'$server'\", \"Username\": \"{USER}\", \"Secret\": \"{PASSWORD}\"}}'\n",
+            log = r.dir.join("helper.log").display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    std::fs::write(r.dir.join("maestro.yaml"), env_file("{}")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(maestro_bin())
+        .args(["pull"])
+        .current_dir(&r.dir)
+        .env("HOME", r.dir.join("home"))
+        .env("DOCKER_CONFIG", &store)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+    assert!(has_image(&r.image));
+    // Asked once, for this registry, although the play both resolves and pulls.
+    let asked = std::fs::read_to_string(r.dir.join("helper.log")).unwrap();
+    assert_eq!(asked.trim(), format!("get 127.0.0.1:{}", r.port));
 }

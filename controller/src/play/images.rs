@@ -228,7 +228,7 @@ pub async fn prepare<E: Engine>(
         record(present);
         return outcome;
     }
-    let credentials = match credentials::for_image(&ctx.env, image, &ctx.docker_config) {
+    let credentials = match credentials::for_image(&ctx.env, image, &ctx.docker_config).await {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(Failure::new(format!("cannot pull {image}: {e}"))),
     };

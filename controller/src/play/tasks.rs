@@ -585,6 +585,7 @@ async fn ensure_image<E: Engine>(
         return Ok(false);
     }
     let credentials = credentials::for_image(&ctx.env, image, &ctx.docker_config)
+        .await
         .map_err(|e| Failure::new(format!("cannot pull {image}: {e}")))?;
     ctx.step(row, format!("pulling image {image}"));
     let progress = |message: String| ctx.step(row, message);
