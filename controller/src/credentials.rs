@@ -37,6 +37,12 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// A user and password (or token) for a registry.
+type UserSecret = (String, String);
+
+/// What a helper said for a registry: credentials, none stored, or why it failed.
+type Answer = Result<Option<UserSecret>, String>;
+
 /// How long a credential helper may take to answer.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,8 +58,7 @@ pub struct DockerConfig {
     /// Where it was read from, for messages.
     path: String,
     /// What each helper said, by (helper, registry): asked once per play.
-    answers:
-        tokio::sync::Mutex<HashMap<(String, String), Result<Option<(String, String)>, String>>>,
+    answers: tokio::sync::Mutex<HashMap<(String, String), Answer>>,
 }
 
 impl DockerConfig {
