@@ -81,6 +81,8 @@ pub struct Ship {
     pub docker_port: Option<u16>,
     pub socket_path: Option<String>,
     pub ssh_tunnel: Option<SshTunnel>,
+    /// The newest Docker API version to speak to it, as written (`None`: `auto`, or not
+    /// given); see [`ApiVersion`].
     pub api_version: Option<String>,
     /// Seconds; MaestroNG's default is 5.
     pub timeout: Option<f64>,
@@ -92,6 +94,38 @@ pub struct Ship {
     pub ssl_version: Option<String>,
     /// At most this many operations at once on this ship (`None`: no limit of its own).
     pub max_operations: Option<usize>,
+}
+
+/// A Docker Engine API version, `MAJOR.MINOR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl ApiVersion {
+    /// The oldest API maestro speaks: what its plays use (health checks, updating a
+    /// container's restart policy, label filters) is all there from 1.25 (Docker 1.13).
+    pub const OLDEST: ApiVersion = ApiVersion {
+        major: 1,
+        minor: 25,
+    };
+
+    pub fn parse(text: &str) -> Option<ApiVersion> {
+        let (major, minor) = text.trim().split_once('.')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(major) && digits(minor)).then_some(())?;
+        Some(ApiVersion {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
 }
 
 impl Ship {

@@ -227,8 +227,11 @@ fn pulls_with_credentials_and_says_clearly_when_they_are_wrong() {
     let store = r.dir.join("storecfg");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&store).unwrap();
-    std::fs::write(store.join("config.json"), r#"{"auths": {}, "credsStore": "maestro-e2e"}"#)
-        .unwrap();
+    std::fs::write(
+        store.join("config.json"),
+        r#"{"auths": {}, "credsStore": "maestro-e2e"}"#,
+    )
+    .unwrap();
     let script = bin.join("docker-credential-maestro-e2e");
     std::fs::write(
         &script,
@@ -244,7 +247,11 @@ fn pulls_with_credentials_and_says_clearly_when_they_are_wrong() {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
     std::fs::write(r.dir.join("maestro.yaml"), env_file("{}")).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new(maestro_bin())
         .args(["pull"])
         .current_dir(&r.dir)

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
-use maestro_core::model::{Image, Ship};
+use maestro_core::model::{ApiVersion, Image, Ship};
 use maestro_core::spec::{ContainerSpec, labels};
 
 use super::tunnel::{self, Tunnel};
@@ -82,6 +82,27 @@ impl DockerEngine {
             .unwrap_or(if self.tls() { 2376 } else { 2375 })
     }
 
+    /// The newest API version to speak: the ship's `api_version` (an upper bound, as
+    /// docker-py took it, but never older than [`ApiVersion::OLDEST`]) or bollard's own;
+    /// negotiation then lowers it to what the engine offers.
+    fn newest_version(&self) -> bollard::ClientVersion {
+        let default = bollard::API_DEFAULT_VERSION;
+        let default = ApiVersion {
+            major: default.major_version as u32,
+            minor: default.minor_version as u32,
+        };
+        let wanted = self
+            .ship
+            .api_version
+            .as_deref()
+            .and_then(ApiVersion::parse)
+            .map_or(default, |v| v.clamp(ApiVersion::OLDEST, default));
+        bollard::ClientVersion {
+            major_version: wanted.major as usize,
+            minor_version: wanted.minor as usize,
+        }
+    }
+
     pub(super) async fn client(&self) -> Result<&Docker, EngineError> {
         let result = self
             .client
@@ -102,21 +123,20 @@ impl DockerEngine {
                 } else {
                     None
                 };
+                let version = self.newest_version();
                 let docker = match (&tunnel, &self.ship.socket_path) {
                     (Some(t), _) => Docker::connect_with_http(
                         &format!("tcp://127.0.0.1:{}", t.port),
                         REQUEST_TIMEOUT,
-                        bollard::API_DEFAULT_VERSION,
+                        &version,
                     ),
-                    (None, Some(path)) => Docker::connect_with_unix(
-                        path,
-                        REQUEST_TIMEOUT,
-                        bollard::API_DEFAULT_VERSION,
-                    ),
+                    (None, Some(path)) => {
+                        Docker::connect_with_unix(path, REQUEST_TIMEOUT, &version)
+                    }
                     (None, None) => Docker::connect_with_http(
                         &format!("tcp://{}:{}", self.host(), self.port()),
                         REQUEST_TIMEOUT,
-                        bollard::API_DEFAULT_VERSION,
+                        &version,
                     ),
                 }
                 .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;
@@ -721,5 +741,31 @@ impl Engine for DockerEngine {
         }
         let inspected = docker.inspect_exec(&exec.id).await.map_err(daemon)?;
         Ok(inspected.exit_code.unwrap_or(-1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `api_version` bounds the version spoken from above, never below maestro's oldest.
+    #[test]
+    fn api_version_is_an_upper_bound() {
+        let cases = [
+            (None, (1, 53)),
+            (Some("1.30"), (1, 30)),
+            (Some("1.18"), (1, 25)),
+            (Some("9.99"), (1, 53)),
+        ];
+        for (given, (major, minor)) in cases {
+            let mut ship = Ship::new("s", "127.0.0.1");
+            ship.api_version = given.map(str::to_owned);
+            let version = DockerEngine::new(ship, PathBuf::from(".")).newest_version();
+            assert_eq!(
+                (version.major_version, version.minor_version),
+                (major, minor),
+                "{given:?}"
+            );
+        }
     }
 }

@@ -123,6 +123,8 @@ pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
         };
     let mut diagnostics = r.diags;
     diagnostics.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((u32::MAX, 0)));
+    // A `ship_defaults` value is read once per ship: say what is wrong with it once.
+    diagnostics.dedup();
     let environment = environment.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Loaded {
         environment,
@@ -318,11 +320,37 @@ fn ships(
         ship.socket_path =
             field("socket_path").and_then(|n| r.opt_string(n, &fpath("socket_path"), "a path"));
         ship.api_version = field("api_version").and_then(|n| {
-            r.opt_string(
-                n,
-                &fpath("api_version"),
-                "an API version such as \"1.41\" or auto",
-            )
+            let path = fpath("api_version");
+            let text = r.opt_string(n, &path, "an API version such as \"1.41\" or auto")?;
+            if text == "auto" {
+                return None;
+            }
+            let Some(version) = ApiVersion::parse(&text) else {
+                r.error(
+                    &path,
+                    n,
+                    format!(
+                        "invalid API version {text:?}: expected MAJOR.MINOR such as 1.41, or auto"
+                    ),
+                );
+                return None;
+            };
+            if version < ApiVersion::OLDEST {
+                r.warn(
+                    &path,
+                    n,
+                    format!(
+                        "API version {text} is older than any maestro speaks: it speaks {} or \
+                         newer, up to what the engine offers",
+                        ApiVersion::OLDEST
+                    ),
+                )
+                .help = Some(
+                    "remove api_version (or write auto): maestro negotiates with each engine"
+                        .into(),
+                );
+            }
+            Some(text)
         });
         ship.timeout = field("timeout")
             .filter(|n| !n.is_null())
@@ -340,6 +368,14 @@ fn ships(
             ("ssl_version", &mut ship.ssl_version),
         ] {
             *slot = field(name).and_then(|n| r.opt_string(n, &fpath(name), "a value"));
+        }
+        if let Some(n) = field("ssl_version").filter(|n| !n.is_null()) {
+            r.warn(
+                &fpath("ssl_version"),
+                n,
+                "ssl_version is ignored: maestro's TLS negotiates TLS 1.2 or 1.3 with the engine",
+            )
+            .help = Some("remove it".into());
         }
         if let Some(tunnel) = field("ssh_tunnel").filter(|n| !n.is_null()) {
             let tpath = fpath("ssh_tunnel");
@@ -1087,6 +1123,26 @@ fn instance(
             let hpath = join(&epath, key(k));
             let address =
                 match &v.value {
+                    // MaestroNG keeps only strings (and {ship: NAME}): `name: 42` or
+                    // `name: yes` is skipped, so the container gets no such entry.
+                    Value::Scalar(s) if s.yaml11() != Resolved::Str => {
+                        r.warn(
+                            &hpath,
+                            v,
+                            format!(
+                                "{} is not an address (YAML 1.1 reads it as a {}): the entry is \
+                                 skipped, as MaestroNG skips it",
+                                s.text,
+                                match s.yaml11() {
+                                    Resolved::Bool(_) => "boolean",
+                                    Resolved::Null => "null",
+                                    _ => "number",
+                                }
+                            ),
+                        )
+                        .help = Some(format!("quote it if it is an address: \"{}\"", s.text));
+                        None
+                    }
                     Value::Scalar(_) => r.string(v, &hpath, "an address"),
                     Value::Map(m) => match get(m, "ship") {
                         Some(sn) => r.string(sn, &join(&hpath, "ship"), "a ship name").and_then(
@@ -1260,6 +1316,14 @@ fn instance(
     }
 
     let mut lxc_conf = Vec::new();
+    if let Some(n) = f("lxc_conf").filter(|n| n.as_map().is_some_and(|m| !m.is_empty())) {
+        r.warn(
+            &p("lxc_conf"),
+            n,
+            "lxc_conf is ignored: Docker removed the LXC execution driver (1.10); nothing is sent",
+        )
+        .help = Some("remove it".into());
+    }
     if let Some(n) = f("lxc_conf") {
         for (k, v) in r
             .opt_map(n, &p("lxc_conf"), "a mapping of LXC keys to values")
@@ -1520,6 +1584,17 @@ fn limits(r: &mut Reader, nodes: &[(&Node, &Node)], path: &str) -> Limits {
                     None
                 } else {
                     r.int(v, &lpath, "a number of CPU shares")
+                };
+                // Engines refuse shares below 2 (0 means "the default"); MaestroNG's old
+                // API had the engine raise them to 2, so its containers ran with 2.
+                if let Some(shares @ (i64::MIN..=-1 | 1)) = limits.cpu {
+                    r.warn(
+                        &lpath,
+                        v,
+                        format!("{shares} CPU shares are raised to 2, the engine's minimum, as the engine did for MaestroNG"),
+                    )
+                    .help = Some("write 2 (or more; 1024 is one CPU's worth)".into());
+                    limits.cpu = Some(2);
                 }
             }
             "memory" => limits.memory = bytes(r, v, &lpath),

@@ -1913,3 +1913,93 @@ fn other_instance_keys() {
         );
     }
 }
+
+/// Keys that MaestroNG passed on but today's engines drop or refuse: each gets one
+/// warning with its line, and the container gets what MaestroNG's got.
+#[test]
+fn keys_engines_no_longer_honour_are_warned_about() {
+    let text = "__maestro: {schema: 2}
+name: e
+ship_defaults: {ssl_version: TLSv1_2, api_version: \"1.18\"}
+ships:
+  a: {ip: 10.0.0.1}
+  b: {ip: 10.0.0.2, api_version: 1.30}
+  c: {ip: 10.0.0.3, api_version: bogus}
+services:
+  svc:
+    image: img
+    instances:
+      i1:
+        ship: a
+        limits: {cpu: 1}
+        extra_hosts: {db: 10.0.0.9, answer: 42, flag: yes, quoted: \"42\"}
+        lxc_conf: {lxc.utsname: x}
+      i2: {ship: b, limits: {cpu: 0}}
+";
+    let loaded = crate::load(text, &crate::NoFiles, &Ship::new("local", "127.0.0.1"));
+    let said: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| {
+            format!(
+                "{:?} {} {}: {}",
+                d.severity,
+                d.loc.map_or(0, |l| l.line),
+                d.path,
+                d.message
+            )
+        })
+        .collect();
+    let has = |fragment: &str| said.iter().filter(|s| s.contains(fragment)).count();
+    // Once, although ship_defaults is read for every ship.
+    assert_eq!(
+        has("ship_defaults.ssl_version: ssl_version is ignored"),
+        1,
+        "{said:#?}"
+    );
+    assert_eq!(
+        has("Warning 3 ship_defaults.api_version: API version 1.18 is older"),
+        1,
+        "{said:#?}"
+    );
+    assert_eq!(
+        has("Error 7 ships.c.api_version: invalid API version \"bogus\""),
+        1,
+        "{said:#?}"
+    );
+    assert_eq!(
+        has("limits.cpu: 1 CPU shares are raised to 2"),
+        1,
+        "{said:#?}"
+    );
+    assert_eq!(
+        has("extra_hosts.answer: 42 is not an address"),
+        1,
+        "{said:#?}"
+    );
+    assert_eq!(
+        has("extra_hosts.flag: yes is not an address (YAML 1.1 reads it as a boolean)"),
+        1,
+        "{said:#?}"
+    );
+    assert_eq!(has("lxc_conf is ignored"), 1, "{said:#?}");
+    assert_eq!(has("i2.limits"), 0, "{said:#?}");
+    // Fix the one error and look at what the containers get.
+    let loaded = crate::load(
+        &text.replace("api_version: bogus", "api_version: auto"),
+        &crate::NoFiles,
+        &Ship::new("local", "127.0.0.1"),
+    );
+    let env = loaded.environment.expect("valid");
+    let i1 = env.instance(env.instance_by_name("i1").unwrap());
+    assert_eq!(i1.limits.cpu, Some(2));
+    assert_eq!(
+        i1.extra_hosts,
+        vec![
+            ("db".to_owned(), "10.0.0.9".to_owned()),
+            ("quoted".to_owned(), "42".to_owned())
+        ]
+    );
+    assert_eq!(env.ships[1].api_version.as_deref(), Some("1.30"));
+    assert_eq!(env.ships[2].api_version, None);
+}
