@@ -314,6 +314,59 @@ services:
         text(&status)
     );
 
+    // While a play holds the TLS and SSH ways open, nothing on this machine listens for
+    // them: each is a unix socket in a directory only this user can enter.
+    let mut follow = std::process::Command::new(support::maestro_bin())
+        .args(["-f", "maestro.yaml", "logs", "-F"])
+        .arg(format!("{n}-via-tls"))
+        .arg(format!("{n}-via-ssh"))
+        .current_dir(&f.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = follow.id();
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let private = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&base)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("maestro-{pid}-")))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while private()
+        .iter()
+        .filter(|d| d.join("engine.sock").exists())
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no private sockets: {:?}",
+            private()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for dir in private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    let listening = listening_tcp_sockets_of(pid);
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        listening.is_empty(),
+        "maestro or its ssh listen on TCP: {listening:?}"
+    );
+
     let stop = f.maestro(&["stop", "-a"]);
     assert!(stop.status.success(), "{}", text(&stop));
     for way in ["socket", "tcp", "tls", "ssh"] {
@@ -368,4 +421,53 @@ services:
     for instance in ["a", "b", "c"] {
         assert_eq!(f.running(instance), "", "{instance} was never created");
     }
+}
+
+/// The listening TCP sockets (`/proc/net/tcp*` entries in state LISTEN) held by `pid` or
+/// its children, by inode.
+fn listening_tcp_sockets_of(pid: u32) -> Vec<String> {
+    let mut pids = vec![pid.to_string()];
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...
+        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            pids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let mut inodes = Vec::new();
+    for p in &pids {
+        for fd in std::fs::read_dir(format!("/proc/{p}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let target = target.to_string_lossy().into_owned();
+                if let Some(inode) = target
+                    .strip_prefix("socket:[")
+                    .and_then(|t| t.strip_suffix(']'))
+                {
+                    inodes.push(inode.to_owned());
+                }
+            }
+        }
+    }
+    let mut listening = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address rem_address st ... inode is the tenth field.
+            if fields.get(3) == Some(&"0A")
+                && fields.get(9).is_some_and(|i| inodes.iter().any(|n| n == i))
+            {
+                listening.push(format!("{} (inode {})", fields[1], fields[9]));
+            }
+        }
+    }
+    listening
 }

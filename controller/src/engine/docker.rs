@@ -125,8 +125,8 @@ impl DockerEngine {
                 };
                 let version = self.newest_version();
                 let docker = match (&tunnel, &self.ship.socket_path) {
-                    (Some(t), _) => Docker::connect_with_http(
-                        &format!("tcp://127.0.0.1:{}", t.port),
+                    (Some(t), _) => Docker::connect_with_unix(
+                        &t.socket.to_string_lossy(),
                         REQUEST_TIMEOUT,
                         &version,
                     ),

@@ -1,7 +1,10 @@
 //! Ways to a ship's engine that are not a plain socket: TLS and SSH. Each gives a local
-//! loopback port that leads to the engine, so the Docker client speaks plain HTTP to
-//! 127.0.0.1 and the transport's own checks (certificates, host keys) live here, where
-//! their errors can be told clearly.
+//! unix socket that leads to the engine, so the Docker client speaks plain HTTP to it and
+//! the transport's own checks (certificates, host keys) live here, where their errors can
+//! be told clearly. The socket is in a directory only this user can enter (0700), made
+//! for the one play and removed with it: a way to the engine carries the operator's
+//! client certificate or SSH identity, which no other local user may borrow (a loopback
+//! TCP port would let any of them in).
 //!
 //! TLS: with `tls_verify`, only the given CA is trusted (not the system's store) and the
 //! server's name must match the ship's endpoint; without it the connection is encrypted
@@ -17,16 +20,97 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
 use maestro_core::model::Ship;
 
-/// A local port leading to a ship's engine; closing it (drop) ends the way there.
+/// A local unix socket leading to a ship's engine; closing it (drop) ends the way there
+/// and removes its directory.
 pub struct Tunnel {
-    pub port: u16,
+    pub socket: PathBuf,
+    // Dropped first: the listener or ssh ends before its directory goes.
     _guard: Guard,
+    _dir: PrivateDir,
+}
+
+/// A directory that only this user can enter, removed on drop.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new() -> Result<PrivateDir, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        // Created, never reused: a name another user made first is an error, not a way in.
+        for attempt in 0..16u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let dir = base.join(format!(
+                "maestro-{}-{nanos:08x}{attempt}",
+                std::process::id()
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {
+                    remove_stale(&base, &dir);
+                    return Ok(PrivateDir(dir));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot make a private directory in {}: {e}",
+                        base.display()
+                    ));
+                }
+            }
+        }
+        Err(format!(
+            "cannot make a private directory in {}",
+            base.display()
+        ))
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.0.join("engine.sock")
+    }
+}
+
+/// Removes the private directories a killed maestro of this user left in `base` (their
+/// process is gone), so they do not pile up.
+fn remove_stale(base: &Path, mine: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata(mine).map(|m| m.uid()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("maestro-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && path != mine && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 enum Guard {
@@ -91,10 +175,9 @@ pub async fn tls(ship: &Ship, base_dir: &Path, wait: Duration) -> Result<Tunnel,
         })?
         .map_err(|e| format!("TLS with {address} failed: {}", explain(&e)))?;
 
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let dir = PrivateDir::new()?;
+    let socket = dir.socket();
+    let listener = UnixListener::bind(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
     let task = tokio::spawn(async move {
         // Each connection's copy is owned here: closing the tunnel aborts them all.
         let mut connections = tokio::task::JoinSet::new();
@@ -115,8 +198,9 @@ pub async fn tls(ship: &Ship, base_dir: &Path, wait: Duration) -> Result<Tunnel,
         }
     });
     Ok(Tunnel {
-        port: local,
+        socket,
         _guard: Guard::Task(task),
+        _dir: dir,
     })
 }
 
@@ -240,10 +324,17 @@ impl ServerCertVerifier for AnyCertificate {
 /// engine's socket on the ship (or to its `docker_port`, when one is given).
 pub async fn ssh(ship: &Ship, base_dir: &Path, wait: Duration) -> Result<Tunnel, String> {
     let tunnel = ship.ssh_tunnel.as_ref().expect("called for SSH ships");
-    let local = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        probe.local_addr().map_err(|e| e.to_string())?.port()
-    };
+    // Never an option to ssh: the file is not trusted to choose ssh's options.
+    for (what, value) in [("user", tunnel.user.as_str()), ("address", host(ship))] {
+        if value.is_empty() || value.starts_with('-') || value.contains(char::is_whitespace) {
+            return Err(format!(
+                "ship {}: ssh {what} {value:?} is not usable (empty, starts with -, or has spaces)",
+                ship.name
+            ));
+        }
+    }
+    let dir = PrivateDir::new()?;
+    let local = dir.socket();
     let remote = match (ship.docker_port, &ship.socket_path) {
         (Some(port), _) => format!("127.0.0.1:{port}"),
         (None, Some(path)) => path.clone(),
@@ -283,7 +374,11 @@ pub async fn ssh(ship: &Ship, base_dir: &Path, wait: Duration) -> Result<Tunnel,
         .arg("-i")
         .arg(resolve(base_dir, &tunnel.key))
         .args(["-p", &tunnel.port.to_string()])
-        .args(["-L", &format!("127.0.0.1:{local}:{remote}")])
+        // ssh makes the socket itself (mode from the umask), inside the 0700 directory.
+        .args(["-o", "StreamLocalBindUnlink=yes"])
+        .arg("-L")
+        .arg(format!("{}:{remote}", local.display()))
+        .arg("--")
         .arg(&destination)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -312,10 +407,11 @@ pub async fn ssh(ship: &Ship, base_dir: &Path, wait: Duration) -> Result<Tunnel,
                 tunnel.port
             ));
         }
-        if TcpStream::connect(("127.0.0.1", local)).await.is_ok() {
+        if UnixStream::connect(&local).await.is_ok() {
             return Ok(Tunnel {
-                port: local,
+                socket: local,
                 _guard: Guard::Process(child),
+                _dir: dir,
             });
         }
         if tokio::time::Instant::now() >= deadline {

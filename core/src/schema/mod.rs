@@ -386,7 +386,22 @@ fn ships(
                     &["user", "key", "port", "known_hosts", "accept_new_host_key"],
                 );
                 let user = match get(t, "user") {
-                    Some(n) => r.string(n, &join(&tpath, "user"), "an SSH user name"),
+                    Some(n) => r
+                        .string(n, &join(&tpath, "user"), "an SSH user name")
+                        .filter(|user| {
+                            // ssh would take `-oProxyCommand=…` as an option.
+                            let usable = !user.is_empty()
+                                && !user.starts_with('-')
+                                && !user.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@');
+                            if !usable {
+                                r.error(
+                                    &join(&tpath, "user"),
+                                    n,
+                                    format!("{user:?} is not an SSH user name: it is empty, starts with -, or has spaces, control characters or @"),
+                                );
+                            }
+                            usable
+                        }),
                     None => {
                         r.error(
                             &tpath,

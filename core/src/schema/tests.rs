@@ -2003,3 +2003,33 @@ services:
     assert_eq!(env.ships[1].api_version.as_deref(), Some("1.30"));
     assert_eq!(env.ships[2].api_version, None);
 }
+
+/// An SSH user reaches ssh's command line: nothing that ssh would read as an option.
+#[test]
+fn ssh_users_that_look_like_options_are_refused() {
+    for (user, ok) in [
+        ("deploy", true),
+        ("\"-oProxyCommand=touch /tmp/x\"", false),
+        ("\"a b\"", false),
+        ("\"a@b\"", false),
+        ("\"\"", false),
+    ] {
+        let text = format!(
+            "__maestro: {{schema: 2}}\nname: e\nships:\n  s: {{ip: 10.0.0.1, ssh_tunnel: {{user: {user}, key: k}}}}\nservices: {{}}\n"
+        );
+        let loaded = load(&text, &NoFiles, &Ship::new("local", "127.0.0.1"));
+        let errors: Vec<&Diagnostic> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.is_empty(), ok, "{user}: {errors:#?}");
+        if !ok {
+            assert_eq!(errors[0].path, "ships.s.ssh_tunnel.user");
+            assert!(
+                errors[0].message.contains("is not an SSH user name"),
+                "{errors:#?}"
+            );
+        }
+    }
+}
