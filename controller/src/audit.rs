@@ -43,10 +43,33 @@ impl<'a> Audit<'a> {
         if self.env.audit.is_empty() {
             return;
         }
-        let names: Vec<&str> = instances
+        let containers: Vec<Audited> = instances
             .iter()
-            .map(|&i| self.env.instance(i).name.as_str())
+            .map(|&i| {
+                let instance = self.env.instance(i);
+                Audited {
+                    name: instance.name.clone(),
+                    ship_ip: self.env.ship(instance.ship).ip.clone(),
+                    service: self.env.service(instance.service).name.clone(),
+                }
+            })
             .collect();
+        self.play_on(play, &containers, phase, failure).await;
+    }
+
+    /// [`Audit::play`] of containers that are not (or no longer) instances of the file:
+    /// the orphans `clean --orphans` removes.
+    pub async fn play_on(
+        &self,
+        play: &str,
+        containers: &[Audited],
+        phase: Phase,
+        failure: Option<&str>,
+    ) {
+        if self.env.audit.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
         let what = if names.len() < 5 {
             names.join(", ")
         } else {
@@ -67,7 +90,7 @@ impl<'a> Audit<'a> {
                     webhook(endpoint, method, headers, &body, *timeout).await
                 }
                 AuditorKind::Exec { script, args } if phase == Phase::Success => {
-                    self.exec(script, args.as_deref(), play, &names, instances)
+                    self.exec(script, args.as_deref(), play, &names, containers)
                         .await
                 }
                 AuditorKind::Fail => Err("the _fail auditor always fails".into()),
@@ -89,7 +112,7 @@ impl<'a> Audit<'a> {
         args: Option<&str>,
         play: &str,
         names: &[&str],
-        instances: &[InstanceId],
+        containers: &[Audited],
     ) -> Result<(), String> {
         let what = format!("[{}]", names.join(", "));
         let args: Vec<String> = args
@@ -100,13 +123,12 @@ impl<'a> Audit<'a> {
             })
             .map(|a| a.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        let stdin: serde_json::Map<String, serde_json::Value> = instances
+        let stdin: serde_json::Map<String, serde_json::Value> = containers
             .iter()
-            .map(|&i| {
-                let instance = self.env.instance(i);
+            .map(|c| {
                 (
-                    instance.name.clone(),
-                    serde_json::json!({"ship": self.env.ship(instance.ship).ip, "service": self.env.service(instance.service).name}),
+                    c.name.clone(),
+                    serde_json::json!({"ship": c.ship_ip, "service": c.service}),
                 )
             })
             .collect();
@@ -127,6 +149,13 @@ impl<'a> Audit<'a> {
             Err(format!("{script} exited with {status}"))
         }
     }
+}
+
+/// A container as auditors are told of it: its name, its ship's address, its service.
+pub struct Audited {
+    pub name: String,
+    pub ship_ip: String,
+    pub service: String,
 }
 
 fn kind(auditor: &Auditor) -> &'static str {

@@ -164,6 +164,12 @@ pub enum Command {
     Clean {
         #[command(flatten)]
         select: Select,
+        /// Remove the orphans instead: containers maestro created for this environment
+        /// whose instance is no longer in the file or is now on another ship (a running one
+        /// is stopped first, as Compose's --remove-orphans does). Takes no names; -S and -C
+        /// narrow it.
+        #[arg(long, conflicts_with = "things")]
+        orphans: bool,
     },
     /// Show an instance's logs.
     Logs {

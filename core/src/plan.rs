@@ -3,9 +3,60 @@
 
 use crate::spec::{ContainerSpec, changed_parts, labels};
 
+/// Whose a container found under an instance's name is. Docker names are unique per
+/// engine, so the name alone does not make a container the instance's: maestro's labels
+/// say what it was created for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// maestro created it for this instance of this environment on this ship (or an
+    /// older maestro did, without a ship label).
+    Own,
+    /// It carries no maestro label: MaestroNG's, or `docker run --name`. It is the
+    /// instance's container as MaestroNG sees it (found by name): `start` leaves it when
+    /// running and replaces it when stopped, `restart` and `deploy` replace it with one
+    /// maestro labels.
+    Foreign,
+    /// maestro created it for something else; the text says what ("belongs to
+    /// environment shop"). Never stopped, replaced or removed in the instance's name.
+    Conflict(String),
+}
+
+/// What maestro's labels on a container claim (each `None` where the label is absent).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Claimed<'a> {
+    pub environment: Option<&'a str>,
+    pub ship: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub instance: Option<&'a str>,
+}
+
+/// Whose a container with these labels is, found under the name of `instance` (or of one
+/// of its generations) of `environment` on `ship`.
+pub fn owner(claimed: Claimed, environment: &str, ship: &str, instance: &str) -> Owner {
+    let Some(env) = claimed.environment else {
+        return Owner::Foreign;
+    };
+    if env != environment {
+        return Owner::Conflict(format!("belongs to environment {env}"));
+    }
+    if claimed.role == Some(labels::ROLE_LOCK) {
+        return Owner::Conflict("is a maestro lock".into());
+    }
+    // Another ship whose engine is this one too (or a ship since renamed, whose orphans
+    // `clean --orphans` removes).
+    if let Some(s) = claimed.ship.filter(|&s| s != ship) {
+        return Owner::Conflict(format!("belongs to ship {s}"));
+    }
+    if let Some(i) = claimed.instance.filter(|&i| i != instance) {
+        return Owner::Conflict(format!("was created for instance {i}"));
+    }
+    Owner::Own
+}
+
 /// An instance's container as it exists now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Existing {
+    pub owner: Owner,
     pub running: bool,
     pub digest: Option<String>,
     pub parts: Option<String>,
@@ -36,6 +87,9 @@ pub enum Action {
     /// Outdated, but what the file names was rolled back from: deploy leaves it until told
     /// to roll it out again.
     Held,
+    /// A container of the instance's name that maestro created for something else (see
+    /// [`Owner::Conflict`]): nothing is done, and the instance fails.
+    Conflict,
 }
 
 impl Action {
@@ -49,6 +103,7 @@ impl Action {
             Action::Outdated => "outdated",
             Action::Replace => "replace",
             Action::Held => "held",
+            Action::Conflict => "conflict",
         }
     }
 }
@@ -163,24 +218,49 @@ fn changed_variables(old: &[String], new: &[String]) -> String {
     }
 }
 
-/// What `start` does to an instance.
+/// The step of an instance whose name is taken by a container maestro created for
+/// something else: nothing is done to it.
+fn conflict(name: &str, existing: &Existing) -> Option<Step> {
+    match &existing.owner {
+        Owner::Conflict(why) => Some(step(
+            Action::Conflict,
+            format!(
+                "the container named {name} {why}: maestro leaves it alone; remove or rename it"
+            ),
+        )),
+        Owner::Own | Owner::Foreign => None,
+    }
+}
+
+/// What `start` does to an instance. As MaestroNG, a running container is left as it is;
+/// one maestro did not create is said so (only `restart` or `deploy` replace it).
 pub fn start(
     spec: &ContainerSpec,
     existing: Option<&Existing>,
     image_now: Option<&str>,
     reuse: bool,
 ) -> Step {
-    match existing {
-        None => step(Action::Create, "no container"),
-        Some(e) if e.running => match difference(spec, e, image_now) {
+    let Some(e) = existing else {
+        return step(Action::Create, "no container");
+    };
+    if let Some(conflict) = conflict(&spec.name, e) {
+        return conflict;
+    }
+    match e {
+        e if e.running && e.owner == Owner::Foreign => step(
+            Action::Leave,
+            "running, not created by maestro: start leaves it; restart or deploy replaces it \
+             with a container maestro labels",
+        ),
+        e if e.running => match difference(spec, e, image_now) {
             None => step(Action::Leave, "running, up to date"),
             Some(why) => step(
                 Action::Outdated,
                 format!("running, but outdated: {why}; restart applies it"),
             ),
         },
-        Some(_) if reuse => step(Action::StartExisting, "stopped; --reuse starts it as it is"),
-        Some(e) => match difference(spec, e, image_now) {
+        _ if reuse => step(Action::StartExisting, "stopped; --reuse starts it as it is"),
+        e => match difference(spec, e, image_now) {
             None => step(Action::Recreate, "stopped"),
             Some(why) => step(Action::Recreate, format!("stopped, and {why}")),
         },
@@ -195,14 +275,17 @@ pub fn restart(
     image_now: Option<&str>,
     only_if_changed: bool,
 ) -> Step {
-    match existing {
-        None => step(Action::Create, "no container"),
-        Some(e) => match (difference(spec, e, image_now), e.running) {
-            (None, true) if only_if_changed => step(Action::Leave, "running, up to date"),
-            (None, true) => step(Action::Restart, "running"),
-            (None, false) => step(Action::Recreate, "stopped"),
-            (Some(why), _) => step(Action::Restart, why),
-        },
+    let Some(e) = existing else {
+        return step(Action::Create, "no container");
+    };
+    if let Some(conflict) = conflict(&spec.name, e) {
+        return conflict;
+    }
+    match (difference(spec, e, image_now), e.running) {
+        (None, true) if only_if_changed => step(Action::Leave, "running, up to date"),
+        (None, true) => step(Action::Restart, "running"),
+        (None, false) => step(Action::Recreate, "stopped"),
+        (Some(why), _) => step(Action::Restart, why),
     }
 }
 
@@ -212,7 +295,8 @@ pub fn restart(
 /// earlier generation left by an interrupted deploy), one that matches is recreated; a
 /// missing one is created. When the current container differs from the file but the kept
 /// previous generation is exactly what the file names (definition and image), the
-/// operator rolled back from it: it is held unless `roll_out_rolled_back`.
+/// operator rolled back from it: it is held unless `roll_out_rolled_back`. A container of
+/// either name that maestro created for something else stops it all (a conflict).
 ///
 /// `retiring`: a container is kept under `NAME.retiring`, so a deploy was interrupted
 /// before its new container was proven ready: whatever has the instance's name now is
@@ -225,6 +309,14 @@ pub fn deploy(
     image_now: Option<&str>,
     roll_out_rolled_back: bool,
 ) -> Step {
+    if let Some(conflict) = existing.and_then(|e| conflict(&spec.name, e)) {
+        return conflict;
+    }
+    if let Some(conflict) =
+        previous.and_then(|p| conflict(&crate::spec::previous_name(&spec.name), p))
+    {
+        return conflict;
+    }
     if retiring {
         return match existing {
             Some(_) => step(
@@ -360,6 +452,11 @@ mod tests {
 
     fn existing(running: bool, digest: Option<&str>, parts: Option<&str>) -> Existing {
         Existing {
+            owner: if digest.is_some() {
+                Owner::Own
+            } else {
+                Owner::Foreign
+            },
             env: None,
             running,
             digest: digest.map(Into::into),
@@ -435,7 +532,8 @@ mod tests {
         let env_changed = existing(true, Some("d0"), Some("image=1,env=3"));
         let stopped = existing(false, Some("d1"), Some("image=1,env=2"));
         let foreign = existing(true, None, None);
-        let cases: [(Option<&Existing>, bool, Action, &str); 6] = [
+        let foreign_stopped = existing(false, None, None);
+        let cases: [(Option<&Existing>, bool, Action, &str); 7] = [
             (None, false, Action::Create, "no container"),
             (Some(&same), false, Action::Leave, "running, up to date"),
             (
@@ -451,11 +549,19 @@ mod tests {
                 Action::StartExisting,
                 "stopped; --reuse starts it as it is",
             ),
+            // MaestroNG's containers (found by name): left running, replaced stopped.
             (
                 Some(&foreign),
                 false,
-                Action::Outdated,
-                "running, but outdated: not created by maestro (no definition digest); restart applies it",
+                Action::Leave,
+                "running, not created by maestro: start leaves it; restart or deploy replaces it \
+                 with a container maestro labels",
+            ),
+            (
+                Some(&foreign_stopped),
+                false,
+                Action::Recreate,
+                "stopped, and not created by maestro (no definition digest)",
             ),
         ];
         for (e, reuse, action, reason) in cases {
@@ -481,6 +587,87 @@ mod tests {
             }
         );
         assert_eq!(restart(&s, None, None, true).action, Action::Create);
+        // restart replaces a foreign container, changed or not (it cannot be compared).
+        assert_eq!(
+            restart(&s, Some(&foreign), None, true),
+            Step {
+                action: Action::Restart,
+                reason: "not created by maestro (no definition digest)".into()
+            }
+        );
+        assert_eq!(
+            deploy(&s, Some(&foreign), None, false, None, false).action,
+            Action::Replace
+        );
+    }
+
+    #[test]
+    fn whose_a_container_is() {
+        let claimed = |environment, ship, role, instance| Claimed {
+            environment,
+            ship,
+            role,
+            instance,
+        };
+        let cases = [
+            (claimed(None, None, None, None), Owner::Foreign),
+            (
+                claimed(Some("shop"), Some("a"), Some("instance"), Some("web-1")),
+                Owner::Own,
+            ),
+            // An older maestro's container: no ship or role label.
+            (claimed(Some("shop"), None, None, None), Owner::Own),
+            (
+                claimed(Some("blog"), Some("a"), Some("instance"), Some("web-1")),
+                Owner::Conflict("belongs to environment blog".into()),
+            ),
+            (
+                claimed(Some("shop"), Some("b"), Some("instance"), Some("web-1")),
+                Owner::Conflict("belongs to ship b".into()),
+            ),
+            (
+                claimed(Some("shop"), Some("a"), Some("lock"), None),
+                Owner::Conflict("is a maestro lock".into()),
+            ),
+            (
+                claimed(Some("shop"), Some("a"), Some("instance"), Some("web-2")),
+                Owner::Conflict("was created for instance web-2".into()),
+            ),
+        ];
+        for (claimed, owner) in cases {
+            assert_eq!(
+                super::owner(claimed, "shop", "a", "web-1"),
+                owner,
+                "{claimed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_conflict_is_never_touched() {
+        let mut s = spec("d1", "image=1,env=2");
+        s.name = "web-1".into();
+        let mut other = existing(false, Some("d9"), Some("image=9"));
+        other.owner = Owner::Conflict("belongs to environment blog".into());
+        let reason = "the container named web-1 belongs to environment blog: maestro leaves \
+                      it alone; remove or rename it";
+        let conflict = Step {
+            action: Action::Conflict,
+            reason: reason.into(),
+        };
+        assert_eq!(start(&s, Some(&other), None, false), conflict);
+        assert_eq!(start(&s, Some(&other), None, true), conflict);
+        assert_eq!(restart(&s, Some(&other), None, false), conflict);
+        assert_eq!(deploy(&s, Some(&other), None, false, None, true), conflict);
+        // Its previous generation's name taken by another environment: nothing either.
+        let step = deploy(&s, None, Some(&other), false, None, false);
+        assert_eq!(step.action, Action::Conflict);
+        assert!(
+            step.reason
+                .starts_with("the container named web-1.previous belongs to environment blog"),
+            "{}",
+            step.reason
+        );
     }
 
     #[test]

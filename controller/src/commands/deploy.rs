@@ -72,8 +72,8 @@ async fn plan_rollout<E: Engine>(
             let spec = container_spec(&ctx.env, id);
             Ok(maestro_core::plan::deploy(
                 &spec,
-                current.as_ref().map(Observed::existing).as_ref(),
-                previous.as_ref().map(Observed::existing).as_ref(),
+                current.map(|c| c.existing(&ctx.env, id)).as_ref(),
+                previous.map(|p| p.existing(&ctx.env, id)).as_ref(),
                 retiring.is_some(),
                 ctx.images.id(instance.ship.0, &instance.image.name),
                 rolled_back,
@@ -141,17 +141,21 @@ pub(super) async fn show<E: Engine>(
     rolled_back: bool,
     json: bool,
 ) -> u8 {
-    let planned = plan_rollout(
-        ctx,
-        deps,
-        select,
-        selection,
-        args.max_unavailable,
-        rolled_back,
+    let scope = OrphanScope::of(&ctx.env, select);
+    let (planned, (orphans, orphans_ok)) = futures_util::future::join(
+        plan_rollout(
+            ctx,
+            deps,
+            select,
+            selection,
+            args.max_unavailable,
+            rolled_back,
+        ),
+        super::plan::orphan_rows(ctx, &scope, "deploy"),
     )
     .await;
-    let mut code = 0;
-    let rows: Vec<[String; 5]> = selection
+    let mut code = if orphans_ok { 0 } else { EXIT_FAILURE };
+    let mut rows: Vec<[String; 5]> = selection
         .iter()
         .enumerate()
         .map(|(row, &id)| {
@@ -179,6 +183,11 @@ pub(super) async fn show<E: Engine>(
             }
         })
         .collect();
+    rows.extend(
+        orphans
+            .into_iter()
+            .map(|(i, s, a, r)| [i, s, a, "-".into(), r]),
+    );
     if json {
         let value: Vec<_> = rows
             .iter()
@@ -261,6 +270,7 @@ pub(super) async fn deploy<E: Engine>(
                 match step.action {
                     Action::Leave => Outcome::Done(step.reason),
                     Action::Held => Outcome::Warning(step.reason),
+                    Action::Conflict => Outcome::Failed(play::Failure::new(step.reason)),
                     Action::Replace | Action::Create => {
                         rollout::replace(ctx, row, id, settings).await
                     }
@@ -281,21 +291,31 @@ pub(super) async fn rollback<E: Engine>(
     args: RolloutArgs,
 ) -> u8 {
     // Only instances with a kept generation (or a swap to finish, or an interrupted
-    // deploy to undo) are rolled back.
-    let kept: Vec<Result<bool, EngineError>> =
+    // deploy to undo) are rolled back; none whose names hold a container maestro created
+    // for something else (a conflict).
+    let kept: Vec<Result<bool, String>> =
         futures_util::future::join_all(selection.iter().map(|&id| async move {
             let instance = ctx.env.instance(id);
             let engine = &ctx.engines[instance.ship.0];
-            for name in [
+            let names = [
+                instance.name.clone(),
                 previous_name(&instance.name),
                 swapping_name(&instance.name),
                 retiring_name(&instance.name),
-            ] {
-                if engine.inspect(&name).await?.is_some() {
-                    return Ok(true);
+            ];
+            let mut found = Vec::new();
+            for name in names {
+                let observed = engine.inspect(&name).await.map_err(|e| e.to_string())?;
+                if let Some(maestro_core::plan::Owner::Conflict(why)) =
+                    observed.as_ref().map(|o| o.owner(&ctx.env, id))
+                {
+                    return Err(format!(
+                        "the container named {name} {why}: maestro leaves it alone; remove or rename it"
+                    ));
                 }
+                found.push(observed.is_some());
             }
-            Ok(false)
+            Ok(found[1] || found[2] || found[3])
         }))
         .await;
     if kept.iter().all(|k| matches!(k, Ok(false))) {
@@ -336,7 +356,7 @@ pub(super) async fn rollback<E: Engine>(
                 match &kept[row] {
                     Ok(true) => rollout::rollback(ctx, row, id, settings).await,
                     Ok(false) => Outcome::Skipped("no previous generation kept".into()),
-                    Err(e) => Outcome::Failed(play::Failure::new(e.to_string())),
+                    Err(e) => Outcome::Failed(play::Failure::new(e.clone())),
                 }
             }
         },

@@ -100,6 +100,26 @@ pub async fn locked<E: LockStore, F: Future<Output = u8>>(
     .await
 }
 
+/// [`locked`] for a play that changes containers on `ships` (`clean --orphans`, whose
+/// containers are no instances of the file).
+pub async fn locked_ships<E: LockStore, F: Future<Output = u8>>(
+    env: &Environment,
+    engines: &Arc<Vec<Arc<E>>>,
+    ships: &[ShipId],
+    play: F,
+) -> u8 {
+    locked_on(
+        env,
+        engines,
+        ships,
+        &lock::this_command(),
+        &Local::current(),
+        &reporter(),
+        play,
+    )
+    .await
+}
+
 async fn locked_on<E: LockStore, F: Future<Output = u8>>(
     env: &Environment,
     engines: &Arc<Vec<Arc<E>>>,

@@ -26,6 +26,8 @@ use crate::readiness::{Handshake, Listen, Settings};
 mod deploy;
 pub mod lock;
 mod logs;
+mod orphans;
+use orphans::OrphanScope;
 mod plan;
 pub use plan::PlanKind;
 mod restart;
@@ -101,7 +103,8 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
             else {
                 return EXIT_INVALID;
             };
-            status::status(&ctx, &selection, show_hosts, full, json).await
+            let scope = OrphanScope::of(&env, &select);
+            status::status(&ctx, &selection, &scope, show_hosts, full, json).await
         }
         Command::Plan {
             select,
@@ -179,7 +182,8 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
             } else {
                 PlanKind::Start { reuse: false }
             };
-            plan::show_plan(&ctx, &selection, kind, json).await
+            let scope = OrphanScope::of(&env, &select);
+            plan::show_plan(&ctx, &selection, &scope, kind, json).await
         }
         Command::Start {
             select,
@@ -200,6 +204,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 return plan::show_plan(
                     &ctx,
                     &selection,
+                    &OrphanScope::of(&env, &select),
                     PlanKind::Start {
                         reuse: images.reuse,
                     },
@@ -236,7 +241,11 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
         }
         Command::Stop { select } => start_stop::stop_like(&ctx, &deps, &select, false).await,
         Command::Kill { select } => start_stop::stop_like(&ctx, &deps, &select, true).await,
-        Command::Clean { select } => {
+        Command::Clean {
+            select,
+            orphans: true,
+        } => orphans::clean(&ctx, &select).await,
+        Command::Clean { select, .. } => {
             let Some(selection) =
                 choose(&env, &deps, &select, Direction::Start, true, false, false)
             else {
@@ -290,6 +299,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 return plan::show_plan(
                     &ctx,
                     &selection,
+                    &OrphanScope::of(&env, &select),
                     PlanKind::Restart { only_if_changed },
                     json,
                 )

@@ -28,7 +28,7 @@ pub(super) async fn plan<E: Engine>(
     futures_util::future::join_all(selection.iter().map(|&id| async move {
         let instance = ctx.env.instance(id);
         let observed = ctx.engines[instance.ship.0].inspect(&instance.name).await?;
-        let existing = observed.as_ref().map(Observed::existing);
+        let existing = observed.map(|o| o.existing(&ctx.env, id));
         let spec = container_spec(&ctx.env, id);
         let image_now = ctx.images.id(instance.ship.0, &instance.image.name);
         Ok(match kind {
@@ -43,16 +43,62 @@ pub(super) async fn plan<E: Engine>(
     .await
 }
 
-/// `plan`, `start --dry-run`, `restart --dry-run`: the plan as a table (or JSON).
+/// The rows a plan shows for the orphans in `scope`: `orphan` and what `play` does with
+/// them (nothing); a ship that could not be listed, `unknown`. The flag: whether every
+/// ship could be.
+pub(super) async fn orphan_rows<E: Engine>(
+    ctx: &Context<E>,
+    scope: &OrphanScope,
+    play: &str,
+) -> (Vec<(String, String, String, String)>, bool) {
+    let (found, failed) = scope.find(ctx).await;
+    let ship = |s: maestro_core::model::ShipId| ctx.env.ship(s).name.clone();
+    let mut rows: Vec<_> = found
+        .into_iter()
+        .map(|o| {
+            (
+                o.container.name.clone(),
+                ship(o.ship),
+                "orphan".to_owned(),
+                format!("{}: {play} leaves it; clean --orphans removes it", o.why),
+            )
+        })
+        .collect();
+    let ok = failed.is_empty();
+    rows.extend(failed.into_iter().map(|(s, e)| {
+        (
+            "-".to_owned(),
+            ship(s),
+            "unknown".to_owned(),
+            format!("cannot look for orphans: {e}"),
+        )
+    }));
+    (rows, ok)
+}
+
+/// `plan`, `start --dry-run`, `restart --dry-run`: the plan as a table (or JSON), the
+/// orphans in `scope` last.
 pub(super) async fn show_plan<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
+    scope: &OrphanScope,
     kind: PlanKind,
     json: bool,
 ) -> u8 {
-    let steps = plan(ctx, selection, kind).await;
-    let mut code = 0;
-    let rows: Vec<(String, String, String, String)> = selection
+    let (steps, (orphans, orphans_ok)) = futures_util::future::join(
+        plan(ctx, selection, kind),
+        orphan_rows(
+            ctx,
+            scope,
+            match kind {
+                PlanKind::Start { .. } => "start",
+                PlanKind::Restart { .. } => "restart",
+            },
+        ),
+    )
+    .await;
+    let mut code = if orphans_ok { 0 } else { EXIT_FAILURE };
+    let mut rows: Vec<(String, String, String, String)> = selection
         .iter()
         .zip(&steps)
         .map(|(&id, step)| {
@@ -77,6 +123,7 @@ pub(super) async fn show_plan<E: Engine>(
             }
         })
         .collect();
+    rows.extend(orphans);
     if json {
         let value: Vec<_> = rows
             .iter()

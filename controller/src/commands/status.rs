@@ -1,181 +1,314 @@
 //! `status`.
 
-use super::*;
+use maestro_core::model::ShipId;
+use maestro_core::plan::Owner;
 
-/// `status`: one list call per ship, all ships at once.
+use super::*;
+use crate::play::orphans::{self, Orphan};
+
+/// One line of `status`.
+struct Line {
+    instance: String,
+    service: String,
+    ship: String,
+    container: String,
+    state: String,
+    running: bool,
+    /// The instance's container was not created by maestro (MaestroNG's, or `docker run`).
+    foreign: bool,
+    /// What the container of the instance's name was created for instead.
+    conflict: Option<String>,
+    /// Why the line is an orphan rather than an instance.
+    orphan: Option<String>,
+    /// The generations deploy keeps beside the instance's container (JSON objects).
+    generations: Vec<serde_json::Value>,
+}
+
+/// `status`: one list call per ship (two requests: by label, and by the instances'
+/// names), all ships at once. The orphans in `scope` are listed after the instances.
 pub(super) async fn status<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
+    scope: &OrphanScope,
     show_hosts: bool,
     full: bool,
     json: bool,
 ) -> u8 {
-    let ships: Vec<usize> = {
-        let mut s: Vec<usize> = selection
-            .iter()
-            .map(|&i| ctx.env.instance(i).ship.0)
-            .collect();
-        s.sort_unstable();
-        s.dedup();
-        s
-    };
-    let lists = futures_util::future::join_all(ships.iter().map(|&s| {
-        let engine = ctx.engines[s].clone();
-        let name = ctx.env.name.clone();
-        async move { (s, engine.list(&name).await) }
-    }))
-    .await;
-    let by_ship: HashMap<usize, Result<HashMap<String, Observed>, EngineError>> = lists
-        .into_iter()
-        .map(|(s, r)| {
-            (
-                s,
-                r.map(|list| list.into_iter().map(|o| (o.name.clone(), o)).collect()),
-            )
-        })
-        .collect();
-    let mut table = Vec::new();
-    let mut generations_json = Vec::new();
-    let mut all_ok = true;
+    let mut names: HashMap<usize, Vec<String>> = HashMap::new();
     for &id in selection {
         let instance = ctx.env.instance(id);
-        let ship = ctx.env.ship(instance.ship);
-        let spec_digest = || {
-            container_spec(&ctx.env, id)
-                .labels
-                .into_iter()
-                .find(|(k, _)| k == labels::DIGEST)
-                .map(|(_, v)| v)
+        names
+            .entry(instance.ship.0)
+            .or_default()
+            .push(instance.name.clone());
+    }
+    let orphan_ships = &scope.ships;
+    for ship in orphan_ships {
+        names.entry(ship.0).or_default();
+    }
+    let lists = futures_util::future::join_all(names.into_iter().map(|(s, names)| {
+        let engine = ctx.engines[s].clone();
+        let env = ctx.env.name.clone();
+        async move { (s, engine.list(&env, &names).await) }
+    }))
+    .await;
+    let mut found_orphans = Vec::new();
+    let mut all_ok = true;
+    let mut by_ship: HashMap<usize, Result<HashMap<String, Observed>, EngineError>> =
+        HashMap::new();
+    for (s, list) in lists {
+        if let (Ok(list), true) = (&list, orphan_ships.contains(&ShipId(s))) {
+            found_orphans.extend(orphans::orphans(&ctx.env, ShipId(s), list));
+        }
+        by_ship.insert(
+            s,
+            list.map(|list| list.into_iter().map(|o| (o.name.clone(), o)).collect()),
+        );
+    }
+    let ship_column = |ship: ShipId| {
+        let ship = ctx.env.ship(ship);
+        if show_hosts {
+            ship.ip.clone()
+        } else {
+            ship.name.clone()
+        }
+    };
+    let mut table = Vec::new();
+    for &id in selection {
+        let instance = ctx.env.instance(id);
+        let mut line = Line {
+            instance: instance.name.clone(),
+            service: ctx.env.service(instance.service).name.clone(),
+            ship: ship_column(instance.ship),
+            container: "-".into(),
+            state: "absent".into(),
+            running: false,
+            foreign: false,
+            conflict: None,
+            orphan: None,
+            generations: Vec::new(),
         };
-        let (container, state) = match &by_ship[&instance.ship.0] {
+        match &by_ship[&instance.ship.0] {
             Err(e) => {
                 all_ok = false;
-                ("-".to_owned(), format!("unreachable: {e}"))
+                line.state = format!("unreachable: {e}");
             }
-            Ok(found) => match found.get(&instance.name) {
-                None => ("-".to_owned(), "absent".to_owned()),
-                Some(o) if !o.on_ship(&ship.name) => (
-                    tasks::short(&o.id).to_owned(),
-                    format!(
-                        "absent (the container of this name belongs to ship {}, which shares this engine)",
-                        o.ship.as_deref().unwrap_or_default()
-                    ),
-                ),
-                Some(o) => {
-                    let mut state = if o.running {
-                        format!("running ({})", o.status)
-                    } else {
-                        format!("down ({})", o.status)
-                    };
-                    if o.digest.is_some() && o.digest != spec_digest() {
-                        state.push_str(", outdated");
-                    }
-                    (tasks::short(&o.id).to_owned(), state)
-                }
-            },
-        };
-        let (state, kept) = match &by_ship[&instance.ship.0] {
             Ok(found) => {
-                let (said, kept) = generations(found, &instance.name);
-                (state + &said, kept)
+                if let Some(o) = found.get(&instance.name) {
+                    line.container = tasks::short(&o.id).to_owned();
+                    match o.owner(&ctx.env, id) {
+                        Owner::Conflict(why) => {
+                            line.state = format!("absent (the container of this name {why})");
+                            line.conflict = Some(why);
+                        }
+                        owner => {
+                            line.running = o.running;
+                            line.state = if o.running {
+                                format!("running ({})", o.status)
+                            } else {
+                                format!("down ({})", o.status)
+                            };
+                            if owner == Owner::Foreign {
+                                line.foreign = true;
+                                line.state.push_str(", not created by maestro");
+                            } else if o.digest.is_some() && o.digest != spec_digest(ctx, id) {
+                                line.state.push_str(", outdated");
+                            }
+                        }
+                    }
+                }
+                let (said, kept) = generations(ctx, id, found);
+                line.state.push_str(&said);
+                line.generations = kept;
             }
-            Err(_) => (state, Vec::new()),
-        };
-        table.push((
-            instance.name.clone(),
-            ctx.env.service(instance.service).name.clone(),
-            if show_hosts {
-                ship.ip.clone()
-            } else {
-                ship.name.clone()
-            },
-            container,
-            state,
-        ));
-        generations_json.push(kept);
+        }
+        table.push(line);
     }
     if full {
         // Every running instance's `running` checks, once each, all at once.
-        let probes = futures_util::future::join_all(selection.iter().enumerate().map(|(n, &id)| {
-            let instance = ctx.env.instance(id);
-            let running = matches!(&by_ship[&instance.ship.0], Ok(found) if found.get(&instance.name).is_some_and(|o| o.running));
-            async move {
-                if !running {
-                    return (n, None);
-                }
-                let checks = instance.lifecycle.get(&LifecycleState::Running).cloned().unwrap_or_default();
-                let ship_ip = &ctx.env.ship(instance.ship).ip;
-                let env: std::collections::BTreeMap<String, String> = ctx
-                    .env
-                    .container_env(id)
-                    .map(|(k, v)| (k.to_owned(), v.unwrap_or_default().to_owned()))
-                    .collect();
-                let engine = &ctx.engines[instance.ship.0];
-                let mut failures = Vec::new();
-                for check in checks.iter().filter_map(crate::play::checks::once) {
-                    if let Err(e) = crate::play::checks::run(&check, ship_ip, &instance.name, &env, engine.as_ref()).await {
-                        failures.push(e);
+        let probes =
+            futures_util::future::join_all(selection.iter().enumerate().map(|(n, &id)| {
+                let instance = ctx.env.instance(id);
+                let running = table[n].running;
+                async move {
+                    if !running {
+                        return (n, None);
                     }
+                    let checks = instance
+                        .lifecycle
+                        .get(&LifecycleState::Running)
+                        .cloned()
+                        .unwrap_or_default();
+                    let ship_ip = &ctx.env.ship(instance.ship).ip;
+                    let env: std::collections::BTreeMap<String, String> = ctx
+                        .env
+                        .container_env(id)
+                        .map(|(k, v)| (k.to_owned(), v.unwrap_or_default().to_owned()))
+                        .collect();
+                    let engine = &ctx.engines[instance.ship.0];
+                    let mut failures = Vec::new();
+                    for check in checks.iter().filter_map(crate::play::checks::once) {
+                        if let Err(e) = crate::play::checks::run(
+                            &check,
+                            ship_ip,
+                            &instance.name,
+                            &env,
+                            engine.as_ref(),
+                        )
+                        .await
+                        {
+                            failures.push(e);
+                        }
+                    }
+                    (n, Some((checks.len(), failures)))
                 }
-                (n, Some((checks.len(), failures)))
-            }
-        }))
-        .await;
+            }))
+            .await;
         for (n, probe) in probes {
             match probe {
                 Some((0, _)) | None => {}
-                Some((_, failures)) if failures.is_empty() => table[n].4.push_str(", checks pass"),
+                Some((_, failures)) if failures.is_empty() => {
+                    table[n].state.push_str(", checks pass")
+                }
                 Some((_, failures)) => {
                     all_ok = false;
                     table[n]
-                        .4
+                        .state
                         .push_str(&format!(", checks fail: {}", failures.join("; ")));
                 }
             }
         }
     }
-    if json {
-        let rows: Vec<_> = table
-            .iter()
-            .zip(&generations_json)
-            .map(|((i, s, h, c, st), g)| serde_json::json!({"instance": i, "service": s, "ship": h, "container": c, "state": st, "generations": g}))
-            .collect();
-        let _ = output::print(&format!("{}\n", serde_json::Value::Array(rows)));
-    } else {
-        let w = |f: fn(&(String, String, String, String, String)) -> &String, title: &str| {
-            table
-                .iter()
-                .map(|r| f(r).len())
-                .max()
-                .unwrap_or(0)
-                .max(title.len())
-        };
-        let (wi, ws, wh, wc) = (
-            w(|r| &r.0, "INSTANCE"),
-            w(|r| &r.1, "SERVICE"),
-            w(|r| &r.2, "SHIP"),
-            w(|r| &r.3, "CONTAINER"),
-        );
-        let mut text = format!(
-            "{:wi$}  {:ws$}  {:wh$}  {:wc$}  STATUS\n",
-            "INSTANCE", "SERVICE", "SHIP", "CONTAINER"
-        );
-        for (i, s, h, c, st) in &table {
-            text.push_str(&format!("{i:wi$}  {s:ws$}  {h:wh$}  {c:wc$}  {st}\n"));
-        }
-        let _ = output::print(&text);
+    found_orphans.retain(|o| scope.keeps(o));
+    for orphan in orphans::distinct(found_orphans) {
+        table.push(orphan_line(&orphan, ship_column(orphan.ship)));
     }
+    // A ship with no instance in the selection that could not be listed: its own line.
+    for &s in orphan_ships {
+        if let Err(e) = &by_ship[&s.0] {
+            if !selection.iter().any(|&i| ctx.env.instance(i).ship == s) {
+                all_ok = false;
+                table.push(Line {
+                    instance: "-".into(),
+                    service: "-".into(),
+                    ship: ship_column(s),
+                    container: "-".into(),
+                    state: format!("unreachable: {e}"),
+                    running: false,
+                    foreign: false,
+                    conflict: None,
+                    orphan: None,
+                    generations: Vec::new(),
+                });
+            }
+        }
+    }
+    let _ = output::print(&if json {
+        as_json(&table)
+    } else {
+        as_text(&table)
+    });
     if all_ok { 0 } else { EXIT_FAILURE }
+}
+
+fn spec_digest<E: Engine>(ctx: &Context<E>, id: InstanceId) -> Option<String> {
+    container_spec(&ctx.env, id)
+        .labels
+        .into_iter()
+        .find(|(k, _)| k == labels::DIGEST)
+        .map(|(_, v)| v)
+}
+
+fn orphan_line(orphan: &Orphan, ship: String) -> Line {
+    let c = &orphan.container;
+    let state = if c.running {
+        format!("running ({})", c.status)
+    } else {
+        format!("down ({})", c.status)
+    };
+    Line {
+        instance: c.name.clone(),
+        service: c.service.clone().unwrap_or_else(|| "-".into()),
+        ship,
+        container: tasks::short(&c.id).to_owned(),
+        state: format!(
+            "orphan, {state}: {}; clean --orphans removes it",
+            orphan.why
+        ),
+        running: c.running,
+        foreign: false,
+        conflict: None,
+        orphan: Some(orphan.why.clone()),
+        generations: Vec::new(),
+    }
+}
+
+/// The JSON of `status --json`: one object per line (see the README).
+fn as_json(table: &[Line]) -> String {
+    let rows: Vec<_> = table
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "instance": l.instance,
+                "service": l.service,
+                "ship": l.ship,
+                "container": l.container,
+                "state": l.state,
+                "running": l.running,
+                "foreign": l.foreign,
+                "conflict": l.conflict,
+                "orphan": l.orphan,
+                "generations": l.generations,
+            })
+        })
+        .collect();
+    format!("{}\n", serde_json::Value::Array(rows))
+}
+
+fn as_text(table: &[Line]) -> String {
+    let w = |f: fn(&Line) -> &String, title: &str| {
+        table
+            .iter()
+            .map(|r| f(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(title.len())
+    };
+    let (wi, ws, wh, wc) = (
+        w(|r| &r.instance, "INSTANCE"),
+        w(|r| &r.service, "SERVICE"),
+        w(|r| &r.ship, "SHIP"),
+        w(|r| &r.container, "CONTAINER"),
+    );
+    let mut text = format!(
+        "{:wi$}  {:ws$}  {:wh$}  {:wc$}  STATUS\n",
+        "INSTANCE", "SERVICE", "SHIP", "CONTAINER"
+    );
+    for l in table {
+        text.push_str(&format!(
+            "{:wi$}  {:ws$}  {:wh$}  {:wc$}  {}\n",
+            l.instance, l.service, l.ship, l.container, l.state
+        ));
+    }
+    text
 }
 
 /// What `status` says of an instance's other generations: the previous one `deploy` kept,
 /// one an interrupted deploy was replacing, one left half-swapped by an interrupted
-/// `rollback`; in words, and for `--json` (`role`, `container`, `image`, `running`).
-fn generations(
+/// `rollback` (not containers of those names that maestro created for something else);
+/// in words, and for `--json` (`role`, `container`, `image`, `running`).
+fn generations<E: Engine>(
+    ctx: &Context<E>,
+    id: InstanceId,
     found: &HashMap<String, Observed>,
-    instance: &str,
 ) -> (String, Vec<serde_json::Value>) {
     use maestro_core::spec::{previous_name, retiring_name, swapping_name};
+    let instance = &ctx.env.instance(id).name;
+    let get = |name: String| {
+        found
+            .get(&name)
+            .filter(|o| !matches!(o.owner(&ctx.env, id), Owner::Conflict(_)))
+    };
     // Docker names the image by its id once its tag has moved on.
     let image = |o: &Observed| match o.image.starts_with("sha256:") {
         true => maestro_core::plan::short_image_id(&o.image),
@@ -191,7 +324,7 @@ fn generations(
             "running": o.running,
         }));
     };
-    if let Some(r) = found.get(&retiring_name(instance)) {
+    if let Some(r) = get(retiring_name(instance)) {
         keep("retiring", r);
         let what = format!(
             "an interrupted deploy was replacing {} ({}), kept stopped as {}",
@@ -210,7 +343,7 @@ fn generations(
             ),
         });
     }
-    if let Some(p) = found.get(&previous_name(instance)) {
+    if let Some(p) = get(previous_name(instance)) {
         keep("previous", p);
         out.push_str(&format!(
             "; previous generation kept: {} ({}{})",
@@ -219,7 +352,7 @@ fn generations(
             if p.running { ", running!" } else { ", stopped" }
         ));
     }
-    if let Some(s) = found.get(&swapping_name(instance)) {
+    if let Some(s) = get(swapping_name(instance)) {
         keep("swapping", s);
         out.push_str(&format!(
             "; {} ({}) was being swapped by an interrupted rollback: the next deploy or rollback completes it",

@@ -243,6 +243,51 @@ impl PullProgress {
     }
 }
 
+/// How long one name pattern may be: the filter travels URL-encoded in the request line,
+/// which proxies and SSH-forwarded daemons bound (8 KiB is a common limit).
+const NAME_PATTERN_LENGTH: usize = 2000;
+
+/// Docker `name` filters (regular expressions, matched anywhere in the name, with or
+/// without its leading `/`) that match exactly the containers named after `instances` or
+/// their generations: `^/?(?:a|b)(?:\.previous|\.swapping|\.retiring)?$`, as few as the length bound
+/// allows (one for all but very large ships). None for no instances.
+fn name_patterns(instances: &[String]) -> Vec<String> {
+    // Only Docker's name characters are expected ([a-zA-Z0-9_.-]); anything else is
+    // escaped all the same, which Go's regular expressions read as the character itself.
+    let escape = |name: &str| -> String {
+        name.chars()
+            .flat_map(|c| {
+                let plain = c.is_ascii_alphanumeric() || c == '_' || c == '-';
+                (!plain).then_some('\\').into_iter().chain([c])
+            })
+            .collect()
+    };
+    let suffixes = format!(
+        "(?:{}|{}|{})?",
+        escape(&maestro_core::spec::previous_name("")),
+        escape(&maestro_core::spec::swapping_name("")),
+        escape(&maestro_core::spec::retiring_name(""))
+    );
+    let mut patterns = Vec::new();
+    let mut group: Vec<String> = Vec::new();
+    let mut length = 0;
+    let pattern = |group: &[String]| format!("^/?(?:{}){suffixes}$", group.join("|"));
+    for name in instances {
+        let name = escape(name);
+        if !group.is_empty() && length + name.len() + 1 > NAME_PATTERN_LENGTH {
+            patterns.push(pattern(&group));
+            group.clear();
+            length = 0;
+        }
+        length += name.len() + 1;
+        group.push(name);
+    }
+    if !group.is_empty() {
+        patterns.push(pattern(&group));
+    }
+    patterns
+}
+
 fn restart_policy_name(name: &str) -> RestartPolicyNameEnum {
     match name {
         "always" => RestartPolicyNameEnum::ALWAYS,
@@ -262,26 +307,52 @@ fn docker_credentials(c: &Credentials) -> bollard::auth::DockerCredentials {
 }
 
 impl Engine for DockerEngine {
-    async fn list(&self, environment: &str) -> Result<Vec<Observed>, EngineError> {
+    async fn list(
+        &self,
+        environment: &str,
+        instances: &[String],
+    ) -> Result<Vec<Observed>, EngineError> {
         let docker = self.client().await?;
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{}={environment}", labels::ENVIRONMENT)],
-        )]);
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
+        let list = |key: &str, values: Vec<String>| {
+            let options = ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(key.to_owned(), values)])),
+                ..Default::default()
+            };
+            async move { docker.list_containers(Some(options)).await }
         };
-        let list = docker
-            .list_containers(Some(options))
+        let by_label = list(
+            "label",
+            vec![format!("{}={environment}", labels::ENVIRONMENT)],
+        );
+        let by_name = futures_util::future::try_join_all(
+            name_patterns(instances)
+                .into_iter()
+                .map(|pattern| list("name", vec![pattern])),
+        );
+        let (labelled, named) = futures_util::future::try_join(by_label, by_name)
             .await
             .map_err(daemon)?;
-        Ok(list
+        // Docker's name filter is a regular expression matched anywhere in the name: the
+        // patterns are anchored, and the names checked exactly here all the same.
+        let wanted: std::collections::HashSet<String> = instances
+            .iter()
+            .flat_map(|n| {
+                [
+                    n.clone(),
+                    maestro_core::spec::previous_name(n),
+                    maestro_core::spec::swapping_name(n),
+                ]
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(labelled
             .into_iter()
-            .map(|c| {
+            .map(|c| (true, c))
+            .chain(named.into_iter().flatten().map(|c| (false, c)))
+            .filter_map(|(labelled, c)| {
                 let labels = c.labels.unwrap_or_default();
-                Observed {
+                let observed = Observed {
                     id: c.id.unwrap_or_default(),
                     name: c
                         .names
@@ -298,7 +369,10 @@ impl Engine for DockerEngine {
                     status: c.status.unwrap_or_default(),
                     ..Observed::default()
                 }
-                .with_labels(&labels)
+                .with_labels(&labels);
+                let keep = (labelled || wanted.contains(&observed.name))
+                    && seen.insert(observed.id.clone());
+                keep.then_some(observed)
             })
             .collect())
     }
@@ -765,6 +839,56 @@ mod tests {
                 (version.major_version, version.minor_version),
                 (major, minor),
                 "{given:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn name_patterns_match_exactly_the_instances_and_their_generations() {
+        let names: Vec<String> = ["zk-1", "zk-10", "a.b"].map(String::from).to_vec();
+        let patterns = name_patterns(&names);
+        assert_eq!(
+            patterns,
+            ["^/?(?:zk-1|zk-10|a\\.b)(?:\\.previous|\\.swapping|\\.retiring)?$"]
+        );
+        let re = regex::Regex::new(&patterns[0]).expect("valid");
+        for name in [
+            "zk-1",
+            "/zk-1",
+            "zk-10",
+            "zk-1.previous",
+            "/a.b.swapping",
+            "zk-1.retiring",
+        ] {
+            assert!(re.is_match(name), "{name}");
+        }
+        for name in [
+            "zk-100",
+            "xzk-1",
+            "zk-1.old",
+            "aXb",
+            "zk-1.previous.previous",
+        ] {
+            assert!(!re.is_match(name), "{name}");
+        }
+        assert!(name_patterns(&[]).is_empty());
+        // A ship of very many instances: several patterns, each bounded, all names in one.
+        let many: Vec<String> = (0..1000).map(|i| format!("instance-{i}")).collect();
+        let patterns = name_patterns(&many);
+        assert!(patterns.len() > 1, "{}", patterns.len());
+        assert!(
+            patterns.iter().all(|p| p.len() <= NAME_PATTERN_LENGTH + 40),
+            "{patterns:?}"
+        );
+        let all: Vec<regex::Regex> = patterns
+            .iter()
+            .map(|p| regex::Regex::new(p).unwrap())
+            .collect();
+        for name in &many {
+            assert_eq!(
+                all.iter().filter(|re| re.is_match(name)).count(),
+                1,
+                "{name}"
             );
         }
     }

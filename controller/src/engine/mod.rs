@@ -23,9 +23,12 @@ pub struct Observed {
     pub image: String,
     /// The id of the image it runs (`sha256:…`): what its tag resolved to at creation.
     pub image_id: Option<String>,
-    /// maestro's labels: the ship it was created for, its role (see
-    /// [`maestro_core::spec::labels::ROLE`]), its instance, and the restart policy it was
-    /// created with (a kept previous generation has its policy set to `no`).
+    /// maestro's labels: the environment and ship it was created for, its role (see
+    /// [`maestro_core::spec::labels::ROLE`]), its service and instance, and the restart
+    /// policy it was created with (a kept previous generation has its policy set to `no`).
+    /// A container maestro did not create has none of them.
+    pub environment: Option<String>,
+    pub service: Option<String>,
     pub ship: Option<String>,
     pub role: Option<String>,
     pub instance: Option<String>,
@@ -59,8 +62,15 @@ pub fn runs_guest(entrypoint: &[String], cmd: &[String], has_label: bool) -> boo
 }
 
 impl Observed {
-    pub fn existing(&self) -> maestro_core::plan::Existing {
+    /// The container as the decisions see it, found under the name of instance `id` (or
+    /// of one of its generations).
+    pub fn existing(
+        &self,
+        env: &maestro_core::model::Environment,
+        id: maestro_core::model::InstanceId,
+    ) -> maestro_core::plan::Existing {
         maestro_core::plan::Existing {
+            owner: self.owner(env, id),
             running: self.running,
             digest: self.digest.clone(),
             parts: self.parts.clone(),
@@ -69,9 +79,33 @@ impl Observed {
         }
     }
 
+    /// Whose this container is, found under the name of instance `id` (or of one of its
+    /// generations).
+    pub fn owner(
+        &self,
+        env: &maestro_core::model::Environment,
+        id: maestro_core::model::InstanceId,
+    ) -> maestro_core::plan::Owner {
+        let instance = env.instance(id);
+        let claimed = maestro_core::plan::Claimed {
+            environment: self.environment.as_deref(),
+            ship: self.ship.as_deref(),
+            role: self.role.as_deref(),
+            instance: self.instance.as_deref(),
+        };
+        maestro_core::plan::owner(
+            claimed,
+            &env.name,
+            &env.ship(instance.ship).name,
+            &instance.name,
+        )
+    }
+
     /// Fills the fields that come from maestro's labels.
-    fn with_labels(mut self, labels: &HashMap<String, String>) -> Self {
+    pub(crate) fn with_labels(mut self, labels: &HashMap<String, String>) -> Self {
         use maestro_core::spec::labels as l;
+        self.environment = labels.get(l::ENVIRONMENT).cloned();
+        self.service = labels.get(l::SERVICE).cloned();
         self.digest = labels.get(l::DIGEST).cloned();
         self.parts = labels.get(l::PARTS).cloned();
         self.ship = labels.get(l::SHIP).cloned();
@@ -79,12 +113,6 @@ impl Observed {
         self.instance = labels.get(l::INSTANCE).cloned();
         self.restart = labels.get(l::RESTART).cloned();
         self
-    }
-
-    /// Whether this container belongs on `ship`: containers of an older maestro carry no
-    /// ship label and belong wherever they are found.
-    pub fn on_ship(&self, ship: &str) -> bool {
-        self.ship.as_deref().is_none_or(|s| s == ship)
     }
 }
 
@@ -181,10 +209,14 @@ pub enum Unhealthy {
 
 /// One ship's Docker engine.
 pub trait Engine: Send + Sync + 'static {
-    /// Every container of the environment on this ship (one call, not one per container).
+    /// Every container of the environment on this ship (by its label), and every container
+    /// named after one of `instances` or their generations (`NAME`, `NAME.previous`,
+    /// `NAME.swapping`), labelled or not: a container maestro did not create is found by
+    /// its name, as MaestroNG finds it. One or two calls, not one per container.
     fn list(
         &self,
         environment: &str,
+        instances: &[String],
     ) -> impl Future<Output = Result<Vec<Observed>, EngineError>> + Send;
     /// The container with this name, if any.
     fn inspect(

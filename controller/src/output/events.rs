@@ -270,9 +270,14 @@ fn start_rows(state: &mut State, rows: &[Row]) {
     state.width = rows.iter().map(|r| r.instance.len()).max().unwrap_or(0);
 }
 
-/// What a play's rows are: images for a pull, instances otherwise.
+/// What a play's rows are: images for a pull, orphan containers for `clean --orphans`,
+/// instances otherwise.
 fn noun(play: &str) -> &'static str {
-    if play == "pull" { "image" } else { "instance" }
+    match play {
+        "pull" => "image",
+        "clean --orphans" => "orphan",
+        _ => "instance",
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -676,7 +676,8 @@ fn image_of(container: &Observed) -> String {
     )
 }
 
-/// `clean` of an instance's previous generation: removed when stopped.
+/// `clean` of an instance's previous generation: removed when stopped (and not a
+/// container of that name maestro created for something else).
 pub async fn clean_previous<E: Engine>(
     ctx: &Context<E>,
     id: InstanceId,
@@ -684,11 +685,19 @@ pub async fn clean_previous<E: Engine>(
     let name = previous_name(&ctx.env.instance(id).name);
     let engine = ctx.engine(id);
     match engine.inspect(&name).await {
-        Ok(Some(p)) if !p.running => engine
-            .remove(&p.id)
-            .await
-            .map(|()| Some(format!("previous generation {} removed", short(&p.id))))
-            .map_err(|e| e.to_string()),
+        Ok(Some(p))
+            if !p.running
+                && !matches!(
+                    p.owner(&ctx.env, id),
+                    maestro_core::plan::Owner::Conflict(_)
+                ) =>
+        {
+            engine
+                .remove(&p.id)
+                .await
+                .map(|()| Some(format!("previous generation {} removed", short(&p.id))))
+                .map_err(|e| e.to_string())
+        }
         Ok(_) => Ok(None),
         Err(e) => Err(e.to_string()),
     }

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod deploy;
 pub mod health;
 pub mod images;
+pub mod orphans;
 pub mod tasks;
 
 use std::sync::Arc;

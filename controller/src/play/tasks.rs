@@ -90,7 +90,7 @@ pub async fn start<E: Engine>(
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
     let spec = container_spec(&ctx.env, id);
-    let existing = observed.as_ref().map(Observed::existing);
+    let existing = observed.as_ref().map(|o| o.existing(&ctx.env, id));
     let image_now = match image_now(&ctx, id).await {
         Ok(image) => image,
         Err(failure) => return Outcome::Failed(failure),
@@ -104,6 +104,7 @@ pub async fn start<E: Engine>(
     match (step.action, observed) {
         (Action::Leave, _) => return Outcome::Done(format!("already {}", step.reason)),
         (Action::Outdated, _) => return Outcome::Warning(format!("already {}", step.reason)),
+        (Action::Conflict, _) => return Outcome::Failed(Failure::new(step.reason)),
         (Action::StartExisting, Some(old)) => {
             if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
                 return Outcome::Failed(failure);
@@ -493,6 +494,9 @@ pub async fn stop<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId, kill: 
         Ok(None) => return Outcome::Done("absent".into()),
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
+    if let Some(skipped) = not_its_own(&ctx, id, &observed) {
+        return skipped;
+    }
     if !observed.running {
         return Outcome::Done("already stopped".into());
     }
@@ -532,21 +536,42 @@ pub async fn pre_stop<E: Engine>(
     run_checks(ctx, row, id, Some(container_id), LifecycleState::PreStop).await
 }
 
-/// Removes a stopped instance's container; a running one is left alone.
+/// A container of the instance's name that maestro created for something else (another
+/// environment, another ship sharing the engine): left alone, which is all a play that
+/// stops or removes the instance's container can do.
+fn not_its_own<E: Engine>(
+    ctx: &Context<E>,
+    id: InstanceId,
+    observed: &Observed,
+) -> Option<Outcome> {
+    match observed.owner(&ctx.env, id) {
+        plan::Owner::Conflict(why) => Some(Outcome::Skipped(format!(
+            "absent: the container named {} {why}, left alone",
+            observed.name
+        ))),
+        plan::Owner::Own | plan::Owner::Foreign => None,
+    }
+}
+
+/// Removes a stopped instance's container; a running one is left alone (and one maestro
+/// did not create is removed as MaestroNG removes it, found by name).
 pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Outcome {
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     ctx.step(row, "checking container");
     let outcome = match engine.inspect(&instance.name).await {
         Ok(None) => Outcome::Done("absent".into()),
-        Ok(Some(observed)) if observed.running => Outcome::Skipped("running, left in place".into()),
-        Ok(Some(observed)) => {
-            ctx.step(row, "removing container");
-            match engine.remove(&observed.id).await {
-                Ok(()) => Outcome::Done("removed".into()),
-                Err(e) => Outcome::Failed(Failure::new(e.to_string())),
+        Ok(Some(observed)) => match not_its_own(&ctx, id, &observed) {
+            Some(skipped) => skipped,
+            None if observed.running => Outcome::Skipped("running, left in place".into()),
+            None => {
+                ctx.step(row, "removing container");
+                match engine.remove(&observed.id).await {
+                    Ok(()) => Outcome::Done("removed".into()),
+                    Err(e) => Outcome::Failed(Failure::new(e.to_string())),
+                }
             }
-        }
+        },
         Err(e) => Outcome::Failed(Failure::new(e.to_string())),
     };
     // The previous generation deploy kept goes too (rollback has nothing to return to

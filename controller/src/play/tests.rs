@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use maestro_core::graph::{Dependencies, Direction};
-use maestro_core::model::{Environment, InstanceId, Ship};
+use maestro_core::model::{Environment, InstanceId, Ship, ShipId};
 use maestro_core::spec::ContainerSpec;
 
 use super::tasks::{self, Context, StartOptions};
@@ -72,8 +72,26 @@ impl Fake {
 }
 
 impl Engine for Fake {
-    async fn list(&self, _environment: &str) -> Result<Vec<Observed>, EngineError> {
-        Ok(self.containers.lock().unwrap().values().cloned().collect())
+    async fn list(
+        &self,
+        environment: &str,
+        instances: &[String],
+    ) -> Result<Vec<Observed>, EngineError> {
+        let named = |name: &str| {
+            instances.iter().any(|i| {
+                name == i
+                    || name == maestro_core::spec::previous_name(i)
+                    || name == maestro_core::spec::swapping_name(i)
+            })
+        };
+        Ok(self
+            .containers
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|o| o.environment.as_deref() == Some(environment) || named(&o.name))
+            .cloned()
+            .collect())
     }
     async fn inspect(&self, name: &str) -> Result<Option<Observed>, EngineError> {
         let containers = self.containers.lock().unwrap();
@@ -136,11 +154,13 @@ impl Engine for Fake {
     }
     async fn create(&self, spec: &ContainerSpec) -> Result<Created, EngineError> {
         self.record(format!("create {}", spec.name));
-        let digest = spec
-            .labels
-            .iter()
-            .find(|(k, _)| k == maestro_core::spec::labels::DIGEST)
-            .map(|(_, v)| v.clone());
+        if self.containers.lock().unwrap().contains_key(&spec.name) {
+            // As Docker: a name is one container's.
+            return Err(EngineError::Daemon(format!(
+                "Conflict. The container name \"/{}\" is already in use",
+                spec.name
+            )));
+        }
         // Unique per creation: a deploy keeps the previous container beside the new one.
         let n = self
             .created
@@ -154,12 +174,6 @@ impl Engine for Fake {
                 running: false,
                 image: spec.image.clone(),
                 image_id: Some(self.image_of(&spec.image)),
-                digest,
-                parts: spec
-                    .labels
-                    .iter()
-                    .find(|(k, _)| k == maestro_core::spec::labels::PARTS)
-                    .map(|(_, v)| v.clone()),
                 exit_code: None,
                 status: "created".into(),
                 guest: crate::engine::runs_guest(
@@ -168,7 +182,8 @@ impl Engine for Fake {
                     false,
                 ),
                 ..Observed::default()
-            },
+            }
+            .with_labels(&spec.labels.iter().cloned().collect()),
         );
         self.envs
             .lock()
@@ -1180,4 +1195,278 @@ async fn a_kept_generation_without_a_container_stays_the_previous_one() {
         };
         assert_eq!(names(&fake), want, "crash {crash}");
     }
+}
+
+/// Puts a container in the fake as `docker run --name NAME` would (no labels), or with
+/// the given labels; returns its id.
+fn outsider(fake: &Fake, name: &str, running: bool, labels: &[(&str, &str)]) -> String {
+    let id = format!("outsider-{name}");
+    let labels: HashMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    fake.containers.lock().unwrap().insert(
+        name.to_owned(),
+        Observed {
+            id: id.clone(),
+            name: name.to_owned(),
+            running,
+            image: "zookeeper:3.4".into(),
+            status: if running { "Up 2 days" } else { "Exited (0)" }.into(),
+            ..Observed::default()
+        }
+        .with_labels(&labels),
+    );
+    id
+}
+
+/// The restart play's task (stop, then start).
+async fn stop_then_start(ctx: Context<Fake>, row: usize, id: InstanceId) -> Outcome {
+    let stopped = tasks::stop(ctx.clone(), row, id, false).await;
+    if !stopped.is_success() {
+        return stopped;
+    }
+    tasks::start(ctx, row, id, StartOptions::default()).await
+}
+
+#[tokio::test]
+async fn containers_maestro_did_not_create_are_treated_as_maestro_ng_treats_them() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake::default());
+    // An environment MaestroNG started: every container found by its name alone.
+    for name in ["db-1", "db-2", "api-1", "web-1"] {
+        outsider(&fake, name, true, &[]);
+    }
+    let stopped = outsider(&fake, "batch-1", false, &[]);
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    let left = "already running, not created by maestro: start leaves it; restart or deploy \
+                replaces it with a container maestro labels";
+    for name in ["db-1", "db-2", "api-1", "web-1"] {
+        assert_eq!(outcomes[name], Outcome::Done(left.into()), "{name}");
+    }
+    // A stopped one is removed and created anew, as MaestroNG's start does.
+    assert_eq!(outcomes["batch-1"], Outcome::Done("started".into()));
+    assert_eq!(
+        fake.log(),
+        ["remove batch-1", "create batch-1", "start batch-1"]
+    );
+    let batch = fake.containers.lock().unwrap()["batch-1"].clone();
+    assert_ne!(batch.id, stopped);
+    assert_eq!(batch.environment.as_deref(), Some("t"));
+
+    // restart replaces each with a container maestro labels.
+    let outcomes = play(&env, &fake, Direction::Start, None, stop_then_start).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    let containers = fake.containers.lock().unwrap().clone();
+    for name in ["db-1", "db-2", "api-1", "web-1"] {
+        let c = &containers[name];
+        assert!(c.running, "{name}");
+        assert_ne!(c.id, format!("outsider-{name}"), "{name} replaced");
+        assert_eq!(c.environment.as_deref(), Some("t"), "{name}");
+        assert_eq!(c.ship.as_deref(), Some("s1"), "{name}");
+    }
+    let log = fake.log();
+    assert!(position(&log, "stop db-1") < position(&log, "remove db-1"));
+    assert!(position(&log, "remove db-1") < position(&log, "create db-1"));
+}
+
+#[tokio::test]
+async fn a_container_of_another_environment_or_ship_is_never_touched() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake::default());
+    let other = [
+        ("io.maestro.environment", "shop"),
+        ("io.maestro.ship", "s1"),
+        ("io.maestro.role", "instance"),
+        ("io.maestro.instance", "db-1"),
+    ];
+    let theirs = outsider(&fake, "db-1", true, &other);
+    // Another ship that shares this engine made api-1's name its own.
+    let shared = [
+        ("io.maestro.environment", "t"),
+        ("io.maestro.ship", "s2"),
+        ("io.maestro.role", "instance"),
+        ("io.maestro.instance", "api-1"),
+    ];
+    outsider(&fake, "api-1", false, &shared);
+    let untouched = |fake: &Fake| {
+        let log = fake.log();
+        assert!(
+            !log.iter()
+                .any(|l| l.ends_with(" db-1") || l.ends_with(" api-1")),
+            "{log:?}"
+        );
+        let containers = fake.containers.lock().unwrap();
+        assert_eq!(containers["db-1"].id, theirs);
+        assert!(containers["db-1"].running);
+    };
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    let Outcome::Failed(f) = &outcomes["db-1"] else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(
+        f.message,
+        "the container named db-1 belongs to environment shop: maestro leaves it alone; \
+         remove or rename it"
+    );
+    assert!(matches!(outcomes["web-1"], Outcome::NotRun(_)));
+    untouched(&fake);
+    for task in ["restart", "stop", "clean"] {
+        let outcomes = match task {
+            "restart" => play(&env, &fake, Direction::Start, None, stop_then_start).await,
+            "stop" => {
+                play(&env, &fake, Direction::Stop, None, |c, r, i| {
+                    tasks::stop(c, r, i, false)
+                })
+                .await
+            }
+            _ => play(&env, &fake, Direction::Start, None, tasks::clean).await,
+        };
+        match task {
+            "restart" => assert!(
+                matches!(&outcomes["db-1"], Outcome::Failed(f) if f.message.contains("belongs to environment shop")),
+                "{outcomes:?}"
+            ),
+            _ => assert_eq!(
+                outcomes["db-1"],
+                Outcome::Skipped(
+                    "absent: the container named db-1 belongs to environment shop, left alone"
+                        .into()
+                ),
+                "{task}"
+            ),
+        }
+        untouched(&fake);
+    }
+}
+
+#[test]
+fn orphans_are_this_environments_containers_whose_instance_left_or_moved() {
+    use super::orphans::{distinct, orphans};
+    let env = environment(
+        "name: t\nships: {a: {ip: 10.0.0.1}, b: {ip: 10.0.0.2}}\nservices:\n  web:\n    \
+         image: web\n    instances:\n      web-1: {ship: a}\n      web-2: {ship: b}\n",
+    );
+    let container = |name: &str, labels: &[(&str, &str)]| {
+        let labels: HashMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Observed {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+            ..Observed::default()
+        }
+        .with_labels(&labels)
+    };
+    let maestro = |ship: &'static str, instance: &'static str| {
+        vec![
+            ("io.maestro.environment", "t"),
+            ("io.maestro.ship", ship),
+            ("io.maestro.role", "instance"),
+            ("io.maestro.instance", instance),
+        ]
+    };
+    // One engine that ships a and b share.
+    let list = vec![
+        container("web-1", &maestro("a", "web-1")),
+        container("web-1.previous", &maestro("a", "web-1")),
+        container("web-2", &maestro("b", "web-2")),
+        container("web-3", &maestro("a", "web-3")),
+        container("web-3.previous", &maestro("a", "web-3")),
+        container("web-2.swapping", &maestro("b", "web-2")),
+        container(
+            "maestro-lock.t.a",
+            &[
+                ("io.maestro.environment", "t"),
+                ("io.maestro.ship", "a"),
+                ("io.maestro.role", "lock"),
+            ],
+        ),
+        container("blog-1", &[("io.maestro.environment", "blog")]),
+        container("zk-1", &[]),
+        container("old-1", &maestro("c", "old-1")),
+        // An older maestro's, without ship or instance labels.
+        container("legacy-1", &[("io.maestro.environment", "t")]),
+        container("web-2.previous", &[("io.maestro.environment", "t")]),
+    ];
+    let mut found = orphans(&env, ShipId(0), &list);
+    found.extend(orphans(&env, ShipId(1), &list));
+    let found: Vec<(String, String)> = distinct(found)
+        .into_iter()
+        .map(|o| (o.container.name, o.why))
+        .collect();
+    let expected = [
+        ("legacy-1", "instance legacy-1 is no longer in the file"),
+        ("old-1", "its ship c is no longer in the file"),
+        ("web-3", "instance web-3 is no longer in the file"),
+        ("web-3.previous", "instance web-3 is no longer in the file"),
+    ];
+    assert_eq!(
+        found,
+        expected.map(|(n, w)| (n.to_owned(), w.to_owned())),
+        "each once, in ship then name order"
+    );
+    // On an engine of its own, a's container of an instance now on b is a's orphan.
+    let moved = vec![container("web-2", &maestro("a", "web-2"))];
+    let found = orphans(&env, ShipId(0), &moved);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].why, "instance web-2 is now on ship b");
+    assert!(orphans(&env, ShipId(1), &moved).is_empty(), "a's business");
+}
+
+#[tokio::test]
+async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake::default());
+    play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    let labels = [
+        ("io.maestro.environment", "t"),
+        ("io.maestro.ship", "s1"),
+        ("io.maestro.role", "instance"),
+        ("io.maestro.service", "cache"),
+        ("io.maestro.instance", "cache-1"),
+    ];
+    let id = outsider(&fake, "cache-1", true, &labels);
+    let ctx = Context {
+        env: env.clone(),
+        engines: Arc::new(vec![fake.clone()]),
+        docker_config: Arc::default(),
+        reporter: Arc::new(|_| {}),
+        handshake: None,
+        images: Arc::default(),
+        interrupted: tokio::sync::watch::channel(false).1,
+    };
+    // Plays over the file's instances never touch it.
+    play(&env, &fake, Direction::Start, None, stop_then_start).await;
+    play(&env, &fake, Direction::Stop, None, |c, r, i| {
+        tasks::stop(c, r, i, false)
+    })
+    .await;
+    play(&env, &fake, Direction::Start, None, tasks::clean).await;
+    assert!(fake.containers.lock().unwrap()["cache-1"].running);
+    assert!(!fake.log().iter().any(|l| l.ends_with("cache-1")));
+
+    let (found, failed) = super::orphans::find(&ctx, &[ShipId(0)]).await;
+    assert!(failed.is_empty());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].container.id, id);
+    assert_eq!(super::orphans::row(&env, &found[0]).service, "cache");
+    let outcome = super::orphans::remove(ctx, 0, found[0].clone()).await;
+    assert_eq!(
+        outcome,
+        Outcome::Done("removed (instance cache-1 is no longer in the file)".into())
+    );
+    let log = fake.log();
+    assert_eq!(log[log.len() - 2..], ["stop cache-1", "remove cache-1"]);
+    assert!(!fake.containers.lock().unwrap().contains_key("cache-1"));
 }
