@@ -15,8 +15,9 @@ use support::{Env, maestro_bin, text};
 struct EmptyImage(String);
 
 impl EmptyImage {
-    fn import() -> EmptyImage {
-        let tag = format!("maestro-e2e/lock:{}", std::process::id());
+    /// One per test: tests run in parallel, and one's drop must not remove another's.
+    fn import(test: &str) -> EmptyImage {
+        let tag = format!("maestro-e2e/lock:{test}-{}", std::process::id());
         let mut child = Command::new("docker")
             .args(["import", "-", &tag])
             .stdin(Stdio::piped())
@@ -127,7 +128,7 @@ services:
 
 #[test]
 fn status_shows_who_holds_each_ships_lock() {
-    let image = EmptyImage::import();
+    let image = EmptyImage::import("status");
     let env = Env::new("lock-status", YAML);
 
     let out = maestro(&env, &["lock", "status"]);
@@ -200,7 +201,7 @@ fn status_shows_who_holds_each_ships_lock() {
 
 #[test]
 fn release_removes_stale_and_own_dead_locks_and_the_rest_only_with_force() {
-    let image = EmptyImage::import();
+    let image = EmptyImage::import("release");
     let env = Env::new("lock-release", YAML);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
