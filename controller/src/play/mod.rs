@@ -141,33 +141,37 @@ where
     let permits = Arc::new(Semaphore::new(limit));
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut set: JoinSet<(usize, Outcome, Duration)> = JoinSet::new();
-    let spawn = |set: &mut JoinSet<_>, row: usize| {
-        let permits = permits.clone();
-        let row_limit = row_limits.get(row).cloned().flatten();
-        let work = task(row);
-        set.spawn(async move {
-            // The row's own limit (its ship's) first, so that waiting for it does not
-            // hold one of the play's places.
-            let _row_permit = match row_limit {
-                Some(limit) => Some(
-                    limit
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed"),
-                ),
-                None => None,
-            };
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let started = Instant::now();
-            let outcome = work.await;
-            (row, outcome, started.elapsed())
-        });
-    };
+    // Which row each task is, so that a task that panics is reported on its own row.
+    let mut rows_of: std::collections::HashMap<tokio::task::Id, usize> = Default::default();
+    let spawn =
+        |set: &mut JoinSet<_>, rows_of: &mut std::collections::HashMap<_, _>, row: usize| {
+            let permits = permits.clone();
+            let row_limit = row_limits.get(row).cloned().flatten();
+            let work = task(row);
+            let handle = set.spawn(async move {
+                // The row's own limit (its ship's) first, so that waiting for it does not
+                // hold one of the play's places.
+                let _row_permit = match row_limit {
+                    Some(limit) => Some(
+                        limit
+                            .acquire_owned()
+                            .await
+                            .expect("the semaphore is never closed"),
+                    ),
+                    None => None,
+                };
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let started = Instant::now();
+                let outcome = work.await;
+                (row, outcome, started.elapsed())
+            });
+            rows_of.insert(handle.id(), row);
+        };
     for (row, _) in remaining.iter().enumerate().filter(|(_, r)| **r == 0) {
-        spawn(&mut set, row);
+        spawn(&mut set, &mut rows_of, row);
     }
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -195,14 +199,22 @@ where
         let Some(joined) = joined else { break };
         let (row, outcome, elapsed) = match joined {
             Ok(result) => result,
-            // A task that panicked is a bug; report it on its row rather than crash.
+            // A task that panicked is a bug; report it on its own row rather than crash.
             Err(e) => {
-                let Some(row) = (0..n).find(|&r| outcomes[r].is_none() && remaining[r] == 0) else {
+                let Some(row) = rows_of.get(&e.id()).copied() else {
                     continue;
+                };
+                let why = match e.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into()),
+                    Err(e) => e.to_string(),
                 };
                 (
                     row,
-                    Outcome::Failed(Failure::new(format!("internal error: {e}"))),
+                    Outcome::Failed(Failure::new(format!("internal error: {why}"))),
                     Duration::ZERO,
                 )
             }
@@ -218,7 +230,7 @@ where
             for &d in &dependents[row] {
                 remaining[d] -= 1;
                 if remaining[d] == 0 && outcomes[d].is_none() && !interrupted {
-                    spawn(&mut set, d);
+                    spawn(&mut set, &mut rows_of, d);
                 }
             }
         } else {

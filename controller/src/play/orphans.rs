@@ -79,10 +79,14 @@ pub fn orphans(env: &Environment, ship: ShipId, list: &[Observed]) -> Vec<Orphan
 /// The instance a container's name is of: its own, or a kept generation's.
 fn instance_of(name: &str) -> &str {
     let suffix = |f: fn(&str) -> String| f("");
-    [suffix(previous_name), suffix(swapping_name), suffix(retiring_name)]
-        .iter()
-        .find_map(|s| name.strip_suffix(s.as_str()))
-        .unwrap_or(name)
+    [
+        suffix(previous_name),
+        suffix(swapping_name),
+        suffix(retiring_name),
+    ]
+    .iter()
+    .find_map(|s| name.strip_suffix(s.as_str()))
+    .unwrap_or(name)
 }
 
 /// The orphans on `ships`, each container once (ships that share an engine see the same

@@ -1470,3 +1470,45 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
     assert_eq!(log[log.len() - 2..], ["stop cache-1", "remove cache-1"]);
     assert!(!fake.containers.lock().unwrap().contains_key("cache-1"));
 }
+
+/// A task that panics fails its own row (not another one that is still running), and
+/// every row is still reported finished exactly once.
+#[tokio::test]
+async fn a_panicking_task_fails_its_own_row_only() {
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = events.clone();
+    let reporter: Reporter = Arc::new(move |e| sink.lock().unwrap().push(e));
+    let names: Vec<String> = ["slow", "boom", "after-boom"].map(String::from).to_vec();
+    // after-boom waits for boom.
+    let waits = vec![vec![], vec![], vec![1]];
+    let (outcomes, interrupted) =
+        schedule(&names, &waits, None, &[], &reporter, |row| async move {
+            match row {
+                0 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Outcome::Done("slow done".into())
+                }
+                1 => panic!("boom"),
+                _ => Outcome::Done("never".into()),
+            }
+        })
+        .await;
+    assert!(!interrupted);
+    assert_eq!(outcomes[0], Outcome::Done("slow done".into()));
+    assert!(
+        matches!(&outcomes[1], Outcome::Failed(f) if f.message == "internal error: boom"),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[2], Outcome::NotRun(_)), "{outcomes:?}");
+    let mut finished: Vec<usize> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finished { row, .. } => Some(*row),
+            _ => None,
+        })
+        .collect();
+    finished.sort_unstable();
+    assert_eq!(finished, [0, 1, 2]);
+}
