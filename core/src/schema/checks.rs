@@ -230,6 +230,14 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
                 );
                 return None;
             };
+            if command.is_empty() {
+                r.error(
+                    &p("command"),
+                    command_node,
+                    format!("an {kind} check needs a command to run, found {text:?}"),
+                );
+                return None;
+            }
             let attempts = match field("attempts") {
                 Some(n) => r.uint(n, &p("attempts"), "a number of attempts")?,
                 None => 180,

@@ -771,6 +771,18 @@ fn check_errors() {
             None,
         ),
         (
+            "{type: exec, command: \"  \"}",
+            ".command",
+            &["an exec check needs a command to run, found \"  \""],
+            None,
+        ),
+        (
+            "{type: rexec, command: \"\"}",
+            ".command",
+            &["an rexec check needs a command to run"],
+            None,
+        ),
+        (
             "{type: exec, command: \"'open\"}",
             ".command",
             &["unbalanced quotes"],
