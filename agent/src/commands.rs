@@ -356,19 +356,28 @@ fn run(inv: &Invocation, env: &ProcessEnv) -> u8 {
             }
         }
     }
-    let seconds = |name: &str, default: u64| {
-        std::time::Duration::from_secs(inv.count(name).map_or(default, |n| n as u64))
+    // A week at most: longer is a mistake, and every deadline computed from these must be
+    // representable (a huge --grace once aborted the init and killed the app at once).
+    const MAX_SECONDS: u64 = 7 * 24 * 3600;
+    for name in ["wait-timeout", "grace", "ready-timeout"] {
+        if let Some(n) = inv.count(name).filter(|&n| n as u64 > MAX_SECONDS) {
+            return usage(format!(
+                "invalid --{name} {n}: at most {MAX_SECONDS} seconds (a week)"
+            ));
+        }
+    }
+    let seconds = |name: &str| {
+        inv.count(name)
+            .map(|n| std::time::Duration::from_secs(n as u64))
     };
     let options = crate::run::Options {
         command: inv.args.clone(),
         render: inv.values("render").map(str::to_owned).collect(),
         ready_when,
         wait,
-        wait_timeout: seconds("wait-timeout", 60),
-        grace: seconds("grace", 10),
-        ready_timeout: inv
-            .count("ready-timeout")
-            .map(|n| std::time::Duration::from_secs(n as u64)),
+        wait_timeout: seconds("wait-timeout").unwrap_or(std::time::Duration::from_secs(60)),
+        grace: seconds("grace").unwrap_or(std::time::Duration::from_secs(10)),
+        ready_timeout: seconds("ready-timeout"),
     };
     crate::run::run(options, env)
 }

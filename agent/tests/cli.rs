@@ -580,6 +580,12 @@ fn cases() -> Vec<Case> {
             "maestro-guest: option --ip takes no value\nusage: maestro-guest host-address [--ip]\n",
         ),
         usage(
+            &["run", "--grace", "604801", "--", "true"],
+            "maestro-guest: invalid --grace 604801: at most 604800 seconds (a week)\n\
+             usage: maestro-guest run [--render SRC[:DST[:MODE]]]... [--ready-when PROBE] [--wait service:NAME]... \
+             [--wait-timeout SECONDS] [--ready-timeout SECONDS] [--grace SECONDS] [--] COMMAND...\n",
+        ),
+        usage(
             &["env-name", "--port", "x"],
             "maestro-guest: unknown option '--port'\nusage: maestro-guest env-name\n",
         ),

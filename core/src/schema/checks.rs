@@ -100,7 +100,7 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
             };
             let name = r.string(port_node, &p("port"), "a port name")?;
             let max_wait = match field("max_wait") {
-                Some(n) => r.uint(n, &p("max_wait"), "a number of attempts")?,
+                Some(n) => r.whole_seconds(n, &p("max_wait"), "a number of attempts")?,
                 None => 180,
             };
             let number = named_tcp_port(r, &name, port_node, &p("port"), target)?;

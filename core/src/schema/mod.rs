@@ -1121,7 +1121,7 @@ fn instance(
         .unwrap_or_default();
     let stop_timeout = f("stop_timeout")
         .filter(|n| !n.is_null())
-        .and_then(|n| r.uint(n, &p("stop_timeout"), "a number of seconds"))
+        .and_then(|n| r.whole_seconds(n, &p("stop_timeout"), "a number of seconds"))
         .unwrap_or(10);
 
     let mut extra_hosts = Vec::new();

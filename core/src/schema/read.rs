@@ -18,6 +18,11 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// The longest wait or timeout a file may give: a week. Longer ones are mistakes (`1e300`
+/// once made every play fail with an overflow), and this bound keeps every deadline
+/// maestro computes from them representable.
+pub const MAX_SECONDS: i64 = 7 * 24 * 3600;
+
 impl Reader {
     pub fn error(
         &mut self,
@@ -133,17 +138,49 @@ impl Reader {
         }
     }
 
-    /// A number of seconds (whole or fractional).
+    /// A number of seconds (whole or fractional), at most [`MAX_SECONDS`].
     pub fn seconds(&mut self, node: &Node, path: &str) -> Option<f64> {
         let parsed = node
             .as_scalar()
             .filter(|_| !node.is_null())
             .and_then(|s| s.text.trim().parse::<f64>().ok())
             .filter(|v| v.is_finite() && *v >= 0.0);
-        if parsed.is_none() {
-            self.expected(path, node, "a number of seconds");
+        match parsed {
+            None => self.expected(path, node, "a number of seconds"),
+            Some(v) if v > MAX_SECONDS as f64 => {
+                self.too_long(path, node);
+                return None;
+            }
+            Some(_) => {}
         }
         parsed
+    }
+
+    /// A whole number of seconds (or of one-second attempts), at most [`MAX_SECONDS`].
+    pub fn whole_seconds<T: TryFrom<i64>>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        what: &str,
+    ) -> Option<T> {
+        let value = self.int(node, path, what)?;
+        if value > MAX_SECONDS {
+            self.too_long(path, node);
+            return None;
+        }
+        self.uint(node, path, what)
+    }
+
+    fn too_long(&mut self, path: &str, node: &Node) {
+        self.error(
+            path,
+            node,
+            format!(
+                "{} seconds is more than a week ({MAX_SECONDS} s): no wait or timeout of maestro's may be that long",
+                node.display()
+            ),
+        )
+        .help = Some("a wait that long is a mistake; give a number of seconds".into());
     }
 
     /// A string, or a list of strings (a single string is a one-element list).

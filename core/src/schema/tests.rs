@@ -807,6 +807,18 @@ fn check_errors() {
             None,
         ),
         (
+            "{type: sleep, wait: 1e300}",
+            ".wait",
+            &["1e300 seconds is more than a week (604800 s)"],
+            None,
+        ),
+        (
+            "{type: http, port: web, max_wait: 604801}",
+            ".max_wait",
+            &["more than a week"],
+            None,
+        ),
+        (
             "{type: sleep, wait: -1}",
             ".wait",
             &["a number of seconds"],
@@ -2044,4 +2056,34 @@ fn ssh_users_that_look_like_options_are_refused() {
             );
         }
     }
+}
+
+/// Every wait and timeout is bounded at load (a week), so no deadline can overflow.
+#[test]
+fn waits_and_timeouts_longer_than_a_week_are_refused() {
+    let text = "__maestro: {schema: 2}
+name: e
+ships: {a: {ip: 10.0.0.1, timeout: 1e300}}
+services:
+  svc:
+    image: img
+    instances:
+      i1: {ship: a, stop_timeout: 99999999999}
+";
+    let loaded = load(text, &NoFiles, &Ship::new("local", "127.0.0.1"));
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("ships.a.timeout: 1e300 seconds is more than a week"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with("services.svc.instances.i1.stop_timeout: 99999999999 seconds"),
+        "{errors:#?}"
+    );
 }
