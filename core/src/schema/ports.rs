@@ -54,15 +54,77 @@ fn scalar_text(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
 }
 
 fn spec(r: &mut Reader, text: &str, node: &Node, path: &str) -> Option<PortSpec> {
-    let spec = parse_spec(text);
-    if spec.is_none() {
+    let Some(spec) = parse_spec(text) else {
         r.error(
             path,
             node,
             format!("invalid port specification {text:?}: expected {FORMS}"),
         );
+        return None;
+    };
+    // MaestroNG checks no numbers; the engine then refuses the container (or, for 0,
+    // picks a random host port that no peer's variables can name).
+    let (first, last) = bounds(&spec);
+    let in_range = |n: Option<u32>| n.is_some_and(|n| (1..=65535).contains(&n));
+    if !in_range(first) || !in_range(last) {
+        r.error(
+            path,
+            node,
+            format!("invalid port {text:?}: port numbers go from 1 to 65535"),
+        );
+        return None;
     }
-    spec
+    if first > last {
+        r.error(
+            path,
+            node,
+            format!("invalid port range {text:?}: it ends before it starts"),
+        );
+        return None;
+    }
+    Some(spec)
+}
+
+/// The first and last port of a spec (the same for a single port); `None` for a number
+/// too large to read.
+fn bounds(spec: &PortSpec) -> (Option<u32>, Option<u32>) {
+    let (a, b) = spec
+        .number
+        .split_once('-')
+        .unwrap_or((&spec.number, &spec.number));
+    (a.parse().ok(), b.parse().ok())
+}
+
+/// Whether the engine can publish `exposed` as `external`: a range in the container
+/// needs a host range of the same size (a single container port may take any port of a
+/// host range). Says why not.
+fn publishable(
+    r: &mut Reader,
+    exposed: &PortSpec,
+    external: &PortSpec,
+    node: &Node,
+    path: &str,
+) -> bool {
+    let size = |s: &PortSpec| match bounds(s) {
+        (Some(a), Some(b)) => b - a + 1,
+        _ => 1,
+    };
+    let (inside, outside) = (size(exposed), size(external));
+    if inside > 1 && inside != outside {
+        r.error(
+            path,
+            node,
+            format!(
+                "the container's range {} ({inside} ports) cannot be published on {} ({outside} port{})",
+                exposed.number,
+                external.number,
+                if outside == 1 { "" } else { "s" }
+            ),
+        )
+        .help = Some("give the host a range of the same size".into());
+        return false;
+    }
+    true
 }
 
 /// Parses one named port of an instance.
@@ -105,6 +167,9 @@ pub(crate) fn port(r: &mut Reader, node: &Node, path: &str) -> Option<Port> {
                         external.with_protocol()
                     ),
                 );
+                return None;
+            }
+            if !publishable(r, &exposed, &external, node, path) {
                 return None;
             }
             Some(Port {
@@ -209,10 +274,14 @@ fn mapping_port(r: &mut Reader, entries: &[(Node, Node)], node: &Node, path: &st
             .help = Some("give both the same protocol".into());
         }
     }
+    let (exposed, external) = (exposed?, external?);
+    if !publishable(r, &exposed, &external, node, path) {
+        return None;
+    }
     Some(Port {
-        exposed: exposed?,
+        exposed,
         host_ip: host_ip?,
-        external: external?,
+        external,
     })
 }
 

@@ -261,6 +261,44 @@ fn rejected_forms() {
             )],
         ),
         ("\"a:b:c\"", vec![invalid("a")]),
+        // Numbers MaestroNG lets through and the engine refuses (or, for 0, answers with
+        // a random port no variable can name).
+        (
+            "\"0:80\"",
+            vec![format!(
+                "{p}: invalid port \"0\": port numbers go from 1 to 65535"
+            )],
+        ),
+        (
+            "\"80:70000\"",
+            vec![format!(
+                "{p}: invalid port \"70000\": port numbers go from 1 to 65535"
+            )],
+        ),
+        (
+            "\"99999999999999999999\"",
+            vec![format!(
+                "{p}: invalid port \"99999999999999999999\": port numbers go from 1 to 65535"
+            )],
+        ),
+        (
+            "90-80",
+            vec![format!(
+                "{p}: invalid port range \"90-80\": it ends before it starts"
+            )],
+        ),
+        (
+            "\"100-102:200-201\"",
+            vec![format!(
+                "{p}: the container's range 100-102 (3 ports) cannot be published on 200-201 (2 ports)"
+            )],
+        ),
+        (
+            "{exposed: 100-101, external: 8080}",
+            vec![format!(
+                "{p}: the container's range 100-101 (2 ports) cannot be published on 8080 (1 port)"
+            )],
+        ),
         (
             "\"80/tcp:8080/udp\"",
             vec![format!(
