@@ -108,7 +108,7 @@ pub(super) async fn status<E: Engine>(
                 let engine = &ctx.engines[instance.ship.0];
                 let mut failures = Vec::new();
                 for check in checks.iter().filter_map(crate::play::checks::once) {
-                    if let Err(e) = crate::play::checks::run(&check, ship_ip, &instance.name, &env, engine.as_ref()).await {
+                    if let Err(e) = crate::play::checks::run(&check, ship_ip, &instance.name, &env, engine.as_ref(), &ctx.http).await {
                         failures.push(e);
                     }
                 }
