@@ -22,9 +22,10 @@ const RETRY: Duration = Duration::from_millis(10);
 /// Between attempts of an http check, which the app has to answer each time.
 const HTTP_RETRY: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// An http check's connection attempt, unless `requests_options.timeout` says otherwise
-/// (requests has no default; a silent address must not hold the check past a retry).
-const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An http check's attempt, unless `requests_options.timeout` says otherwise (requests has
+/// none): Docker's port proxy may accept a connection and then hang, and that attempt must
+/// not hold the check until `max_wait` when the next one would pass.
+const HTTP_ATTEMPT: Duration = Duration::from_secs(5);
 /// What an http check reads of an answer: `match_regex` is matched against that much.
 pub const HTTP_BODY_LIMIT: usize = 1 << 20;
 /// A container on this machine answers at once or not at all.
@@ -141,7 +142,7 @@ pub async fn run<E: Engine>(
             let limits = http::Limits {
                 connect: options
                     .timeout
-                    .map_or(HTTP_CONNECT_TIMEOUT, |(c, _)| Duration::from_secs_f64(c)),
+                    .map_or(HTTP_ATTEMPT, |(c, _)| Duration::from_secs_f64(c)),
                 read: options.timeout.map(|(_, r)| Duration::from_secs_f64(r)),
                 total: None,
             };
@@ -150,10 +151,14 @@ pub async fn run<E: Engine>(
                     .map_err(|e| format!("{what}: {e}"))?;
             let deadline = Instant::now() + Duration::from_secs_f64(*max_wait);
             loop {
-                // An attempt never outlives max_wait (nor is cut shorter than a moment).
-                let left = deadline
+                // An attempt never outlives max_wait (nor is cut shorter than a moment);
+                // without a `timeout` of its own, it is given up after HTTP_ATTEMPT.
+                let mut left = deadline
                     .saturating_duration_since(Instant::now())
                     .max(HTTP_RETRY);
+                if options.timeout.is_none() {
+                    left = left.min(HTTP_ATTEMPT);
+                }
                 let attempt = client.send(http::Request {
                     method,
                     url: &url,
