@@ -394,6 +394,11 @@ fn cases() -> Vec<Case> {
         ),
         case("warning_yaml11_port", one_instance!("        ports: {smtp: 25:25}\n")),
         case(
+            "warning_hipchat",
+            "name: warn\naudit:\n  - {type: log, file: audit.log}\n  - {type: hipchat, room: ops, token: t}\nships:\n  s1: {ip: 10.0.0.1}\nservices: {}\n",
+        )
+        .args(&["-f", "maestro.yaml", "deptree"]),
+        case(
             "local_ship",
             "name: local\nservices:\n  app:\n    image: example/app\n    instances: {app-1: {}}\n",
         )

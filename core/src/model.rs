@@ -457,7 +457,8 @@ pub enum Check {
         match_regex: Option<String>,
         /// Seconds.
         max_wait: f64,
-        verify_tls: bool,
+        /// `requests_options` (boxed: most checks have none, and the enum stays small).
+        options: Box<RequestOptions>,
     },
     /// Runs a command on the controller's machine.
     Exec {
@@ -483,6 +484,64 @@ impl Check {
     }
 }
 
+/// What MaestroNG passes to Python requests (`requests_options` of an `http` check).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestOptions {
+    pub verify: Verify,
+    /// Sent with every request, after maestro's own (so they can replace them).
+    pub headers: Vec<(String, String)>,
+    /// HTTP Basic credentials: `auth: [user, password]`.
+    pub auth: Option<(String, Secret)>,
+    /// `timeout`: seconds to connect and seconds between bytes read, as requests' pair.
+    pub timeout: Option<(f64, f64)>,
+    /// `allow_redirects` (requests' default: follow).
+    pub allow_redirects: bool,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        RequestOptions {
+            verify: Verify::Default,
+            headers: Vec::new(),
+            auth: None,
+            timeout: None,
+            allow_redirects: true,
+        }
+    }
+}
+
+/// Which servers an HTTPS request trusts (requests' `verify`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verify {
+    /// `true` (or absent): the default trust of the controller's machine.
+    Default,
+    /// `false`: any certificate; the connection is encrypted, the server not verified.
+    Off,
+    /// A CA bundle (a PEM file, or a folder of them), as written in the file.
+    Bundle(String),
+}
+
+/// A value that must never be shown: its `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Auditor {
     pub kind: AuditorKind,
@@ -490,10 +549,13 @@ pub struct Auditor {
     pub ignore_errors: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// MaestroNG's (Python logging's) levels, lowest first: an auditor records the events at
+/// or above its level. Plays are `Info` events, each instance's task a `Debug` one;
+/// failures always go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AuditLevel {
-    Info,
     Debug,
+    Info,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -514,16 +576,15 @@ pub enum AuditorKind {
         script: String,
         args: Option<String>,
     },
+    /// Posts to a Slack channel with a bot token (`chat.postMessage`).
     Slack {
         channel: String,
-        token: String,
+        token: Secret,
         name: String,
         icon: Option<String>,
-    },
-    Hipchat {
-        room: String,
-        token: String,
-        name: String,
+        /// Where Slack's Web API is (an extension: `api_url`, default
+        /// `https://slack.com/api`).
+        api_url: String,
     },
     /// MaestroNG's test auditor: every notification fails.
     Fail,

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+/// An HTTPS server made by the test, and its certificates.
+#[path = "../../controller/src/http/testing.rs"]
+mod https;
+
 use support::{Env, maestro_bin, port, text};
 
 /// An app that records when it started, opens its port after `delay` seconds, records
@@ -371,37 +375,17 @@ name: @NAME@
 
 #[test]
 fn auditors_record_plays_and_never_fail_them() {
-    // A webhook receiver on loopback that keeps the first request it gets.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook = listener.local_addr().unwrap();
-    let received = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut request = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            request.extend_from_slice(&buffer[..n]);
-            let text = String::from_utf8_lossy(&request);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if body.len() >= length {
-                    break;
-                }
-            }
-        }
-        let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-        String::from_utf8_lossy(&request).into_owned()
+    // An HTTPS server that plays the app's health endpoint and Slack's API; maestro is
+    // given its CA in the check's requests_options and, for Slack, in REQUESTS_CA_BUNDLE.
+    let ca = https::Ca::new();
+    let tls = https::Server::start(Some(ca.issue(&["127.0.0.1"])), |r| match r.path.as_str() {
+        "/ready" => (200, "ready".into()),
+        _ => (200, r#"{"ok": true}"#.into()),
     });
+    let tls_port = tls.port;
+    // A webhook receiver on loopback, plain HTTP.
+    let receiver = https::Server::start(None, |_| (204, String::new()));
+    let hook = format!("127.0.0.1:{}", receiver.port);
     let yaml = format!(
         "__maestro: {{schema: 2}}
 name: @NAME@
@@ -410,14 +394,18 @@ audit:
   - {{type: http, endpoint: \"http://{hook}/hook\", payload: {{text: \"{{message}}\", who: \"{{who}}\"}}}}
   - {{type: exec, script: ./on-success.sh, args: \"{{action}}\"}}
   - {{type: http, endpoint: \"http://127.0.0.1:9/nobody\", timeout: 1}}
+  - {{type: slack, channel: \"#ops\", token: xoxb-e2e, api_url: \"https://127.0.0.1:{tls_port}/api\"}}
 @SHIPS@services:
   s:
     image: @IMAGE@
+    lifecycle:
+      running: [{{type: http, port: {tls_port}, scheme: https, path: /ready, max_wait: 10, requests_options: {{verify: ca.pem, headers: {{X-Probe: e2e}}, auth: [probe, pw]}}}}]
     instances:
       @NAME@-audited: {{ship: local, command: [sleep, \"60\"], stop_timeout: 1}}
 "
     );
     let env = Env::new("audit", &yaml);
+    std::fs::write(env.dir.join("ca.pem"), &ca.pem).unwrap();
     std::fs::write(
         env.dir.join("on-success.sh"),
         "#!/bin/sh\necho \"$1\" > exec-args.txt\ncat > exec-stdin.json\n",
@@ -432,6 +420,7 @@ audit:
         .arg("start")
         .current_dir(&env.dir)
         .env("USER", "auditor-test")
+        .env("REQUESTS_CA_BUNDLE", env.dir.join("ca.pem"))
         .output()
         .unwrap();
     assert!(
@@ -455,13 +444,16 @@ audit:
         log.contains(&format!("INFO: Start of {instance} succeeded.")),
         "{log}"
     );
-    let request = received.join().unwrap();
-    assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
-    assert!(
-        request.contains(&format!(
-            "\"text\":\"auditor-test is starting {instance}.\""
-        )),
-        "{request}"
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("POST", "/hook")
+    );
+    let body: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
+    assert_eq!(
+        body["text"],
+        format!("auditor-test is starting {instance}.")
     );
     assert_eq!(
         std::fs::read_to_string(env.dir.join("exec-args.txt"))
@@ -474,6 +466,32 @@ audit:
             .unwrap();
     assert_eq!(stdin[&instance]["service"], "s");
     assert_eq!(stdin[&instance]["ship"], "127.0.0.1");
+
+    // The https check, with the headers and credentials of its requests_options.
+    let seen = tls.requests();
+    let probe = seen
+        .iter()
+        .find(|r| r.path == "/ready")
+        .expect("the check ran");
+    assert_eq!(probe.header("x-probe"), Some("e2e"));
+    assert_eq!(probe.header("authorization"), Some("Basic cHJvYmU6cHc="));
+    // Slack heard of the play's start and success, with the bot token.
+    let texts: Vec<String> = seen
+        .iter()
+        .filter(|r| r.path == "/api/chat.postMessage")
+        .map(|r| {
+            assert_eq!(r.header("authorization"), Some("Bearer xoxb-e2e"));
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            body["attachments"][0]["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            format!("auditor-test is starting {instance}."),
+            format!("Start of {instance} succeeded."),
+        ]
+    );
 }
 
 #[test]

@@ -63,7 +63,8 @@ pub fn run(
             .map(|s| Arc::new(DockerEngine::new(s.clone(), base_dir.clone())))
             .collect(),
     );
-    runtime.block_on(dispatch(env, engines, command, json, readiness))
+    let http = Arc::new(crate::http::Settings::from_env(base_dir));
+    runtime.block_on(dispatch(env, engines, command, json, readiness, http))
 }
 
 async fn dispatch<E: Engine + crate::lock::LockStore>(
@@ -72,6 +73,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
     command: Command,
     json: bool,
     readiness: Settings,
+    http: Arc<crate::http::Settings>,
 ) -> u8 {
     let deps = Dependencies::new(&env);
     let printer = Printer::new(Mode::detect(json));
@@ -92,6 +94,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
         handshake: None,
         images: Arc::new(Resolved::default()),
         interrupted,
+        http,
     };
     match command {
         Command::Status {
@@ -436,8 +439,11 @@ where
     F: Fn(Context<E>, usize, InstanceId) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
-    let audit = Audit::new(&ctx.env);
+    let audit = Audit::new(ctx.env.clone(), ctx.http.clone());
     audit.play(name, selection, Phase::Action, None).await;
+    // Each instance's task is audited too, under the play's name (a restart's stop and
+    // start are one "restarting"), at MaestroNG's debug level.
+    let per_instance = audit.follows_instances().then(|| audit.clone());
     let began = Instant::now();
     let rows = play::rows(&ctx.env, selection);
     let names: Vec<String> = rows.iter().map(|r| r.instance.clone()).collect();
@@ -454,7 +460,28 @@ where
         concurrency,
         &row_limits,
         &ctx.reporter,
-        |row| task(ctx.clone(), row, selection[row]),
+        |row| {
+            let id = selection[row];
+            let work = task(ctx.clone(), row, id);
+            let audit = per_instance.clone();
+            async move {
+                let Some(audit) = audit else {
+                    return work.await;
+                };
+                audit.instance(name, id, Phase::Action, None).await;
+                let outcome = work.await;
+                match &outcome {
+                    Outcome::Failed(f) => {
+                        audit
+                            .instance(name, id, Phase::Error, Some(&f.message))
+                            .await
+                    }
+                    o if o.is_success() => audit.instance(name, id, Phase::Success, None).await,
+                    _ => {}
+                }
+                outcome
+            }
+        },
     )
     .await;
     (ctx.reporter)(Event::Ended {
@@ -462,6 +489,7 @@ where
         elapsed: began.elapsed(),
         interrupted,
     });
+    audit.show_held();
     let failure = outcomes.iter().find_map(|o| match o {
         Outcome::Failed(f) => Some(f.message.clone()),
         _ => None,
@@ -521,7 +549,7 @@ async fn prepare_images<E: Engine>(
         }
     }
     if !to_pull.is_empty() {
-        let audit = Audit::new(&ctx.env);
+        let audit = Audit::new(ctx.env.clone(), ctx.http.clone());
         audit.play("pull", selection, Phase::Action, None).await;
         let began = Instant::now();
         let rows = images::rows(ctx, &to_pull);

@@ -98,7 +98,7 @@ async fn remove<E: Engine>(
     concurrency: Option<usize>,
     orphans: Vec<Orphan>,
 ) -> (Vec<Outcome>, bool) {
-    let audit = Audit::new(&ctx.env);
+    let audit = Audit::new(ctx.env.clone(), ctx.http.clone());
     let audited: Vec<Audited> = orphans
         .iter()
         .map(|o| Audited {

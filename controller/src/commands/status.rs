@@ -154,6 +154,7 @@ pub(super) async fn status<E: Engine>(
                             &instance.name,
                             &env,
                             engine.as_ref(),
+                            &ctx.http,
                         )
                         .await
                         {

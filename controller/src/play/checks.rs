@@ -1,5 +1,5 @@
-//! Lifecycle checks (reference section 8): tcp, http, exec, rexec and sleep, with
-//! MaestroNG's defaults. Checks of one state run concurrently. Where MaestroNG sleeps one
+//! Lifecycle checks (reference section 8): tcp, http (and https, through
+//! [`crate::http`]), exec, rexec and sleep, with MaestroNG's defaults. Checks of one state run concurrently. Where MaestroNG sleeps one
 //! second between attempts, tcp checks retry every 10 ms and http checks every 50 ms
 //! (bounded by the same total wait), so a dependent starts within milliseconds of its
 //! dependency opening its port.
@@ -14,6 +14,7 @@ use tokio::time::{Instant, sleep, timeout};
 use maestro_core::model::Check;
 
 use crate::engine::Engine;
+use crate::http;
 
 /// Between attempts of a tcp check: a dependent should start within milliseconds of its
 /// dependency's port opening, and a refused connection costs next to nothing.
@@ -21,6 +22,12 @@ const RETRY: Duration = Duration::from_millis(10);
 /// Between attempts of an http check, which the app has to answer each time.
 const HTTP_RETRY: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// An http check's attempt, unless `requests_options.timeout` says otherwise (requests has
+/// none): Docker's port proxy may accept a connection and then hang, and that attempt must
+/// not hold the check until `max_wait` when the next one would pass.
+const HTTP_ATTEMPT: Duration = Duration::from_secs(5);
+/// What an http check reads of an answer: `match_regex` is matched against that much.
+pub const HTTP_BODY_LIMIT: usize = 1 << 20;
 /// A container on this machine answers at once or not at all.
 const DIRECT_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -52,6 +59,7 @@ pub async fn run<E: Engine>(
     container_id: &str,
     container_env: &BTreeMap<String, String>,
     engine: &E,
+    settings: &http::Settings,
 ) -> Result<(), String> {
     match check {
         Check::Tcp {
@@ -113,43 +121,71 @@ pub async fn run<E: Engine>(
             method,
             match_regex,
             max_wait,
-            ..
+            options,
         } => {
-            if scheme != "http" {
-                return Err(format!(
-                    "http check: the {scheme} scheme is not supported yet; use http"
-                ));
-            }
-            let regex = match match_regex.as_deref().map(regex::Regex::new) {
+            // MaestroNG compiles the regex with re.DOTALL.
+            let regex = match match_regex.as_deref().map(|r| {
+                regex::RegexBuilder::new(r)
+                    .dot_matches_new_line(true)
+                    .build()
+            }) {
                 None => None,
                 Some(Ok(regex)) => Some(regex),
                 Some(Err(e)) => return Err(format!("http check: bad match_regex: {e}")),
             };
+            let host_in_url = match host.contains(':') && !host.starts_with('[') {
+                true => format!("[{host}]"),
+                false => host.clone(),
+            };
+            let url = format!("{scheme}://{host_in_url}:{port}{path}");
+            let what = format!("http check: {} {url}", method.to_uppercase());
+            let limits = http::Limits {
+                connect: options
+                    .timeout
+                    .map_or(HTTP_ATTEMPT, |(c, _)| Duration::from_secs_f64(c)),
+                read: options.timeout.map(|(_, r)| Duration::from_secs_f64(r)),
+                total: None,
+            };
+            let client =
+                http::Client::new(settings, &options.verify, options.allow_redirects, limits)
+                    .map_err(|e| format!("{what}: {e}"))?;
             let deadline = Instant::now() + Duration::from_secs_f64(*max_wait);
             loop {
-                let last = match timeout(
-                    Duration::from_secs(5),
-                    crate::http::request(host, *port, method, path, &[], None),
-                )
-                .await
-                {
-                    Ok(Ok((status, body))) => {
+                // An attempt never outlives max_wait (nor is cut shorter than a moment);
+                // without a `timeout` of its own, it is given up after HTTP_ATTEMPT.
+                let mut left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(HTTP_RETRY);
+                if options.timeout.is_none() {
+                    left = left.min(HTTP_ATTEMPT);
+                }
+                let attempt = client.send(http::Request {
+                    method,
+                    url: &url,
+                    headers: &options.headers,
+                    auth: options.auth.as_ref(),
+                    json: None,
+                    body_limit: HTTP_BODY_LIMIT,
+                });
+                let last = match timeout(left, attempt).await {
+                    Ok(Ok(answer)) => {
                         let passed = match &regex {
-                            Some(regex) => regex.is_match(&body),
-                            None => status == 200,
+                            Some(regex) => regex.is_match(&answer.body),
+                            None => answer.status == 200,
                         };
                         if passed {
                             return Ok(());
                         }
-                        format!("HTTP {status}")
+                        format!("HTTP {}", answer.status)
                     }
-                    Ok(Err(e)) => e,
-                    Err(_) => "no answer within 5s".into(),
+                    // A certificate maestro refuses now it will refuse at every attempt.
+                    Ok(Err(e)) if e.certificate => return Err(format!("{what}: {}", e.message)),
+                    Ok(Err(e)) => e.message,
+                    Err(_) => format!("no answer within {:.1}s", left.as_secs_f64()),
                 };
                 if Instant::now() + HTTP_RETRY >= deadline {
                     return Err(format!(
-                        "http check: {} {scheme}://{host}:{port}{path} did not pass within {max_wait}s (last: {last})",
-                        method.to_uppercase()
+                        "{what} did not pass within {max_wait}s (last: {last})"
                     ));
                 }
                 sleep(HTTP_RETRY).await;

@@ -31,6 +31,8 @@ pub struct Context<E: Engine> {
     pub images: Arc<Resolved>,
     /// Becomes true on Ctrl-C: tasks that can undo their work (deploy) do so.
     pub interrupted: tokio::sync::watch::Receiver<bool>,
+    /// What http checks and auditors trust, and where relative paths start.
+    pub http: Arc<crate::http::Settings>,
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -43,6 +45,7 @@ impl<E: Engine> Clone for Context<E> {
             handshake: self.handshake.clone(),
             images: self.images.clone(),
             interrupted: self.interrupted.clone(),
+            http: self.http.clone(),
         }
     }
 }
@@ -662,7 +665,7 @@ async fn run_checks<E: Engine>(
     let all = join_all(
         checks
             .iter()
-            .map(|c| checks::run(c, &ship_ip, cid, &container_env, engine)),
+            .map(|c| checks::run(c, &ship_ip, cid, &container_env, engine, &ctx.http)),
     );
     tokio::pin!(all);
     loop {

@@ -341,6 +341,7 @@ where
         handshake,
         images: Arc::default(),
         interrupted,
+        http: Arc::default(),
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
@@ -931,6 +932,7 @@ async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
         handshake: None,
         images: Arc::default(),
         interrupted: tokio::sync::watch::channel(false).1,
+        http: Arc::default(),
     };
     let resolved = Arc::new(Mutex::new(Resolved::default()));
     let pins = Arc::new(Pins::default());
@@ -1445,6 +1447,7 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
         handshake: None,
         images: Arc::default(),
         interrupted: tokio::sync::watch::channel(false).1,
+        http: Arc::default(),
     };
     // Plays over the file's instances never touch it.
     play(&env, &fake, Direction::Start, None, stop_then_start).await;
@@ -1511,4 +1514,123 @@ async fn a_panicking_task_fails_its_own_row_only() {
         .collect();
     finished.sort_unstable();
     assert_eq!(finished, [0, 1, 2]);
+}
+
+// http checks over https, against servers made here
+
+mod https_checks {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use maestro_core::model::{Check, LifecycleState};
+
+    use super::{Fake, environment};
+    use crate::http::Settings;
+    use crate::http::testing::{Ca, Server, self_signed};
+    use crate::play::checks;
+
+    /// The `running` check of an instance whose check is `spec`.
+    fn check(spec: &str) -> Check {
+        let env = environment(&format!(
+            "name: t\nships: {{s1: {{ip: 127.0.0.1}}}}\nservices:\n  web: {{image: web, instances: {{web-1: {{ship: s1, lifecycle: {{running: [{spec}]}}}}}}}}\n"
+        ));
+        env.instances[0].lifecycle[&LifecycleState::Running][0].clone()
+    }
+
+    async fn run(check: &Check, settings: &Settings) -> Result<(), String> {
+        checks::run(
+            check,
+            "127.0.0.1",
+            "",
+            &Default::default(),
+            &Fake::default(),
+            settings,
+        )
+        .await
+    }
+
+    fn folder(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("maestro-checks-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn an_https_check_trusts_the_ca_it_is_given_and_sends_headers_and_auth() {
+        let ca = Ca::new();
+        let server = Server::start(Some(ca.issue(&["127.0.0.1"])), |r| match r.path.as_str() {
+            "/health" => (200, "{\"status\":\n\"up\"}".into()),
+            _ => (404, String::new()),
+        });
+        let dir = folder("ca");
+        std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+        // As the environment file says it, relative to the file's folder.
+        let settings = Settings::new(dir, |_| None);
+        let check = check(&format!(
+            "{{type: http, port: {}, scheme: https, path: health, max_wait: 5, match_regex: \"status.*up\", requests_options: {{verify: ca.pem, headers: {{X-Probe: maestro}}, auth: [alice, s3cret], timeout: 2}}}}",
+            server.port
+        ));
+        run(&check, &settings).await.unwrap();
+        let seen = server.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].method.as_str(), seen[0].path.as_str()),
+            ("GET", "/health")
+        );
+        assert_eq!(seen[0].header("x-probe"), Some("maestro"));
+        assert_eq!(
+            seen[0].header("authorization"),
+            Some("Basic YWxpY2U6czNjcmV0")
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_false_passes_a_self_signed_server() {
+        let server = Server::start(Some(self_signed(&["127.0.0.1"])), |_| (200, String::new()));
+        let check = check(&format!(
+            "{{type: http, port: {}, scheme: https, max_wait: 5, requests_options: {{verify: false}}}}",
+            server.port
+        ));
+        run(&check, &Settings::default()).await.unwrap();
+        assert_eq!(server.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_fails_the_check_at_once_naming_the_host() {
+        let server = Server::start(Some(self_signed(&["127.0.0.1"])), |_| (200, String::new()));
+        let check = check(&format!(
+            "{{type: http, port: {}, scheme: https, max_wait: 60}}",
+            server.port
+        ));
+        let began = Instant::now();
+        let e = run(&check, &Settings::default()).await.unwrap_err();
+        // Not after max_wait: the same certificate would be refused at every attempt.
+        assert!(began.elapsed() < Duration::from_secs(5));
+        let url = format!("https://127.0.0.1:{}/", server.port);
+        assert!(
+            e.starts_with(&format!(
+                "http check: GET {url}: TLS: the certificate of 127.0.0.1 is not signed by a CA maestro trusts (UnknownIssuer; trusted: the system's CA certificates"
+            )),
+            "{e}"
+        );
+        assert!(server.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_check_that_does_not_pass_says_what_it_got_last() {
+        let server = Server::start(None, |_| (503, String::new()));
+        let check = check(&format!(
+            "{{type: http, port: {}, max_wait: 0.2}}",
+            server.port
+        ));
+        let e = run(&check, &Settings::default()).await.unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "http check: GET http://127.0.0.1:{}/ did not pass within 0.2s (last: HTTP 503)",
+                server.port
+            )
+        );
+    }
 }

@@ -2,8 +2,11 @@
 
 use indexmap::IndexMap;
 
-use crate::model::{AuditLevel, Auditor, AuditorKind, Check, Data, LifecycleState, Port, Protocol};
-use crate::yaml::{Node, Value};
+use crate::model::{
+    AuditLevel, Auditor, AuditorKind, Check, Data, LifecycleState, Port, Protocol, RequestOptions,
+    Secret, Verify,
+};
+use crate::yaml::{Node, Resolved, Value};
 
 use super::read::{Reader, get, join, key};
 
@@ -155,7 +158,18 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
                 url_path.insert(0, '/');
             }
             let scheme = match field("scheme") {
-                Some(n) => r.string(n, &p("scheme"), "http or https")?,
+                Some(n) => {
+                    let scheme = r.string(n, &p("scheme"), "http or https")?;
+                    if scheme != "http" && scheme != "https" {
+                        r.error(
+                            &p("scheme"),
+                            n,
+                            format!("expected http or https, found {scheme:?}"),
+                        );
+                        return None;
+                    }
+                    scheme
+                }
                 None => "http".to_owned(),
             };
             let method = match field("method") {
@@ -168,27 +182,10 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
                 Some(n) => r.seconds(n, &p("max_wait"))?,
                 None => 300.0,
             };
-            let mut verify_tls = true;
-            if let Some(options) = field("requests_options") {
-                let opath = p("requests_options");
-                if let Some(entries) = r.opt_map(options, &opath, "a mapping of request options") {
-                    for (k, v) in entries {
-                        match key(k) {
-                            "verify" => verify_tls = r.bool(v, &join(&opath, "verify")),
-                            other => {
-                                r.warn(
-                                    &join(&opath, other),
-                                    k,
-                                    format!(
-                                        "request option {other:?} is not supported and is ignored"
-                                    ),
-                                )
-                                .help = Some("supported: verify".into());
-                            }
-                        }
-                    }
-                }
-            }
+            let options = match field("requests_options") {
+                Some(n) => Box::new(request_options(r, n, &p("requests_options"))?),
+                None => Box::default(),
+            };
             Some(Check::Http {
                 host,
                 port,
@@ -197,7 +194,7 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
                 method,
                 match_regex,
                 max_wait,
-                verify_tls,
+                options,
             })
         }
         "exec" | "rexec" => {
@@ -289,6 +286,117 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
             None
         }
     }
+}
+
+/// The `requests_options` maestro honours; the other arguments of Python requests are
+/// warned about and ignored.
+fn request_options(r: &mut Reader, node: &Node, path: &str) -> Option<RequestOptions> {
+    let entries = r.opt_map(node, path, "a mapping of request options")?;
+    let mut options = RequestOptions::default();
+    let mut ok = true;
+    for (k, v) in entries {
+        let name = key(k);
+        let vpath = join(path, name);
+        match name {
+            "verify" => match v.as_scalar().map(|s| (s.yaml11(), s)) {
+                Some((Resolved::Bool(true) | Resolved::Null, _)) => {
+                    options.verify = Verify::Default
+                }
+                Some((Resolved::Bool(false), _)) => options.verify = Verify::Off,
+                Some((Resolved::Str, s)) if !s.text.is_empty() => {
+                    options.verify = Verify::Bundle(s.text.clone());
+                }
+                _ => {
+                    r.error(
+                        &vpath,
+                        v,
+                        format!(
+                            "expected true, false or the path of a CA bundle, found {}",
+                            v.display()
+                        ),
+                    )
+                    .help = Some("write `verify: /path/to/ca.pem` (relative paths are relative to the environment file)".into());
+                    ok = false;
+                }
+            },
+            "headers" => {
+                for (hk, hv) in r
+                    .opt_map(v, &vpath, "a mapping of header names to values")
+                    .unwrap_or_default()
+                {
+                    if let Some(value) = r.string(hv, &join(&vpath, key(hk)), "a header value") {
+                        options.headers.push((key(hk).to_owned(), value));
+                    }
+                }
+            }
+            "auth" => match v.as_seq() {
+                Some([user, password]) => {
+                    let user = r.string(user, &format!("{vpath}[0]"), "a user name");
+                    // The password is never shown, not even in an error.
+                    let password = match password.as_scalar() {
+                        Some(s) if !password.is_null() => Some(Secret::new(s.text.clone())),
+                        _ => {
+                            r.error(
+                                &format!("{vpath}[1]"),
+                                password,
+                                "expected a password (a string)",
+                            );
+                            None
+                        }
+                    };
+                    match (user, password) {
+                        (Some(user), Some(password)) => options.auth = Some((user, password)),
+                        _ => ok = false,
+                    }
+                }
+                _ => {
+                    r.error(
+                        &vpath,
+                        v,
+                        format!("expected [user, password], found {}", v.kind()),
+                    )
+                    .help = Some(
+                        "HTTP Basic credentials: `auth: [alice, \"{{ env.PASSWORD }}\"]`".into(),
+                    );
+                    ok = false;
+                }
+            },
+            "timeout" => {
+                let timeout = match v.as_seq() {
+                    Some([connect, read]) => r
+                        .seconds(connect, &format!("{vpath}[0]"))
+                        .zip(r.seconds(read, &format!("{vpath}[1]"))),
+                    Some(_) => {
+                        r.error(
+                            &vpath,
+                            v,
+                            "expected seconds, or [connect seconds, read seconds]",
+                        );
+                        None
+                    }
+                    None if v.is_null() => {
+                        options.timeout = None;
+                        continue;
+                    }
+                    None => r.seconds(v, &vpath).map(|t| (t, t)),
+                };
+                match timeout {
+                    Some(t) => options.timeout = Some(t),
+                    None => ok = false,
+                }
+            }
+            "allow_redirects" => options.allow_redirects = r.bool(v, &vpath),
+            other => {
+                r.warn(
+                    &vpath,
+                    k,
+                    format!("request option {other:?} is not supported and is ignored"),
+                )
+                .help = Some("supported: verify, headers, auth, timeout, allow_redirects".into());
+            }
+        }
+    }
+    ok.then_some(options)
 }
 
 fn unknown_port(r: &mut Reader, name: &str, node: &Node, path: &str, target: &CheckTarget<'_>) {
@@ -556,29 +664,52 @@ fn auditor(r: &mut Reader, node: &Node, path: &str) -> Option<Auditor> {
             AuditorKind::Exec { script, args }
         }
         "slack" => {
-            r.known_keys(entries, path, &with(&["channel", "token", "name", "icon"]));
+            r.known_keys(
+                entries,
+                path,
+                &with(&["channel", "token", "name", "icon", "api_url"]),
+            );
             let channel = required(r, "channel")?;
-            let token = required(r, "token")?;
+            let token = Secret::new(required(r, "token")?);
             let name = get(entries, "name")
                 .and_then(|n| r.opt_string(n, &p("name"), "a name"))
                 .unwrap_or_else(|| "maestro-ng".into());
             let icon =
                 get(entries, "icon").and_then(|n| r.opt_string(n, &p("icon"), "an icon URL"));
+            let api_url = match get(entries, "api_url") {
+                None => "https://slack.com/api".to_owned(),
+                Some(n) => {
+                    let url = r.string(n, &p("api_url"), "the URL of Slack's Web API")?;
+                    if !url.starts_with("https://") && !url.starts_with("http://") {
+                        r.error(
+                            &p("api_url"),
+                            n,
+                            format!("expected an http:// or https:// URL, found {url:?}"),
+                        );
+                        return None;
+                    }
+                    url.trim_end_matches('/').to_owned()
+                }
+            };
             AuditorKind::Slack {
                 channel,
                 token,
                 name,
                 icon,
+                api_url,
             }
         }
         "hipchat" => {
             r.known_keys(entries, path, &with(&["room", "token", "name"]));
-            let room = required(r, "room")?;
-            let token = required(r, "token")?;
-            let name = get(entries, "name")
-                .and_then(|n| r.opt_string(n, &p("name"), "a name"))
-                .unwrap_or_else(|| "maestro-ng".into());
-            AuditorKind::Hipchat { room, token, name }
+            required(r, "room")?;
+            required(r, "token")?;
+            r.warn(
+                &p("type"),
+                kind_node,
+                "the hipchat auditor records nothing: HipChat was shut down in 2019",
+            )
+            .help = Some("use a slack or http auditor, or remove this one".into());
+            return None;
         }
         "_fail" => AuditorKind::Fail,
         other => {

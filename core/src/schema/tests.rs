@@ -586,7 +586,7 @@ fn check_types_and_defaults() {
         method: "get".into(),
         match_regex: None,
         max_wait: 300.0,
-        verify_tls: true,
+        options: Box::default(),
     };
     let cases: Vec<(&str, Check)> = vec![
         (
@@ -618,7 +618,48 @@ fn check_types_and_defaults() {
                 method: "post".into(),
                 match_regex: Some("ok.*".into()),
                 max_wait: 10.0,
-                verify_tls: false,
+                options: Box::new(RequestOptions {
+                    verify: Verify::Off,
+                    ..RequestOptions::default()
+                }),
+            },
+        ),
+        (
+            "{type: http, port: web, scheme: https, requests_options: {verify: ca/ca.pem, headers: {X-Token: abc, Accept: text/plain}, auth: [alice, s3cret], timeout: 2.5, allow_redirects: no}}",
+            Check::Http {
+                host: "10.0.0.1".into(),
+                port: 8080,
+                path: "/".into(),
+                scheme: "https".into(),
+                method: "get".into(),
+                match_regex: None,
+                max_wait: 300.0,
+                options: Box::new(RequestOptions {
+                    verify: Verify::Bundle("ca/ca.pem".into()),
+                    headers: vec![
+                        ("X-Token".into(), "abc".into()),
+                        ("Accept".into(), "text/plain".into()),
+                    ],
+                    auth: Some(("alice".into(), Secret::new("s3cret".into()))),
+                    timeout: Some((2.5, 2.5)),
+                    allow_redirects: false,
+                }),
+            },
+        ),
+        (
+            "{type: http, port: web, requests_options: {verify: true, timeout: [1, 30]}}",
+            Check::Http {
+                host: "10.0.0.1".into(),
+                port: 8080,
+                path: "/".into(),
+                scheme: "http".into(),
+                method: "get".into(),
+                match_regex: None,
+                max_wait: 300.0,
+                options: Box::new(RequestOptions {
+                    timeout: Some((1.0, 30.0)),
+                    ..RequestOptions::default()
+                }),
             },
         ),
         (
@@ -631,7 +672,7 @@ fn check_types_and_defaults() {
                 method: "get".into(),
                 match_regex: None,
                 max_wait: 0.5,
-                verify_tls: true,
+                options: Box::default(),
             },
         ),
         (
@@ -752,6 +793,44 @@ fn check_errors() {
             None,
         ),
         (
+            "{type: http, port: web, scheme: ftp}",
+            ".scheme",
+            &["expected http or https, found \"ftp\""],
+            None,
+        ),
+        (
+            "{type: http, port: web, requests_options: {verify: 3}}",
+            ".requests_options.verify",
+            &["expected true, false or the path of a CA bundle, found 3"],
+            Some(
+                "write `verify: /path/to/ca.pem` (relative paths are relative to the environment file)",
+            ),
+        ),
+        (
+            "{type: http, port: web, requests_options: {auth: alice}}",
+            ".requests_options.auth",
+            &["expected [user, password], found a string"],
+            None,
+        ),
+        (
+            "{type: http, port: web, requests_options: {auth: [alice, ~]}}",
+            ".requests_options.auth[1]",
+            &["expected a password (a string)"],
+            None,
+        ),
+        (
+            "{type: http, port: web, requests_options: {timeout: [1, 2, 3]}}",
+            ".requests_options.timeout",
+            &["expected seconds, or [connect seconds, read seconds]"],
+            None,
+        ),
+        (
+            "{type: http, port: web, requests_options: {timeout: soon}}",
+            ".requests_options.timeout",
+            &["a number of seconds"],
+            None,
+        ),
+        (
             "{type: http, port: web, max_wait: -1}",
             ".max_wait",
             &["a number of seconds"],
@@ -869,9 +948,9 @@ fn check_warnings() {
             "unknown key \"timeout\" is ignored",
         ),
         (
-            "{type: http, port: web, requests_options: {timeout: 3}}",
-            ".requests_options.timeout",
-            "request option \"timeout\" is not supported",
+            "{type: http, port: web, requests_options: {cert: client.pem}}",
+            ".requests_options.cert",
+            "request option \"cert\" is not supported",
         ),
         (
             "{type: rexec, command: ls, envfrom: env}",
@@ -1019,7 +1098,7 @@ fn service_and_instance_checks_are_merged_per_instance() {
         method: "get".into(),
         match_regex: None,
         max_wait: 300.0,
-        verify_tls: true,
+        options: Box::default(),
     };
     let sleep = |wait: f64| Check::Sleep { wait };
     use LifecycleState::*;
@@ -1195,26 +1274,20 @@ fn auditors() {
             "{type: slack, channel: \"#ops\", token: t}",
             info(AuditorKind::Slack {
                 channel: "#ops".into(),
-                token: "t".into(),
+                token: Secret::new("t".into()),
                 name: "maestro-ng".into(),
                 icon: None,
+                api_url: "https://slack.com/api".into(),
             }),
         ),
         (
-            "{type: slack, channel: c, token: t, name: bot, icon: \"http://i\"}",
+            "{type: slack, channel: c, token: t, name: bot, icon: \"http://i\", api_url: \"https://127.0.0.1:8/api/\"}",
             info(AuditorKind::Slack {
                 channel: "c".into(),
-                token: "t".into(),
+                token: Secret::new("t".into()),
                 name: "bot".into(),
                 icon: Some("http://i".into()),
-            }),
-        ),
-        (
-            "{type: hipchat, room: r, token: t}",
-            info(AuditorKind::Hipchat {
-                room: "r".into(),
-                token: "t".into(),
-                name: "maestro-ng".into(),
+                api_url: "https://127.0.0.1:8/api".into(),
             }),
         ),
         ("{type: _fail}", info(AuditorKind::Fail)),
@@ -1325,6 +1398,28 @@ fn auditors() {
         &rendered(&loaded.diagnostics, Severity::Warning),
         &[("audit[0].path", &["unknown key \"path\" is ignored"])],
         "extra key",
+    );
+    // HipChat is gone: the auditor loads with a warning at its type and records nothing.
+    let loaded = load_text(&doc(
+        "[{type: log, file: /tmp/a.log}, {type: hipchat, room: r, token: t}]",
+    ));
+    assert_diags(
+        &rendered(&loaded.diagnostics, Severity::Warning),
+        &[(
+            "audit[1].type",
+            &["the hipchat auditor records nothing: HipChat was shut down in 2019"],
+        )],
+        "hipchat",
+    );
+    let warning = loaded
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Warning)
+        .expect("warning");
+    assert_eq!(warning.loc.map(|l| l.line), Some(3), "{warning:?}");
+    assert_eq!(
+        loaded.environment.expect("loads").audit,
+        [cases[0].1.clone()]
     );
 }
 
