@@ -397,10 +397,11 @@ fn bundle(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// Accepts any server certificate: `verify: false`, as the user asked. The handshake's
-/// signatures are still checked, so the connection is encrypted with whoever answered.
+/// Accepts any server certificate: `verify: false` (or a ship's `tls` without
+/// `tls_verify`), as the user asked. The handshake's signatures are still checked, so the
+/// connection is encrypted with whoever answered.
 #[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyCertificate(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
