@@ -367,6 +367,25 @@ def json_events(stdout):
     return events
 
 
+def in_flight(events):
+    """The most instances maestro had in hand at once, by its own events: each row from
+    its first step (stopping the old container) to its finished event."""
+    spans = {}
+    for e in events:
+        who = e.get("instance")
+        if who is None or e.get("event") not in ("step", "finished"):
+            continue
+        first, last = spans.get(who, (e["time"], e["time"]))
+        spans[who] = (min(first, e["time"]), max(last, e["time"]))
+    edges = sorted([(a, 1) for a, _ in spans.values()] + [(b, -1) for _, b in spans.values()],
+                   key=lambda x: (x[0], x[1]))
+    most = n = 0
+    for _, d in edges:
+        n += d
+        most = max(most, n)
+    return most
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -496,6 +515,7 @@ class Bench:
                 if done is not None and first is not None:
                     lags.append(done - first)
             entry["ready_lag"] = lags
+            entry["in_flight"] = in_flight(events)
             # A second deploy has nothing to do: what the fixed part costs, and it must
             # touch nothing.
             rc2, wall2, _, _ = run_cmd(self.cmd(tool, "update"), self.log[tool], self.env)
@@ -578,7 +598,7 @@ class Bench:
         if not instances or any(i["back"] is None for i in instances):
             self.fail("crash run %d: no restored instance seen answering v1 again" % run)
         self.results["crash"].append(dict(
-            run=run, rc=rc, wall=wall, fewest=seen["fewest"], failed=seen["failed"],
+            run=run, in_flight=in_flight(events), rc=rc, wall=wall, fewest=seen["fewest"], failed=seen["failed"],
             probes=seen["probes"], none_s=seen["none_s"], restored_same=same, on_v1=on_v1,
             instances=instances))
         worst = max((i["known_to_back"] for i in instances if i["known_to_back"] is not None), default=None)
@@ -724,6 +744,10 @@ def report(r, args):
         p("maestro's deploy: %s from the command's start to the play's first event (process, file, ships, "
           "images, plan, locks), %s the play (first to last event), %s after it (locks given back, exit); medians."
           % (fs(med([e["before_play_s"] for e in rs])), fs(med(plays)), fs(med([e["after_play_s"] for e in rs]))))
+    if rs:
+        p("Most instances maestro had out of service at once, by its own events (a row from stopping the old "
+          "container to its finished event): %d in the deploys, %s in the crash cases."
+          % (max(e["in_flight"] for e in rs), max((c["in_flight"] for c in crash), default="n/a")))
     lags = [x for e in rs for x in e.get("ready_lag", [])]
     if lags:
         p("maestro saw a replacement ready (its row finished) %s after the probe's first answer from it "

@@ -76,7 +76,7 @@ status=0
     --base "$BASE_IMAGE" --rs-tcp "$RS_TCP" --ng-ports "$NG_1,$NG_2" --api "$API" \
     --runs "${RUNS:-3}" >"$OUT/table.md" || status=$?
 echo
-echo "Results ($(nproc) cores, ${BUSY}% busy before timing, engine $(docker version --format '{{.Server.Version}}'), $COMPOSE_LABEL, $("$VENV/bin/python" --version), MaestroNG 0.8.3; files, logs and results.json in $OUT):"
+echo "Results ($(nproc) cores, ${BUSY}% busy before timing, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, engine $(docker version --format '{{.Server.Version}}'), $COMPOSE_LABEL, $("$VENV/bin/python" --version), MaestroNG 0.8.3; files, logs and results.json in $OUT):"
 echo
 cat "$OUT/table.md"
 exit "$status"
