@@ -22,17 +22,8 @@
 # Exit status: 0 when every target holds, 1 otherwise (or on any failure).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-PYTHON="${PYTHON:-python3}"
-VENV="$ROOT/bench/.venv"
-# The venv's MaestroNG executable is also called `maestro`: always use this
-# full path for it, never a bare `maestro`.
-MAESTRONG="$VENV/bin/maestro"
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-MAESTRO="${MAESTRO_BIN:-$TARGET_DIR/release/maestro}"
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 read -r SMALL_N SMALL_S SMALL_K <<<"${SMALL:-2000 100 10}"
 read -r BIG_N BIG_S BIG_K <<<"${BIG:-20000 1000 100}"
@@ -42,46 +33,8 @@ WARMUP="${WARMUP:-3}"
 MAESTRONG_TIMEOUT="${MAESTRONG_TIMEOUT:-60}"
 BIG_MAESTRONG_RUNS="${BIG_MAESTRONG_RUNS:-5}"
 
-log() { printf '==> %s\n' "$*" >&2; }
-
 # Quote one word for hyperfine's own command-line splitting (used with -N).
 hq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
-
-# --- 1. MaestroNG 0.8.3 in bench/.venv ---------------------------------------
-ensure_maestrong() {
-    if [ -x "$MAESTRONG" ] && "$MAESTRONG" --version 2>/dev/null | grep -qx 'maestro-ng-0.8.3'; then
-        log "MaestroNG 0.8.3 already installed in bench/.venv"
-        return
-    fi
-    log "installing MaestroNG 0.8.3 into bench/.venv"
-    "$PYTHON" -m venv --clear "$VENV"
-    "$VENV/bin/pip" install --disable-pip-version-check -q \
-        -c "$ROOT/bench/maestrong-constraints.txt" 'maestro-ng==0.8.3'
-    "$MAESTRONG" --version | grep -qx 'maestro-ng-0.8.3'
-}
-
-# --- 2. hyperfine ------------------------------------------------------------
-ensure_hyperfine() {
-    if command -v hyperfine >/dev/null 2>&1; then
-        return
-    fi
-    log "installing hyperfine with apt-get"
-    local sudo=""
-    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq hyperfine >/dev/null
-    command -v hyperfine >/dev/null
-}
-
-# --- 3. maestro release build ------------------------------------------------
-build_maestro() {
-    if [ "${SKIP_BUILD:-0}" = 1 ]; then
-        log "SKIP_BUILD=1: not building, using $MAESTRO"
-        return
-    fi
-    log "cargo build --release -p maestro"
-    cargo build --release -p maestro
-}
 
 # Does maestro accept FILE? Prints why not on stderr.
 maestro_ok() {
@@ -126,25 +79,7 @@ log "generating $BIG_LABEL"
 # MaestroNG must accept the small file (the big one is checked when timed).
 "$MAESTRONG" -f "$SMALL_FILE" deptree >/dev/null
 
-# Busy share of all CPUs over one second, from /proc/stat.
-cpu_busy_percent() {
-    local a b
-    a="$(head -n 1 /proc/stat)"
-    sleep 1
-    b="$(head -n 1 /proc/stat)"
-    awk -v a="$a" -v b="$b" 'BEGIN {
-        n = split(a, x); split(b, y); total = 0
-        for (i = 2; i <= n; i++) total += y[i] - x[i]
-        idle = (y[5] - x[5]) + (y[6] - x[6])
-        pct = 0
-        if (total > 0) pct = 100 * (total - idle) / total
-        printf "%d", pct }'
-}
-busy="$(cpu_busy_percent)"
-log "machine: $(nproc) cores, ${busy}% busy before timing"
-if [ "$busy" -gt 10 ]; then
-    log "warning: something else is using the CPU; timings will be noisy"
-fi
+check_machine ""
 
 HF=(hyperfine -N --output=null --style basic)
 REPORT_ARGS=(--ratio-target "$SMALL_LABEL:50" --time-target "$BIG_LABEL:1")
