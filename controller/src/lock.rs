@@ -526,9 +526,14 @@ pub fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Takes the lock of every ship in `ships` for `env`, in ship-name order, all or nothing:
-/// when one is refused, the ones taken are released and the refusal is returned. A ship
-/// that cannot be reached is skipped (reported): its instances fail in the play anyway.
+/// How many ships' locks are asked for at once, after the first.
+const LOCKS_AT_ONCE: usize = 64;
+
+/// Takes the lock of every ship in `ships` for `env`, all or nothing: the first ship by
+/// name alone, then the others at once; when one is refused, the ones taken are released
+/// and the refusal is returned. A ship that cannot be reached is skipped (reported): its
+/// instances fail in the play anyway.
+
 pub async fn acquire<E: LockStore>(
     engines: &Arc<Vec<Arc<E>>>,
     env: &Environment,
@@ -537,21 +542,46 @@ pub async fn acquire<E: LockStore>(
     local: &Local,
     report: &Report,
 ) -> Result<Held<E>, Refused> {
+    use futures_util::StreamExt;
     let mut order: Vec<ShipId> = ships.to_vec();
     order.sort_by(|a, b| env.ship(*a).name.cmp(&env.ship(*b).name).then(a.cmp(b)));
     order.dedup();
-    let mut taken: Vec<(usize, String, String)> = Vec::new();
-    for ship in order {
+    let take_one = |ship: ShipId| async move {
         let name = env.ship(ship).name.clone();
         let engine = &engines[ship.0];
-        match take(engine.as_ref(), &env.name, &name, command, local, report).await {
+        let result = take(engine.as_ref(), &env.name, &name, command, local, report).await;
+        (ship, name, result)
+    };
+    let mut taken: Vec<(usize, String, String)> = Vec::new();
+    let mut refusal = None;
+    // The first ship (by name) alone: two plays that share it meet there, one after the
+    // other, and the second is refused before it holds anything. Then the others all at
+    // once (a round trip per ship in turn would be minutes with a thousand ships), still
+    // all or nothing.
+    let (first, rest) = order
+        .split_first()
+        .map_or((None, &[][..]), |(f, r)| (Some(*f), r));
+    let firsts = futures_util::stream::iter(first).then(take_one);
+    let others = futures_util::stream::iter(rest.iter().copied())
+        .map(take_one)
+        .buffered(LOCKS_AT_ONCE);
+    let mut results = std::pin::pin!(firsts.chain(others));
+    while let Some((ship, name, result)) = results.next().await {
+        match result {
             Ok(Some(id)) => taken.push((ship.0, name, id)),
             Ok(None) => {}
             Err(refused) => {
-                remove_all(engines, taken, report).await;
-                return Err(refused);
+                refusal.get_or_insert(refused);
+                // Nothing more is started after the first ship refuses.
+                if taken.is_empty() && Some(ship) == first {
+                    break;
+                }
             }
         }
+    }
+    if let Some(refused) = refusal {
+        remove_all(engines, taken, report).await;
+        return Err(refused);
     }
     let mut beats = tokio::task::JoinSet::new();
     if !taken.is_empty() {
@@ -623,12 +653,9 @@ async fn take<E: LockStore>(
         let at = now();
         let labels = local.holder(command, at).labels(environment, ship);
         match engine.create_lock(&name, &labels).await {
-            Ok(Created::Created(id)) => {
-                // A failure here is harmless: the `since` label counts as the first sign
-                // of life, and the heartbeat task writes again within 10 s.
-                let _ = engine.beat_lock(&id, at).await;
-                return Ok(Some(id));
-            }
+            // No heartbeat is written now: the `since` label is the first sign of life,
+            // and the heartbeat task writes within 10 s (one request less per ship).
+            Ok(Created::Created(id)) => return Ok(Some(id)),
             Ok(Created::Conflict) => {}
             Err(e) => return fail(e),
         }
