@@ -533,7 +533,6 @@ const LOCKS_AT_ONCE: usize = 64;
 /// name alone, then the others at once; when one is refused, the ones taken are released
 /// and the refusal is returned. A ship that cannot be reached is skipped (reported): its
 /// instances fail in the play anyway.
-
 pub async fn acquire<E: LockStore>(
     engines: &Arc<Vec<Arc<E>>>,
     env: &Environment,
