@@ -242,18 +242,32 @@ impl Engine for Fake {
     async fn follow(
         &self,
         _id: &str,
-        _tail: Option<u64>,
-        lines: tokio::sync::mpsc::Sender<String>,
+        _from: crate::engine::From,
+        lines: tokio::sync::mpsc::Sender<crate::engine::LogLine>,
     ) -> Result<(), EngineError> {
-        let _ = lines.send("panic: no database".into()).await;
+        let line = crate::engine::LogLine {
+            text: "panic: no database".into(),
+            at: None,
+        };
+        let _ = lines.send(line).await;
         Ok(())
     }
-    async fn published_target(
+    async fn watch_starts(
+        &self,
+        _name: &str,
+        starts: tokio::sync::mpsc::Sender<crate::engine::Starts>,
+    ) -> Result<(), EngineError> {
+        // Nothing starts by itself here.
+        if starts.send(crate::engine::Starts::Watching).await.is_ok() {
+            starts.closed().await;
+        }
+        Ok(())
+    }
+    async fn published_targets(
         &self,
         _id: &str,
-        _host_port: u16,
-    ) -> Result<Option<std::net::SocketAddr>, EngineError> {
-        Ok(None)
+    ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
+        Ok(HashMap::new())
     }
     async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
         Ok(0)
