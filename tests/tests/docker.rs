@@ -633,6 +633,74 @@ name: @NAME@
 }
 
 #[test]
+fn status_full_probes_each_published_port() {
+    let (open, silent) = (port(40), port(41));
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  s:
+    image: @IMAGE@
+    ports: {{web: \"7000:{open}\", admin: \"7001:{silent}\", stats: \"8125/udp\"}}
+    lifecycle: {{running: [{{type: tcp, port: web, max_wait: 20}}]}}
+    instances:
+      @NAME@-s1: {{ship: local, stop_timeout: 1, command: [sh, -c, \"trap 'exit 0' TERM; nc -ll -p 7000 -e cat & wait\"]}}
+      @NAME@-s2: {{ship: local}}
+"
+    );
+    let env = Env::new("probes", &yaml);
+    let started = env.maestro(&["start", &env.c("s1")]);
+    assert!(started.status.success(), "{}", text(&started));
+    let began = Instant::now();
+    let out = env.maestro(&["status", "-F"]);
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        began.elapsed()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let row = lines
+        .iter()
+        .position(|l| l.starts_with(&env.c("s1")))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(lines[row].ends_with(", checks pass"), "{stdout}");
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        words(lines[row + 1])[..4],
+        ["port", "web", &format!("{open}/tcp"), "up"],
+        "{stdout}"
+    );
+    assert_eq!(
+        words(lines[row + 2])[..4],
+        ["port", "admin", &format!("{silent}/tcp"), "down:"],
+        "{stdout}"
+    );
+    assert_eq!(
+        words(lines[row + 3]),
+        ["port", "stats", "8125/udp", "not", "probed", "(udp)"],
+        "{stdout}"
+    );
+    // The instance without a container has nothing probed.
+    assert!(
+        lines[row + 4].starts_with(&env.c("s2")) && lines[row + 4].ends_with("absent"),
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), row + 5, "{stdout}");
+    // A silent port is shown, not an error: the checks decide the exit status.
+    assert!(out.status.success(), "{}", text(&out));
+
+    let json = env.maestro(&["status", "-F", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let ports = &rows[0]["ports"];
+    assert_eq!(ports[0]["state"], "up", "{ports}");
+    assert_eq!(ports[1]["state"], "down", "{ports}");
+    assert_eq!(ports[1]["port"], format!("{silent}/tcp"), "{ports}");
+    assert_eq!(ports[2]["state"], "not probed", "{ports}");
+    assert!(rows[1].get("ports").is_none(), "{rows}");
+}
+
+#[test]
 fn selection_flags_reuse_and_plan() {
     let yaml = "__maestro: {schema: 2}
 name: @NAME@
