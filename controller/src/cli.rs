@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,7 +20,8 @@ pub struct Cli {
         long = "file",
         global = true,
         default_value = "maestro.yaml",
-        value_name = "FILE"
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath
     )]
     pub file: PathBuf,
 
@@ -174,6 +176,7 @@ pub enum Command {
     /// Show an instance's logs.
     Logs {
         /// Instances or services.
+        #[arg(add = ArgValueCandidates::new(crate::complete::things))]
         things: Vec<String>,
         /// Keep following the output.
         #[arg(short = 'F', long)]
@@ -185,6 +188,7 @@ pub enum Command {
     /// Show the services' dependency trees.
     Deptree {
         /// Services or instances (default: every service).
+        #[arg(add = ArgValueCandidates::new(crate::complete::things))]
         things: Vec<String>,
         /// Repeat dependencies already shown in a tree.
         #[arg(short = 'r', long)]
@@ -209,6 +213,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Select {
     /// Instances or services; none means every service not marked `omit`.
+    #[arg(add = ArgValueCandidates::new(crate::complete::things))]
     pub things: Vec<String>,
     /// Accept service names and act on all their instances.
     #[arg(short = 's', long = "expand-services")]
@@ -217,10 +222,10 @@ pub struct Select {
     #[arg(short = 'a', long = "all")]
     pub all: bool,
     /// Only instances whose name matches this glob.
-    #[arg(short = 'C', long = "container-filter", value_name = "PATTERN")]
+    #[arg(short = 'C', long = "container-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::instances))]
     pub container_filter: Option<String>,
     /// Only instances on ships whose name matches this glob.
-    #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+    #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::ships))]
     pub ship_filter: Option<String>,
     /// At most N operations at once (0: no limit).
     #[arg(short = 'c', long = "concurrency", value_name = "N")]
@@ -271,13 +276,13 @@ pub enum LockAction {
     /// Show each ship's lock: free, or who holds it and whether they are still there.
     Status {
         /// Only ships whose name matches this glob.
-        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::ships))]
         ship_filter: Option<String>,
     },
     /// Remove locks left behind: stale ones, and your own whose process ended.
     Release {
         /// Only ships whose name matches this glob.
-        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::ships))]
         ship_filter: Option<String>,
         /// Remove any lock, even one whose play still runs.
         #[arg(long)]

@@ -439,5 +439,15 @@ fn completions_bash() {
         .no_file()
         .args(&["completions", "bash"]));
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    assert!(run.stdout.contains("deptree"), "{}", run.stdout);
+    // The script calls maestro back (see tests/completion.rs for what it answers).
+    assert!(
+        run.stdout.contains("MAESTRO_COMPLETE=\"bash\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("-F _clap_complete_maestro maestro"),
+        "{}",
+        run.stdout
+    );
 }
