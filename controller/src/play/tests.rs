@@ -486,7 +486,8 @@ async fn a_failure_skips_its_dependents_only() {
 #[tokio::test]
 async fn concurrency_is_bounded() {
     let env = environment(ENV);
-    for (limit, most) in [(Some(1), 1), (None, 3)] {
+    // -c 0 is no limit of the play's own, as no -c.
+    for (limit, most) in [(Some(1), 1), (None, 3), (Some(0), 3)] {
         let fake = Arc::new(Fake::default());
         play(&env, &fake, Direction::Start, limit, |c, r, i| {
             tasks::start(c, r, i, StartOptions::default())
@@ -495,17 +496,19 @@ async fn concurrency_is_bounded() {
         // db-1, db-2 and batch-1 can start together; with -c 1 nothing overlaps.
         assert_eq!(fake.busy.lock().unwrap().1, most, "limit {limit:?}");
     }
-    // The ship's own limit bounds it too, without -c.
+    // The ship's own limit bounds it too, without -c and with -c 0.
     let limited = environment(&ENV.replace(
         "ships: {s1: {ip: 127.0.0.1}}",
         "ships: {s1: {ip: 127.0.0.1, max_operations: 2}}",
     ));
-    let fake = Arc::new(Fake::default());
-    play(&limited, &fake, Direction::Start, None, |c, r, i| {
-        tasks::start(c, r, i, StartOptions::default())
-    })
-    .await;
-    assert_eq!(fake.busy.lock().unwrap().1, 2);
+    for limit in [None, Some(0)] {
+        let fake = Arc::new(Fake::default());
+        play(&limited, &fake, Direction::Start, limit, |c, r, i| {
+            tasks::start(c, r, i, StartOptions::default())
+        })
+        .await;
+        assert_eq!(fake.busy.lock().unwrap().1, 2, "limit {limit:?}");
+    }
 }
 
 #[tokio::test]
