@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,16 +20,18 @@ pub struct Cli {
         long = "file",
         global = true,
         default_value = "maestro.yaml",
-        value_name = "FILE"
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath
     )]
     pub file: PathBuf,
 
-    /// Machine-readable output: JSON for `config` and `status`, one JSON event per line
-    /// for plays.
+    /// Machine-readable output: JSON for `config`, `status`, `plan` (and `--dry-run`) and
+    /// `lock`, one JSON event per line for plays; `logs` and `deptree` print text.
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Where containers send maestro-guest's readiness reports during start and restart:
+    /// Where containers send maestro-guest's readiness reports during start, restart and
+    /// deploy:
     /// `auto` (the docker0 bridge for a local engine, the route's local address for a
     /// remote one), an IP address of this machine, or `off` (polling checks only).
     #[arg(
@@ -59,7 +62,8 @@ pub enum Command {
     Status {
         #[command(flatten)]
         select: Select,
-        /// Also run the instances' `running` checks and probe their ports.
+        /// Also run each running instance's `running` checks once and probe each TCP port it
+        /// publishes (up or down; the checks alone decide the exit status).
         #[arg(short = 'F', long)]
         full: bool,
         /// Show ship addresses instead of ship names.
@@ -77,6 +81,10 @@ pub enum Command {
         dry_run: bool,
     },
     /// What `start` would do to each instance, and why (same as start --dry-run).
+    #[command(
+        mut_arg("max_unavailable", |a| a.requires("deploy")),
+        mut_arg("min_ready", |a| a.requires("deploy"))
+    )]
     Plan {
         #[command(flatten)]
         select: Select,
@@ -89,7 +97,7 @@ pub enum Command {
         #[command(flatten)]
         rollout: RolloutArgs,
         /// With --restart: leave instances whose definition did not change.
-        #[arg(long = "only-if-changed")]
+        #[arg(long = "only-if-changed", requires = "restart")]
         only_if_changed: bool,
     },
     /// Stop instances, dependents first.
@@ -171,20 +179,23 @@ pub enum Command {
         #[arg(long, conflicts_with = "things")]
         orphans: bool,
     },
-    /// Show an instance's logs.
+    /// Show the output of instances.
     Logs {
         /// Instances or services.
+        #[arg(add = ArgValueCandidates::new(crate::complete::things))]
         things: Vec<String>,
-        /// Keep following the output.
+        /// Keep following the output until Ctrl-C, across restarts: when a container ends,
+        /// the next one to start under the instance's name is followed.
         #[arg(short = 'F', long)]
         follow: bool,
-        /// Only the last N lines.
+        /// Only the last N lines (with -F: of the containers there at the start).
         #[arg(short = 'n', value_name = "N")]
         lines: Option<u64>,
     },
     /// Show the services' dependency trees.
     Deptree {
         /// Services or instances (default: every service).
+        #[arg(add = ArgValueCandidates::new(crate::complete::things))]
         things: Vec<String>,
         /// Repeat dependencies already shown in a tree.
         #[arg(short = 'r', long)]
@@ -208,27 +219,34 @@ pub enum Command {
 /// Which instances a play acts on, and how it orders them.
 #[derive(Debug, Args)]
 pub struct Select {
-    /// Instances or services; none means every service not marked `omit`.
+    /// Instances or services; none means every service not marked `omit` and what it depends
+    /// on (status: every service).
+    #[arg(add = ArgValueCandidates::new(crate::complete::things))]
     pub things: Vec<String>,
-    /// Accept service names and act on all their instances.
+    /// Accept service names and act on all their instances (stop, kill and restart need
+    /// it; the other commands always do).
     #[arg(short = 's', long = "expand-services")]
     pub expand_services: bool,
-    /// With no names, act on everything (implies -s).
+    /// With no names, act on every service not marked `omit` (stop, kill and restart need
+    /// it to); implies -s.
     #[arg(short = 'a', long = "all")]
     pub all: bool,
     /// Only instances whose name matches this glob.
-    #[arg(short = 'C', long = "container-filter", value_name = "PATTERN")]
+    #[arg(short = 'C', long = "container-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::instances))]
     pub container_filter: Option<String>,
     /// Only instances on ships whose name matches this glob.
-    #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+    #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::ships))]
     pub ship_filter: Option<String>,
-    /// At most N operations at once (0: no limit).
+    /// At most N of the play's operations at once (0, the default: no limit of the play's
+    /// own); each ship still runs at most its `max_operations` (default 16) at once.
     #[arg(short = 'c', long = "concurrency", value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Also act on what the named instances depend on.
+    /// Also act on what the named instances depend on (stop, kill and restart: on what
+    /// depends on them).
     #[arg(short = 'd', long = "with-dependencies")]
     pub with_dependencies: bool,
-    /// Ignore dependency order.
+    /// Ignore dependency order (and, with no names, add no `omit` service through
+    /// dependencies).
     #[arg(short = 'i', long = "ignore-dependencies")]
     pub ignore_dependencies: bool,
 }
@@ -271,13 +289,13 @@ pub enum LockAction {
     /// Show each ship's lock: free, or who holds it and whether they are still there.
     Status {
         /// Only ships whose name matches this glob.
-        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::ships))]
         ship_filter: Option<String>,
     },
     /// Remove locks left behind: stale ones, and your own whose process ended.
     Release {
         /// Only ships whose name matches this glob.
-        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN")]
+        #[arg(short = 'S', long = "ship-filter", value_name = "PATTERN", add = ArgValueCandidates::new(crate::complete::ships))]
         ship_filter: Option<String>,
         /// Remove any lock, even one whose play still runs.
         #[arg(long)]

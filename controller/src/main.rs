@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod commands;
+mod complete;
 mod credentials;
 mod engine;
 mod failpoint;
@@ -17,7 +18,7 @@ mod readiness;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use cli::{Cli, Command};
 
@@ -26,11 +27,13 @@ use cli::{Cli, Command};
 use commands::{EXIT_FAILURE, EXIT_INVALID};
 
 fn main() -> ExitCode {
+    // Before anything else: a completion request must get nothing but its answer.
+    complete::answer_if_asked();
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "maestro", &mut out);
-        return finish(output::print(&String::from_utf8_lossy(&out)));
+        return finish(output::print(&String::from_utf8_lossy(&complete::script(
+            shell,
+        ))));
     }
 
     let process_env: BTreeMap<String, String> = std::env::vars_os()

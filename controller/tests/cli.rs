@@ -439,5 +439,45 @@ fn completions_bash() {
         .no_file()
         .args(&["completions", "bash"]));
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    assert!(run.stdout.contains("deptree"), "{}", run.stdout);
+    // The script calls maestro back (see tests/completion.rs for what it answers).
+    assert!(
+        run.stdout.contains("MAESTRO_COMPLETE=\"bash\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("-F _clap_complete_maestro maestro"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Options that only mean something beside another one are refused without it, rather
+/// than accepted and dropped.
+#[test]
+fn plan_options_need_the_plan_they_apply_to() {
+    let cases: [(&str, &'static [&'static str], &str); 3] = [
+        (
+            "plan_max_unavailable",
+            &["plan", "--max-unavailable", "2"],
+            "--deploy",
+        ),
+        ("plan_min_ready", &["plan", "--min-ready", "1"], "--deploy"),
+        (
+            "plan_only_if_changed",
+            &["plan", "-a", "--only-if-changed"],
+            "--restart",
+        ),
+    ];
+    for (name, args, needed) in cases {
+        let run = run(&case(name, SMALL).args(args));
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("the following required arguments were not provided")
+                && run.stderr.contains(needed),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
 }

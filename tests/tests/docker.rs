@@ -494,38 +494,210 @@ audit:
     );
 }
 
+/// A running maestro whose stdout and stderr are read as they come.
+struct Running {
+    child: std::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(env: &Env, args: &[&str]) -> Running {
+        let mut child = Command::new(maestro_bin())
+            .args(args)
+            .current_dir(&env.dir)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = |pipe: Box<dyn std::io::Read + Send>| {
+            let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let into = text.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut text = into.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            });
+            text
+        };
+        let stdout = read(Box::new(child.stdout.take().unwrap()));
+        let stderr = read(Box::new(child.stderr.take().unwrap()));
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits (10 s at most) until `what` holds of stdout and stderr.
+    fn wait_for(&self, said: &str, what: impl Fn(&str, &str) -> bool) {
+        let began = Instant::now();
+        loop {
+            let (out, err) = (
+                self.stdout.lock().unwrap().clone(),
+                self.stderr.lock().unwrap().clone(),
+            );
+            if what(&out, &err) {
+                return;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "waited for {said}\nstdout:\n{out}\nstderr:\n{err}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ctrl-C; the exit code.
+    fn interrupt(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap().code()
+    }
+}
+
 #[test]
-fn logs_follow_several_instances_until_they_end() {
+fn logs_follow_goes_on_across_restarts_and_new_containers() {
+    // Each container says its own id (as its mounts name it) when it starts.
     let yaml = "__maestro: {schema: 2}
 name: @NAME@
 @SHIPS@services:
   s:
     image: @IMAGE@
     instances:
-      @NAME@-first: {ship: local, command: [sh, -c, \"echo one; sleep 1; echo two\"]}
+      @NAME@-first: {ship: local, stop_timeout: 1, command: [sh, -c, \"trap 'exit 0' TERM; echo hello from $(grep -oE 'containers/[0-9a-f]{12}' /proc/self/mountinfo | head -1 | cut -d/ -f2); sleep 60 & wait\"]}
       @NAME@-second: {ship: local, command: [sh, -c, \"echo three; sleep 1; echo four\"]}
 ";
     let env = Env::new("follow", yaml);
     assert!(env.maestro(&["start"]).status.success());
-    let began = Instant::now();
-    let out = env.maestro(&["logs", "-F", &env.c("first"), &env.c("second")]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(began.elapsed() < Duration::from_secs(10));
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let (first, second) = (env.c("first"), env.c("second"));
-    for (name, line) in [
-        (&first, "one"),
-        (&first, "two"),
-        (&second, "three"),
-        (&second, "four"),
-    ] {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with(name.as_str()) && l.ends_with(&format!("| {line}"))),
-            "{stdout}"
-        );
-    }
+    let old = env.inspect("first", "{{.Id}}")[..12].to_owned();
+    let follower = Running::spawn(&env, &["logs", "-F", &first, &second]);
+    let width = first.len().max(second.len());
+    let line = |name: &str, text: &str| format!("{name:width$} | {text}");
+    follower.wait_for("both instances' output", |out, _| {
+        out.contains(&line(&first, &format!("hello from {old}")))
+            && out.contains(&line(&second, "four"))
+    });
+    // The second ends by itself; the follower says so and goes on.
+    follower.wait_for("the end of the second", |_, err| {
+        err.contains(&format!("{second}: container "))
+            && err.contains(&format!(
+                "ended (exit code 0); waiting for a container named {second}"
+            ))
+    });
+
+    // A restart replaces the first instance's container: the new one is followed.
+    let restart = env.maestro(&["restart", &first]);
+    assert!(restart.status.success(), "{}", text(&restart));
+    let new = env.inspect("first", "{{.Id}}")[..12].to_owned();
+    assert_ne!(old, new);
+    follower.wait_for("the new container's output", |out, err| {
+        out.contains(&line(&first, &format!("hello from {new}")))
+            && err.contains(&format!("{first}: following the new container {new}"))
+    });
+    // The same container started again: only what it says from then on.
+    let restarted = Command::new("docker")
+        .args(["restart", "-t", "1", &first])
+        .output()
+        .unwrap();
+    assert!(restarted.status.success(), "{}", text(&restarted));
+    follower.wait_for("the restarted container's output", |out, err| {
+        out.matches(&line(&first, &format!("hello from {new}")))
+            .count()
+            == 2
+            && err.contains(&format!(
+                "{first}: container {new} started again; following it"
+            ))
+    });
+    let err = follower.stderr.lock().unwrap().clone();
+    let out = follower.stdout.lock().unwrap().clone();
+    assert_eq!(follower.interrupt(), Some(130));
+    assert!(
+        err.contains(&format!("{first}: container {old} ended (exit code 0)")),
+        "{err}"
+    );
+    // Nothing was shown twice.
+    assert_eq!(
+        out.matches(&line(&first, &format!("hello from {old}")))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(out.matches(&line(&second, "three")).count(), 1, "{out}");
+}
+
+#[test]
+fn status_full_probes_each_published_port() {
+    let (open, silent) = (port(40), port(41));
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  s:
+    image: @IMAGE@
+    ports: {{web: \"7000:{open}\", admin: \"7001:{silent}\", stats: \"8125/udp\"}}
+    lifecycle: {{running: [{{type: tcp, port: web, max_wait: 20}}]}}
+    instances:
+      @NAME@-s1: {{ship: local, stop_timeout: 1, command: [sh, -c, \"trap 'exit 0' TERM; nc -ll -p 7000 -e cat & wait\"]}}
+      @NAME@-s2: {{ship: local}}
+"
+    );
+    let env = Env::new("probes", &yaml);
+    let started = env.maestro(&["start", &env.c("s1")]);
+    assert!(started.status.success(), "{}", text(&started));
+    let began = Instant::now();
+    let out = env.maestro(&["status", "-F"]);
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        began.elapsed()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let row = lines
+        .iter()
+        .position(|l| l.starts_with(&env.c("s1")))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(lines[row].ends_with(", checks pass"), "{stdout}");
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        words(lines[row + 1])[..4],
+        ["port", "web", &format!("{open}/tcp"), "up"],
+        "{stdout}"
+    );
+    assert_eq!(
+        words(lines[row + 2])[..4],
+        ["port", "admin", &format!("{silent}/tcp"), "down:"],
+        "{stdout}"
+    );
+    assert_eq!(
+        words(lines[row + 3]),
+        ["port", "stats", "8125/udp", "not", "probed", "(udp)"],
+        "{stdout}"
+    );
+    // The instance without a container has nothing probed.
+    assert!(
+        lines[row + 4].starts_with(&env.c("s2")) && lines[row + 4].ends_with("absent"),
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), row + 5, "{stdout}");
+    // A silent port is shown, not an error: the checks decide the exit status.
+    assert!(out.status.success(), "{}", text(&out));
+
+    let json = env.maestro(&["status", "-F", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let ports = &rows[0]["ports"];
+    assert_eq!(ports[0]["state"], "up", "{ports}");
+    assert_eq!(ports[1]["state"], "down", "{ports}");
+    assert_eq!(ports[1]["port"], format!("{silent}/tcp"), "{ports}");
+    assert_eq!(ports[2]["state"], "not probed", "{ports}");
+    assert!(rows[1].get("ports").is_none(), "{rows}");
 }
 
 #[test]

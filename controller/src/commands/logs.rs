@@ -1,6 +1,7 @@
 //! `logs`.
 
 use super::*;
+use crate::engine::{From, LogLine, Starts};
 
 /// `logs`: the output of one or more instances; with several, each line is prefixed with
 /// the instance's name.
@@ -70,9 +71,21 @@ pub(super) async fn logs<E: Engine>(
     code
 }
 
+/// What an instance's follower tells.
+enum Told {
+    /// A line of output.
+    Line(String),
+    /// What happened to the containers followed (on stderr, so that the output stays the
+    /// containers' own).
+    Notice(String),
+    /// Why this instance can no longer be followed.
+    Error(String),
+}
+
 /// `logs -F`: every selected instance's output as it comes, each line prefixed with the
-/// instance's name (coloured on a terminal) when there are several; until every stream
-/// ends or Ctrl-C.
+/// instance's name (coloured on a terminal) when there are several; until Ctrl-C. An
+/// instance is followed across restarts and replacements: when its container ends, the
+/// next container to start under its name is followed (see [`follow_instance`]).
 pub(super) async fn follow_logs<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
@@ -86,39 +99,21 @@ pub(super) async fn follow_logs<E: Engine>(
         .map(|&i| ctx.env.instance(i).name.len())
         .max()
         .unwrap_or(0);
-    let (sender, mut receiver) =
-        tokio::sync::mpsc::channel::<(usize, Result<String, String>)>(1024);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(usize, Told)>(1024);
     let mut tasks = tokio::task::JoinSet::new();
     for (n, &id) in selection.iter().enumerate() {
         let instance = ctx.env.instance(id);
         let engine = ctx.engines[instance.ship.0].clone();
         let name = instance.name.clone();
+        let ship = ctx.env.ship(instance.ship).name.clone();
         let sender = sender.clone();
         tasks.spawn(async move {
-            let container = match engine.inspect(&name).await {
-                Ok(Some(o)) => o.id,
-                Ok(None) => {
-                    let _ = sender
-                        .send((n, Err(format!("{name} has no container"))))
-                        .await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = sender.send((n, Err(e.to_string()))).await;
-                    return;
-                }
+            let tell = |told: Told| {
+                let sender = sender.clone();
+                async move { sender.send((n, told)).await.is_ok() }
             };
-            let (lines, mut incoming) = tokio::sync::mpsc::channel(256);
-            let forward = async {
-                while let Some(line) = incoming.recv().await {
-                    if sender.send((n, Ok(line))).await.is_err() {
-                        break;
-                    }
-                }
-            };
-            let (result, ()) = tokio::join!(engine.follow(&container, tail, lines), forward);
-            if let Err(e) = result {
-                let _ = sender.send((n, Err(e.to_string()))).await;
+            if let Err(e) = follow_instance(engine.as_ref(), &name, &ship, tail, &tell).await {
+                tell(Told::Error(e)).await;
             }
         });
     }
@@ -129,18 +124,20 @@ pub(super) async fn follow_logs<E: Engine>(
     loop {
         tokio::select! {
             item = receiver.recv() => {
+                // Every follower gave up (each said why).
                 let Some((n, item)) = item else { break };
                 let name = &ctx.env.instance(selection[n]).name;
                 match item {
-                    Ok(line) if prefix => {
+                    Told::Line(line) if prefix => {
                         let label = format!("{name:width$}");
                         let label = if color { format!("\x1b[{}m{label}\x1b[0m", COLORS[n % COLORS.len()]) } else { label };
                         let _ = output::print(&format!("{label} | {line}\n"));
                     }
-                    Ok(line) => {
+                    Told::Line(line) => {
                         let _ = output::print(&format!("{line}\n"));
                     }
-                    Err(e) => {
+                    Told::Notice(notice) => output::eprint(&format!("{notice}\n")),
+                    Told::Error(e) => {
                         output::eprint(&format!("error: {name}: {e}\n"));
                         code = EXIT_FAILURE;
                     }
@@ -153,4 +150,174 @@ pub(super) async fn follow_logs<E: Engine>(
         }
     }
     code
+}
+
+/// Follows one instance until the engine fails, as MaestroNG's `logs -F` does: when its
+/// container ends, it waits for a container to start under the instance's name (learnt from
+/// the engine's events, not by polling) and follows it: a container followed before (started
+/// again, or put back by a rollback) from where its output was shown up to, a new one (a
+/// `restart`, a `deploy`) from its beginning. A new container that takes the name while the
+/// followed one still runs (renamed) is followed at once. `Err` says why it cannot go on.
+async fn follow_instance<E, T, F>(
+    engine: &E,
+    name: &str,
+    ship: &str,
+    tail: Option<u64>,
+    tell: &T,
+) -> Result<(), String>
+where
+    E: Engine,
+    T: Fn(Told) -> F + Sync,
+    F: std::future::Future<Output = bool> + Send,
+{
+    let (starts_sender, mut starts) = tokio::sync::mpsc::channel(64);
+    let watch = engine.watch_starts(name, starts_sender);
+    let follow = async {
+        // From here on no start is missed: whatever is looked at after a start is told is
+        // at least as new as that start.
+        if starts.recv().await != Some(Starts::Watching) {
+            return std::future::pending().await;
+        }
+        // Each container followed so far, with the engine's time of the last line shown
+        // (or else of when it ended): started again, it is followed from there.
+        let mut seen: HashMap<String, Option<i64>> = HashMap::new();
+        let mut first = true;
+        // Whether to wait for a start before looking at the instance's container again.
+        let mut wait = false;
+        loop {
+            let woken = wait;
+            if wait && starts.recv().await.is_none() {
+                // The watch ended: it says why.
+                return std::future::pending().await;
+            }
+            let Some(found) = engine.inspect(name).await.map_err(|e| e.to_string())? else {
+                if first && !woken {
+                    tell(Told::Notice(format!(
+                        "{name} has no container on ship {ship}; waiting for one to start..."
+                    )))
+                    .await;
+                }
+                wait = true;
+                continue;
+            };
+            // Not running, and nothing started since it was last looked at: nothing new.
+            if !first && !found.running && !woken {
+                wait = true;
+                continue;
+            }
+            let short = tasks::short(&found.id).to_owned();
+            let known = seen.get(&found.id).copied();
+            let from = match (first, known) {
+                (true, _) => From::Tail(tail),
+                (false, Some(Some(at))) => From::After(at),
+                (false, _) => From::Tail(None),
+            };
+            // Said before its first line: at once for a running container; for one that
+            // started and ended before it was looked at, only if it said something.
+            let mut announce = match (first, known) {
+                (true, _) => None,
+                (false, Some(_)) => Some(format!(
+                    "{name}: container {short} started again; following it"
+                )),
+                (false, None) => Some(format!("{name}: following the new container {short}")),
+            };
+            if found.running {
+                if let Some(notice) = announce.take() {
+                    tell(Told::Notice(notice)).await;
+                }
+            }
+            let mut shown_to = known.flatten();
+            let mut shown = false;
+            let mut renamed = false;
+            let (lines, mut incoming) = tokio::sync::mpsc::channel::<LogLine>(256);
+            let stream = engine.follow(&found.id, from, lines);
+            tokio::pin!(stream);
+            let mut show = async |line: LogLine, announce: &mut Option<String>| {
+                if let Some(notice) = announce.take() {
+                    tell(Told::Notice(notice)).await;
+                }
+                shown_to = line.at.or(shown_to);
+                shown = true;
+                tell(Told::Line(line.text)).await
+            };
+            let ended = loop {
+                tokio::select! {
+                    Some(line) = incoming.recv() => {
+                        if !show(line, &mut announce).await {
+                            return Ok(());
+                        }
+                    }
+                    result = &mut stream => break result,
+                    start = starts.recv() => match start {
+                        Some(Starts::Started(id)) if id != found.id => {
+                            // Another container has the name: the followed one was renamed
+                            // or removed. While it still runs, its output is not this
+                            // instance's any more; once stopped, its stream ends by itself.
+                            let old = engine.inspect(&found.id).await.ok().flatten();
+                            if let Some(old) = old.filter(|o| o.running) {
+                                tell(Told::Notice(format!(
+                                    "{name}: container {short}, still running, is now named {}; no longer followed",
+                                    old.name
+                                )))
+                                .await;
+                                renamed = true;
+                                break Ok(());
+                            }
+                        }
+                        Some(_) => {}
+                        None => return std::future::pending().await,
+                    },
+                }
+            };
+            while let Ok(line) = incoming.try_recv() {
+                if !show(line, &mut announce).await {
+                    return Ok(());
+                }
+            }
+            wait = false;
+            if renamed {
+                seen.insert(found.id.clone(), shown_to);
+                first = false;
+                continue;
+            }
+            let now = engine.inspect(&found.id).await.ok().flatten();
+            let how = match (&now, &ended) {
+                (_, Err(e)) => format!(" ({e})"),
+                (None, _) => ", removed".to_owned(),
+                (Some(c), _) => {
+                    let code = c
+                        .exit_code
+                        .map(|c| format!(" (exit code {c})"))
+                        .unwrap_or_default();
+                    match c.name != name {
+                        true => format!("{code}, now named {}", c.name),
+                        false => code,
+                    }
+                }
+            };
+            if first && !found.running {
+                tell(Told::Notice(format!(
+                    "{name}: container {short} is not running{how}; waiting for it, or a new container named {name}, to start..."
+                )))
+                .await;
+            } else if found.running || shown {
+                tell(Told::Notice(format!(
+                    "{name}: container {short} ended{how}; waiting for a container named {name} to start..."
+                )))
+                .await;
+            }
+            seen.insert(
+                found.id.clone(),
+                shown_to.or(now.and_then(|c| c.finished_at)),
+            );
+            first = false;
+        }
+    };
+    tokio::select! {
+        result = watch => match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(format!("cannot watch for its containers' starts: {e}")),
+        },
+        result = follow => result,
+    }
 }

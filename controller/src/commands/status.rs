@@ -22,6 +22,8 @@ struct Line {
     orphan: Option<String>,
     /// The generations deploy keeps beside the instance's container (JSON objects).
     generations: Vec<serde_json::Value>,
+    /// With -F, for a running instance: what each of its ports answered.
+    ports: Option<Vec<PortProbe>>,
 }
 
 /// `status`: one list call per ship (two requests: by label, and by the instances'
@@ -87,6 +89,7 @@ pub(super) async fn status<E: Engine>(
             conflict: None,
             orphan: None,
             generations: Vec::new(),
+            ports: None,
         };
         match &by_ship[&instance.ship.0] {
             Err(e) => {
@@ -124,60 +127,39 @@ pub(super) async fn status<E: Engine>(
         }
         table.push(line);
     }
+    // With -F: each running instance's `running` checks and port probes, all at once.
     if full {
-        // Every running instance's `running` checks, once each, all at once.
-        let probes =
+        let limits = ship_limits(ctx);
+        let results =
             futures_util::future::join_all(selection.iter().enumerate().map(|(n, &id)| {
                 let instance = ctx.env.instance(id);
-                let running = table[n].running;
+                let container = match (&by_ship[&instance.ship.0], table[n].running) {
+                    (Ok(found), true) => found.get(&instance.name).map(|o| o.id.clone()),
+                    _ => None,
+                };
+                let limit = limits[instance.ship.0].clone();
                 async move {
-                    if !running {
-                        return (n, None);
-                    }
-                    let checks = instance
-                        .lifecycle
-                        .get(&LifecycleState::Running)
-                        .cloned()
-                        .unwrap_or_default();
-                    let ship_ip = &ctx.env.ship(instance.ship).ip;
-                    let env: std::collections::BTreeMap<String, String> = ctx
-                        .env
-                        .container_env(id)
-                        .map(|(k, v)| (k.to_owned(), v.unwrap_or_default().to_owned()))
-                        .collect();
-                    let engine = &ctx.engines[instance.ship.0];
-                    let mut failures = Vec::new();
-                    for check in checks.iter().filter_map(crate::play::checks::once) {
-                        if let Err(e) = crate::play::checks::run(
-                            &check,
-                            ship_ip,
-                            &instance.name,
-                            &env,
-                            engine.as_ref(),
-                            &ctx.http,
-                        )
-                        .await
-                        {
-                            failures.push(e);
-                        }
-                    }
-                    (n, Some((checks.len(), failures)))
+                    let container = container?;
+                    let (failures, ports) = tokio::join!(
+                        running_checks(ctx, id),
+                        probe_ports(ctx, id, &container, limit)
+                    );
+                    Some((n, failures, ports))
                 }
             }))
             .await;
-        for (n, probe) in probes {
-            match probe {
-                Some((0, _)) | None => {}
-                Some((_, failures)) if failures.is_empty() => {
-                    table[n].state.push_str(", checks pass")
-                }
-                Some((_, failures)) => {
+        for (n, failures, ports) in results.into_iter().flatten() {
+            match failures {
+                None => {}
+                Some(failures) if failures.is_empty() => table[n].state.push_str(", checks pass"),
+                Some(failures) => {
                     all_ok = false;
                     table[n]
                         .state
                         .push_str(&format!(", checks fail: {}", failures.join("; ")));
                 }
             }
+            table[n].ports = Some(ports);
         }
     }
     found_orphans.retain(|o| scope.keeps(o));
@@ -200,6 +182,7 @@ pub(super) async fn status<E: Engine>(
                     conflict: None,
                     orphan: None,
                     generations: Vec::new(),
+                    ports: None,
                 });
             }
         }
@@ -241,6 +224,7 @@ fn orphan_line(orphan: &Orphan, ship: String) -> Line {
         conflict: None,
         orphan: Some(orphan.why.clone()),
         generations: Vec::new(),
+        ports: None,
     }
 }
 
@@ -249,7 +233,7 @@ fn as_json(table: &[Line]) -> String {
     let rows: Vec<_> = table
         .iter()
         .map(|l| {
-            serde_json::json!({
+            let mut row = serde_json::json!({
                 "instance": l.instance,
                 "service": l.service,
                 "ship": l.ship,
@@ -260,7 +244,11 @@ fn as_json(table: &[Line]) -> String {
                 "conflict": l.conflict,
                 "orphan": l.orphan,
                 "generations": l.generations,
-            })
+            });
+            if let Some(ports) = &l.ports {
+                row["ports"] = ports.iter().map(PortProbe::json).collect();
+            }
+            row
         })
         .collect();
     format!("{}\n", serde_json::Value::Array(rows))
@@ -290,6 +278,21 @@ fn as_text(table: &[Line]) -> String {
             "{:wi$}  {:ws$}  {:wh$}  {:wc$}  {}\n",
             l.instance, l.service, l.ship, l.container, l.state
         ));
+        let ports = l.ports.as_deref().unwrap_or_default();
+        let wn = ports
+            .iter()
+            .map(|p| p.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let wp = ports.iter().map(|p| p.port.len()).max().unwrap_or(0);
+        for p in ports {
+            text.push_str(&format!(
+                "  port {:wn$}  {:wp$}  {}\n",
+                p.name,
+                p.port,
+                p.state.words()
+            ));
+        }
     }
     text
 }
@@ -362,4 +365,125 @@ fn generations<E: Engine>(
         ));
     }
     (out, kept)
+}
+
+/// The `running` checks of a running instance, each run once, all at once: `None` when it
+/// has none, else why each that failed did.
+async fn running_checks<E: Engine>(ctx: &Context<E>, id: InstanceId) -> Option<Vec<String>> {
+    let instance = ctx.env.instance(id);
+    let checks = instance.lifecycle.get(&LifecycleState::Running)?;
+    if checks.is_empty() {
+        return None;
+    }
+    let ship_ip = &ctx.env.ship(instance.ship).ip;
+    let env: std::collections::BTreeMap<String, String> = ctx
+        .env
+        .container_env(id)
+        .map(|(k, v)| (k.to_owned(), v.unwrap_or_default().to_owned()))
+        .collect();
+    let engine = ctx.engines[instance.ship.0].as_ref();
+    let env = &env;
+    let results =
+        futures_util::future::join_all(checks.iter().filter_map(crate::play::checks::once).map(
+            |check| async move {
+                crate::play::checks::run(&check, ship_ip, &instance.name, env, engine, &ctx.http)
+                    .await
+            },
+        ))
+        .await;
+    Some(results.into_iter().filter_map(Result::err).collect())
+}
+
+/// What `status -F` found of one port of a running instance.
+#[derive(Clone, Debug)]
+struct PortProbe {
+    name: String,
+    /// The published port as the file gives it (`8080/tcp`).
+    port: String,
+    state: PortState,
+}
+
+#[derive(Clone, Debug)]
+enum PortState {
+    Up,
+    Down(String),
+    /// UDP (nothing tells whether an app reads it) or a range.
+    NotProbed(&'static str),
+}
+
+impl PortState {
+    fn words(&self) -> String {
+        match self {
+            PortState::Up => "up".into(),
+            PortState::Down(why) => format!("down: {why}"),
+            PortState::NotProbed(why) => format!("not probed ({why})"),
+        }
+    }
+}
+
+impl PortProbe {
+    fn json(&self) -> serde_json::Value {
+        let (state, why) = match &self.state {
+            PortState::Up => ("up", None),
+            PortState::Down(why) => ("down", Some(why.clone())),
+            PortState::NotProbed(why) => ("not probed", Some((*why).to_owned())),
+        };
+        serde_json::json!({"name": self.name, "port": self.port, "state": state, "why": why})
+    }
+}
+
+/// Probes each TCP port a running instance publishes, once, all at once, as a tcp check
+/// would (past Docker's userland proxy; see [`crate::play::checks::TcpProbe`]): on the
+/// ship's address, with a timeout of a second at most. The container is inspected once for
+/// its own address, within the ship's limit of operations.
+async fn probe_ports<E: Engine>(
+    ctx: &Context<E>,
+    id: InstanceId,
+    container: &str,
+    limit: Option<Arc<tokio::sync::Semaphore>>,
+) -> Vec<PortProbe> {
+    use maestro_core::model::Protocol;
+    let instance = ctx.env.instance(id);
+    if instance.ports.is_empty() {
+        return Vec::new();
+    }
+    let ship_ip = ctx.env.ship(instance.ship).ip.as_str();
+    let direct = if crate::play::checks::is_loopback(ship_ip) {
+        let _permit = match &limit {
+            Some(limit) => limit.acquire().await.ok(),
+            None => None,
+        };
+        ctx.engines[instance.ship.0]
+            .published_targets(container)
+            .await
+            .unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
+    let direct = &direct;
+    futures_util::future::join_all(instance.ports.iter().map(|(name, port)| async move {
+        let external = &port.external;
+        let state = match (external.protocol, external.first()) {
+            (Protocol::Udp, _) => PortState::NotProbed("udp"),
+            _ if external.is_range() => PortState::NotProbed("a range"),
+            (Protocol::Tcp, None) => PortState::NotProbed("not a port number"),
+            (Protocol::Tcp, Some(number)) => {
+                let mut probe = crate::play::checks::TcpProbe::new(
+                    ship_ip,
+                    number,
+                    direct.get(&number).copied(),
+                );
+                match probe.attempt().await {
+                    Ok(()) => PortState::Up,
+                    Err(why) => PortState::Down(why),
+                }
+            }
+        };
+        PortProbe {
+            name: name.clone(),
+            port: external.with_protocol(),
+            state,
+        }
+    }))
+    .await
 }

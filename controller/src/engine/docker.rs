@@ -400,6 +400,10 @@ impl Engine for DockerEngine {
                         image_id: c.image.filter(|i| !i.is_empty()),
                         env: config.env.clone(),
                         exit_code: state.exit_code,
+                        finished_at: state
+                            .finished_at
+                            .as_deref()
+                            .and_then(super::health::unix_nanos),
                         status: state.status.map(|s| s.to_string()).unwrap_or_default(),
                         guest: super::runs_guest(
                             config.entrypoint.as_deref().unwrap_or_default(),
@@ -723,75 +727,56 @@ impl Engine for DockerEngine {
     async fn follow(
         &self,
         id: &str,
-        tail: Option<u64>,
-        lines: tokio::sync::mpsc::Sender<String>,
+        from: super::From,
+        lines: tokio::sync::mpsc::Sender<super::LogLine>,
     ) -> Result<(), EngineError> {
-        let docker = self.client().await?;
-        let options = LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
-            ..Default::default()
-        };
-        let mut stream = docker.logs(id, Some(options));
-        let mut pending = String::new();
-        while let Some(chunk) = stream.next().await {
-            pending.push_str(&chunk.map_err(daemon)?.to_string());
-            while let Some(end) = pending.find('\n') {
-                let line: String = pending.drain(..=end).collect();
-                if lines
-                    .send(line.trim_end_matches(['\n', '\r']).to_owned())
-                    .await
-                    .is_err()
-                {
-                    return Ok(());
-                }
-            }
-        }
-        if !pending.is_empty() {
-            let _ = lines.send(pending).await;
-        }
-        Ok(())
+        super::logs::follow(self.client().await?, id, from, lines).await
     }
 
-    async fn published_target(
+    async fn watch_starts(
+        &self,
+        name: &str,
+        starts: tokio::sync::mpsc::Sender<super::Starts>,
+    ) -> Result<(), EngineError> {
+        super::logs::watch_starts(self.client().await?, name, starts).await
+    }
+
+    async fn published_targets(
         &self,
         id: &str,
-        host_port: u16,
-    ) -> Result<Option<std::net::SocketAddr>, EngineError> {
+    ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
         let docker = self.client().await?;
         let found = match docker.inspect_container(id, None).await {
             Ok(found) => found,
-            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) if is_not_found(&e) => return Ok(HashMap::new()),
             Err(e) => return Err(daemon(e)),
         };
         let settings = found.network_settings.unwrap_or_default();
-        let wanted = host_port.to_string();
-        let container_port = settings
-            .ports
-            .iter()
-            .flatten()
-            .find_map(|(port, bindings)| {
-                let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
-                let published = bindings
-                    .iter()
-                    .flatten()
-                    .any(|b| b.host_port.as_deref() == Some(wanted.as_str()));
-                (protocol == "tcp" && published)
-                    .then(|| number.parse::<u16>().ok())
-                    .flatten()
-            });
-        let Some(container_port) = container_port else {
-            return Ok(None);
-        };
         let address = settings
             .networks
             .iter()
             .flatten()
             .filter_map(|(_, n)| n.ip_address.as_deref())
             .find_map(|ip| ip.parse::<std::net::IpAddr>().ok());
-        Ok(address.map(|ip| std::net::SocketAddr::new(ip, container_port)))
+        let Some(address) = address else {
+            return Ok(HashMap::new());
+        };
+        let mut targets = HashMap::new();
+        for (port, bindings) in settings.ports.iter().flatten() {
+            let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+            let Ok(number) = number.parse::<u16>() else {
+                continue;
+            };
+            if protocol != "tcp" {
+                continue;
+            }
+            for binding in bindings.iter().flatten() {
+                if let Some(host_port) = binding.host_port.as_deref().and_then(|p| p.parse().ok()) {
+                    targets.insert(host_port, std::net::SocketAddr::new(address, number));
+                }
+            }
+        }
+        Ok(targets)
     }
 
     async fn exec(&self, id: &str, command: &[String]) -> Result<i64, EngineError> {

@@ -137,9 +137,20 @@ pub async fn wait(docker: &Docker, id: &str) -> Result<(), Unhealthy> {
     )))
 }
 
+/// [`unix_time`] in nanoseconds.
+pub(super) fn unix_nanos(text: &str) -> Option<i64> {
+    let time = unix_time(text)?;
+    let (seconds, nanos) = time.split_once('.')?;
+    seconds
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos.parse::<i64>().ok()?)
+}
+
 /// An RFC 3339 time in UTC as Docker writes it (`2024-05-01T10:00:00.123456789Z`), as the
 /// `seconds.nanoseconds` the events API takes for `since`.
-fn unix_time(text: &str) -> Option<String> {
+pub(super) fn unix_time(text: &str) -> Option<String> {
     let text = text.strip_suffix('Z')?;
     let (date, time) = text.split_once('T')?;
     let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());

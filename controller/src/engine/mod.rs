@@ -4,6 +4,7 @@
 pub mod docker;
 mod health;
 pub mod lock;
+mod logs;
 pub mod tunnel;
 
 use std::collections::HashMap;
@@ -38,6 +39,9 @@ pub struct Observed {
     /// The per-part digests recorded beside it.
     pub parts: Option<String>,
     pub exit_code: Option<i64>,
+    /// When it last stopped (Unix time in nanoseconds, on the engine's clock); `None` when
+    /// it never did. Only `inspect` tells.
+    pub finished_at: Option<i64>,
     /// Docker's own summary ("Up 3 minutes", "Exited (1) 2 seconds ago").
     pub status: String,
     /// Whether maestro-guest is the container's entry point (see [`runs_guest`]), so a
@@ -191,6 +195,33 @@ pub fn normalized_repository(repository: &str) -> String {
     }
 }
 
+/// Where a followed output begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// The last N lines (all of them with `None`).
+    Tail(Option<u64>),
+    /// Only lines the engine received after this moment (Unix time in nanoseconds, on the
+    /// engine's clock): what a container started again wrote after what was shown.
+    After(i64),
+}
+
+/// One line of a container's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub text: String,
+    /// When the engine received it (Unix time in nanoseconds, on its clock), if it says.
+    pub at: Option<i64>,
+}
+
+/// What [`Engine::watch_starts`] tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Starts {
+    /// The engine is asked: any start from now on will be told.
+    Watching,
+    /// A container started under the name; its id.
+    Started(String),
+}
+
 /// Why a container did not become healthy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unhealthy {
@@ -285,13 +316,23 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         tail: Option<u64>,
     ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
-    /// Sends the container's output, line by line, from the last `tail` lines on, as it
-    /// comes; returns when the container's output ends.
+    /// Sends the container's output, line by line, as it comes, from where `from` says;
+    /// returns when the container's output ends (it stopped, or was removed).
     fn follow(
         &self,
         id: &str,
-        tail: Option<u64>,
-        lines: tokio::sync::mpsc::Sender<String>,
+        from: From,
+        lines: tokio::sync::mpsc::Sender<LogLine>,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Tells `starts` of every start of a container under the name `name`, learnt from the
+    /// engine's event stream: first [`Starts::Watching`] once the engine is asked, then
+    /// [`Starts::Started`] with the container's id at each start from that moment on (the
+    /// events are asked from the engine's own present, so a start while the stream is being
+    /// opened is not missed). Returns only when the stream fails or `starts` is closed.
+    fn watch_starts(
+        &self,
+        name: &str,
+        starts: tokio::sync::mpsc::Sender<Starts>,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Waits for a started container's health check to call it healthy, learning it from
     /// the engine's events (no polling); ends early when it is unhealthy or stops.
@@ -302,13 +343,12 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         command: &[String],
     ) -> impl Future<Output = Result<i64, EngineError>> + Send;
-    /// Where the container itself listens for what it publishes on `host_port` (its
-    /// address on its network and the container port), so that a check on this machine
-    /// can reach the app without Docker's userland proxy in between. `None` when it
-    /// publishes nothing there or has no address of its own (host networking).
-    fn published_target(
+    /// Where the container itself listens for each host port it publishes over TCP (its
+    /// address on its network and the container port), so that a check or a probe on this
+    /// machine can reach the app without Docker's userland proxy in between. Empty when
+    /// it publishes nothing or has no address of its own (host networking), or is gone.
+    fn published_targets(
         &self,
         id: &str,
-        host_port: u16,
-    ) -> impl Future<Output = Result<Option<std::net::SocketAddr>, EngineError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<u16, std::net::SocketAddr>, EngineError>> + Send;
 }

@@ -33,7 +33,7 @@ const DIRECT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Whether a ship's address is this machine's loopback (its containers' own addresses are
 /// then reachable from here).
-fn is_loopback(ship_ip: &str) -> bool {
+pub fn is_loopback(ship_ip: &str) -> bool {
     ship_ip == "localhost"
         || ship_ip
             .parse::<std::net::IpAddr>()
@@ -69,41 +69,19 @@ pub async fn run<E: Engine>(
         } => {
             // MaestroNG's max_wait is a number of one-second attempts.
             let deadline = Instant::now() + Duration::from_secs(u64::from(*max_wait));
-            // The slowest close of a connection the proxy dropped so far, if any.
-            let mut slowest_close: Option<Duration> = None;
             // A ship on this machine: the app itself can be asked, past the proxy.
-            let mut direct = match is_loopback(ship_ip) && !container_id.is_empty() {
+            let direct = match is_loopback(ship_ip) && !container_id.is_empty() {
                 true => engine
-                    .published_target(container_id, *number)
+                    .published_targets(container_id)
                     .await
                     .ok()
-                    .flatten(),
+                    .and_then(|targets| targets.get(number).copied()),
                 false => None,
             };
+            let mut probe = TcpProbe::new(ship_ip, *number, direct);
             loop {
-                if let Some(target) = direct {
-                    match timeout(DIRECT_TIMEOUT, TcpStream::connect(target)).await {
-                        Ok(Ok(_)) => return Ok(()),
-                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                        // Not reachable from here after all (the engine runs in a VM):
-                        // through the published port, as from anywhere else.
-                        _ => direct = None,
-                    }
-                }
-                let began = Instant::now();
-                if direct.is_some() {
-                    // Refused by the app itself: not yet.
-                } else if let Ok(Ok(stream)) =
-                    timeout(CONNECT_TIMEOUT, TcpStream::connect((ship_ip, *number))).await
-                {
-                    let grace = grace(began.elapsed(), slowest_close);
-                    match accepted(stream, grace).await {
-                        None => return Ok(()),
-                        Some(closed_after) => {
-                            slowest_close =
-                                Some(slowest_close.unwrap_or_default().max(closed_after));
-                        }
-                    }
+                if probe.attempt().await.is_ok() {
+                    return Ok(());
                 }
                 if Instant::now() + RETRY >= deadline {
                     return Err(format!(
@@ -254,6 +232,72 @@ pub async fn run<E: Engine>(
         Check::Sleep { wait } => {
             sleep(Duration::from_secs_f64(*wait)).await;
             Ok(())
+        }
+    }
+}
+
+/// Attempts to connect to an app on a published TCP port, not counting a connection that
+/// only Docker's userland proxy accepted: on a ship on this machine it asks the
+/// container's own address (`direct`, see [`Engine::published_targets`]), elsewhere (or
+/// when that address cannot be reached from here) a connection through the published port
+/// must stay open longer than the proxy took to drop the ones before.
+pub struct TcpProbe<'a> {
+    ship_ip: &'a str,
+    number: u16,
+    direct: Option<std::net::SocketAddr>,
+    /// The slowest close of a connection the proxy dropped so far, if any.
+    slowest_close: Option<Duration>,
+}
+
+impl<'a> TcpProbe<'a> {
+    pub fn new(ship_ip: &'a str, number: u16, direct: Option<std::net::SocketAddr>) -> Self {
+        TcpProbe {
+            ship_ip,
+            number,
+            direct,
+            slowest_close: None,
+        }
+    }
+
+    /// One attempt; `Err` says why it did not connect.
+    pub async fn attempt(&mut self) -> Result<(), String> {
+        if let Some(target) = self.direct {
+            match timeout(DIRECT_TIMEOUT, TcpStream::connect(target)).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(format!("refused by the container ({target})"));
+                }
+                // Not reachable from here after all (the engine runs in a VM): through the
+                // published port, as from anywhere else.
+                _ => self.direct = None,
+            }
+        }
+        let began = Instant::now();
+        match timeout(
+            CONNECT_TIMEOUT,
+            TcpStream::connect((self.ship_ip, self.number)),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => {
+                let grace = grace(began.elapsed(), self.slowest_close);
+                match accepted(stream, grace).await {
+                    None => Ok(()),
+                    Some(closed_after) => {
+                        self.slowest_close =
+                            Some(self.slowest_close.unwrap_or_default().max(closed_after));
+                        Err(
+                            "closed at once (Docker's proxy: nothing listens in the container)"
+                                .into(),
+                        )
+                    }
+                }
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Err("refused".into())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())),
         }
     }
 }

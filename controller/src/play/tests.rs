@@ -242,18 +242,32 @@ impl Engine for Fake {
     async fn follow(
         &self,
         _id: &str,
-        _tail: Option<u64>,
-        lines: tokio::sync::mpsc::Sender<String>,
+        _from: crate::engine::From,
+        lines: tokio::sync::mpsc::Sender<crate::engine::LogLine>,
     ) -> Result<(), EngineError> {
-        let _ = lines.send("panic: no database".into()).await;
+        let line = crate::engine::LogLine {
+            text: "panic: no database".into(),
+            at: None,
+        };
+        let _ = lines.send(line).await;
         Ok(())
     }
-    async fn published_target(
+    async fn watch_starts(
+        &self,
+        _name: &str,
+        starts: tokio::sync::mpsc::Sender<crate::engine::Starts>,
+    ) -> Result<(), EngineError> {
+        // Nothing starts by itself here.
+        if starts.send(crate::engine::Starts::Watching).await.is_ok() {
+            starts.closed().await;
+        }
+        Ok(())
+    }
+    async fn published_targets(
         &self,
         _id: &str,
-        _host_port: u16,
-    ) -> Result<Option<std::net::SocketAddr>, EngineError> {
-        Ok(None)
+    ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
+        Ok(HashMap::new())
     }
     async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
         Ok(0)
@@ -472,7 +486,8 @@ async fn a_failure_skips_its_dependents_only() {
 #[tokio::test]
 async fn concurrency_is_bounded() {
     let env = environment(ENV);
-    for (limit, most) in [(Some(1), 1), (None, 3)] {
+    // -c 0 is no limit of the play's own, as no -c.
+    for (limit, most) in [(Some(1), 1), (None, 3), (Some(0), 3)] {
         let fake = Arc::new(Fake::default());
         play(&env, &fake, Direction::Start, limit, |c, r, i| {
             tasks::start(c, r, i, StartOptions::default())
@@ -481,17 +496,19 @@ async fn concurrency_is_bounded() {
         // db-1, db-2 and batch-1 can start together; with -c 1 nothing overlaps.
         assert_eq!(fake.busy.lock().unwrap().1, most, "limit {limit:?}");
     }
-    // The ship's own limit bounds it too, without -c.
+    // The ship's own limit bounds it too, without -c and with -c 0.
     let limited = environment(&ENV.replace(
         "ships: {s1: {ip: 127.0.0.1}}",
         "ships: {s1: {ip: 127.0.0.1, max_operations: 2}}",
     ));
-    let fake = Arc::new(Fake::default());
-    play(&limited, &fake, Direction::Start, None, |c, r, i| {
-        tasks::start(c, r, i, StartOptions::default())
-    })
-    .await;
-    assert_eq!(fake.busy.lock().unwrap().1, 2);
+    for limit in [None, Some(0)] {
+        let fake = Arc::new(Fake::default());
+        play(&limited, &fake, Direction::Start, limit, |c, r, i| {
+            tasks::start(c, r, i, StartOptions::default())
+        })
+        .await;
+        assert_eq!(fake.busy.lock().unwrap().1, 2, "limit {limit:?}");
+    }
 }
 
 #[tokio::test]
