@@ -11,6 +11,7 @@
 //! [`Vars`] view of the variables.
 
 pub mod discovery;
+pub mod jinja;
 pub mod names;
 pub mod net;
 
