@@ -486,7 +486,10 @@ impl Object for List {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.snapshot())
+        Enumerator::Iter(Box::new(LiveIter {
+            list: self.clone(),
+            index: 0,
+        }))
     }
 
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
@@ -613,6 +616,32 @@ impl Object for List {
             }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
+    }
+}
+
+/// Python's list iterator: it reads the list as it is at each step, so a loop sees what
+/// its body appends (a work queue) or removes.
+struct LiveIter {
+    list: Arc<List>,
+    index: usize,
+}
+
+impl Iterator for LiveIter {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        let item = self.list.items().ok()?.get(self.index).cloned();
+        self.index += 1;
+        item
+    }
+
+    /// What is left now: `loop.length` and friends as the list is when the loop starts.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self
+            .list
+            .items()
+            .map_or(0, |items| items.len().saturating_sub(self.index));
+        (left, Some(left))
     }
 }
 
@@ -915,8 +944,8 @@ pub fn unknown_method(
                 format!(
                     "this {kind} cannot be changed in place (it has no method {method}): \
                      lists and dicts written as literals ([...], {{...}}) or made by dict(), \
-                     |list, |sort, |dictsort, .split() or .copy() can, not those made by +, \
-                     slicing, range() or other filters; {copy} makes a changeable copy"
+                     +, *, |list, |sort, |dictsort, .split() or .copy() can, not those made \
+                     by slicing, range() or other filters; {copy} makes a changeable copy"
                 )
             };
             Err(Error::new(ErrorKind::UnknownMethod, message))
