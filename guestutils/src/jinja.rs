@@ -35,7 +35,7 @@ const DICT_FN: &str = "__maestro_dict";
 const SEQ_FN: &str = "__maestro_seq";
 
 /// Identifiers after which `[` opens a list literal, not a subscript.
-const OPERATOR_WORDS: &[&str] = &["and", "or", "not", "in", "is", "if", "else"];
+const OPERATOR_WORDS: &[&str] = &["and", "or", "not", "in", "is", "if", "elif", "else"];
 
 /// Makes `jinja` follow Jinja2's data model: the literal functions [`rewrite`] calls,
 /// `dict()`, the `list`, `sort` and `dictsort` filters returning changeable values, and
@@ -881,12 +881,14 @@ fn invalid(message: impl Into<Cow<'static, str>>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message)
 }
 
-/// A value as Python's `repr` shows it in a message: strings quoted.
+/// A value as Python's `repr` shows it in a message (`'a'`, `1`, `None`): as minijinja
+/// prints it inside a list, which is Python's way.
 fn repr(value: &Value) -> String {
-    match value.as_str() {
-        Some(s) if value.kind() == ValueKind::String => format!("{:?}", s).replace('"', "'"),
-        _ => value.to_string(),
-    }
+    let shown = Value::from(vec![value.clone()]).to_string();
+    shown
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .map_or_else(|| value.to_string(), str::to_owned)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -932,7 +934,12 @@ pub fn unknown_method(
                 Ok(result)
             }
         }
-        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable if CHANGING.contains(&method) => {
+        // A List or Dict that lacks the method (`[].update()`) is not a read-only one.
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+            if CHANGING.contains(&method)
+                && value.downcast_object_ref::<List>().is_none()
+                && value.downcast_object_ref::<Dict>().is_none() =>
+        {
             let message = if value.downcast_object_ref::<Tuple>().is_some() {
                 format!("a tuple cannot be changed (it has no method {method})")
             } else {
@@ -1138,6 +1145,10 @@ mod tests {
             "{% for a, b in __maestro_list([('x', 1)]) if b in __maestro_list([1]) %}{% endfor %}",
         );
         rewrites("{{- [1] -}}", "{{- __maestro_list([1]) -}}");
+        rewrites(
+            "{% if a %}{% elif [1] %}{% endif %}",
+            "{% if a %}{% elif __maestro_list([1]) %}{% endif %}",
+        );
         rewrites(
             "{{ f([1], k={}) }}",
             "{{ f(__maestro_list([1]), k=__maestro_dict()) }}",
