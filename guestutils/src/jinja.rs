@@ -8,13 +8,19 @@
 //! values are immutable, so list and dict literals are rewritten before compiling into
 //! calls that build [`List`] and [`Dict`], objects with interior mutability:
 //! `[a, b]` becomes `__maestro_list([a, b])` and `{k: v}` becomes `__maestro_dict(k, v)`
-//! (which keeps Python's insertion order). The rewrite works on minijinja's own tokens,
-//! touches only expressions and never adds a line, so errors keep their line numbers.
-//! The `list`, `sort` and `dictsort` filters, `dict()` and the string methods that return
-//! lists (`split`, `rsplit`, `splitlines`) return changeable lists too, as in Python.
+//! (which keeps Python's insertion order); `a + b` and `a * b` are wrapped in
+//! `__maestro_seq(...)`, which makes a list result a new [`List`] at once (minijinja's is
+//! a lazy view of its operands). The rewrite reads minijinja's own tokens and syntax
+//! tree, touches only expressions and never adds a line, so errors keep their line
+//! numbers. The `list`, `sort` and `dictsort` filters, `dict()` and the string methods
+//! that return lists (`split`, `rsplit`, `splitlines`) return changeable lists too, as in
+//! Python. A loop over a [`List`] reads it live, as Python's iterator does.
 //!
 //! [`unknown_method`] adds the Python string methods minijinja-contrib's `pycompat` lacks
-//! and explains why a list made otherwise (`+`, slicing, other filters) cannot change.
+//! and says why a list made otherwise (a slice, other filters) cannot change.
+//!
+//! The corners that still differ from Jinja2 are in `tests/jinja2_table.json` (entries
+//! with `why`) and the README.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
