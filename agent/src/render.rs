@@ -248,14 +248,15 @@ impl Engine {
         jinja.set_undefined_behavior(UndefinedBehavior::Strict);
         // Jinja2's default: no escaping, whatever the file's extension.
         jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        // Python's string and dict methods (`.split(',')`, `.items()`, `.get()`...). On an
-        // undefined value, the error is the undefined value (`X` is undefined), not the
-        // method it lacks.
+        // Jinja2's lists and dicts, changed in place by `append`, `update`... (every
+        // source goes through `rewrite` for it), and Python's string and dict methods
+        // (`.split(',')`, `.items()`, `.get()`...).
+        guestutils::jinja::install(&mut jinja);
+        // On an undefined value, the error is the undefined value (`X` is undefined), not
+        // the method it lacks.
         jinja.set_unknown_method_callback(|state, value, method, args| match value.get_attr("") {
             Err(undefined) => Err(undefined),
-            Ok(_) => {
-                minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
-            }
+            Ok(_) => guestutils::jinja::unknown_method(state, value, method, args),
         });
         // A configuration file keeps its last newline (Jinja2 would drop it).
         let syntax = minijinja::syntax::SyntaxConfig::builder()
@@ -275,8 +276,9 @@ impl Engine {
     }
 
     fn render(&self, name: &str, source: &str) -> Result<String, String> {
+        let source = guestutils::jinja::rewrite(source);
         self.jinja
-            .template_from_named_str(name, source)
+            .template_from_named_str(name, &source)
             .and_then(|template| template.render(self.root.clone()))
             .map_err(|err| describe(&err, name))
     }

@@ -143,8 +143,10 @@ fn render(
     let mut jinja = minijinja::Environment::new();
     // Jinja2's default; minijinja would otherwise JSON-escape values in *.yaml files.
     jinja.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    jinja.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     minijinja_contrib::add_to_environment(&mut jinja);
+    // Jinja2's lists and dicts (changed in place by `append`, `update`...) and Python's
+    // string methods; every source goes through `rewrite` for it.
+    guestutils::jinja::install(&mut jinja);
     let dir = base_dir.to_path_buf();
     jinja.set_loader(move |template| {
         // As Jinja2's FileSystemLoader: relative to the file's folder, never above it.
@@ -156,7 +158,7 @@ fn render(
             return Ok(None);
         }
         match std::fs::read_to_string(dir.join(relative)) {
-            Ok(source) => Ok(Some(source)),
+            Ok(source) => Ok(Some(guestutils::jinja::rewrite(&source).into_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(minijinja::Error::new(
                 minijinja::ErrorKind::InvalidOperation,
@@ -165,10 +167,24 @@ fn render(
         }
     });
     jinja.add_global("env", minijinja::Value::from(process_env.clone()));
+    let source = guestutils::jinja::rewrite(text);
     let result = jinja
-        .template_from_named_str(name, text)
+        .template_from_named_str(name, &source)
         .and_then(|template| template.render(minijinja::context! {}));
-    result.map_err(|e| {
+    result.map_err(|outer| {
+        // An error in an included or imported file comes wrapped in one at the include:
+        // report the innermost (the file and line where it happened), and where it was
+        // included from.
+        let mut e = &outer;
+        let mut source = std::error::Error::source(&outer);
+        while let Some(cause) = source {
+            if let Some(inner) = cause.downcast_ref::<minijinja::Error>() {
+                if inner.line().is_some() {
+                    e = inner;
+                }
+            }
+            source = cause.source();
+        }
         let line = e.line().and_then(|l| u32::try_from(l).ok());
         let template = e.name().unwrap_or(name).to_owned();
         let mut message = format!("Jinja2 template error in {template}");
@@ -181,9 +197,19 @@ fn render(
                 .map(str::to_owned)
                 .unwrap_or_else(|| e.kind().to_string())
         ));
+        if !std::ptr::eq(e, &outer) {
+            if let (Some(outer_name), Some(outer_line)) = (outer.name(), outer.line()) {
+                message.push_str(&format!(" (included from {outer_name}, line {outer_line})"));
+            }
+        }
         let mut d = Diagnostic::error("", None, message);
-        if template == name {
-            d.loc = line.map(|line| maestro_core::yaml::Loc { line, col: 1 });
+        let at = if template == name {
+            line
+        } else {
+            outer.line().and_then(|l| u32::try_from(l).ok())
+        };
+        if template == name || outer.name() == Some(name) {
+            d.loc = at.map(|line| maestro_core::yaml::Loc { line, col: 1 });
         }
         Box::new(d)
     })

@@ -365,6 +365,17 @@ fn cases() -> Vec<Case> {
             "jinja_include_missing",
             "name: err\n{% include 'ships.yaml' %}\nservices: {}\n",
         ),
+        // Jinja2 raises (IndexError): the file and line of the pop.
+        case(
+            "jinja_pop_empty_list",
+            "name: err\n{% set ids = [] %}\n{% set last = ids.pop() %}\nservices: {}\n",
+        ),
+        // The error is in the included file: its name and line, and where it was included.
+        case(
+            "jinja_error_in_include",
+            "name: err\n{% set ids = ['a'] %}\n{% include 'ids.inc' %}\nservices: {}\n",
+        )
+        .files(&[("ids.inc", "{% set DO = ids.append('b') %}\n{% set DO = ids.remove('c') %}\n")]),
         // ---- several errors in one file: all reported, in file order ----
         case(
             "several_errors",

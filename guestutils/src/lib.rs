@@ -9,8 +9,13 @@
 //!
 //! This crate does no I/O and never reads the process environment: callers hand it a
 //! [`Vars`] view of the variables.
+//!
+//! [`jinja`] is the other thing both sides share: Jinja2's data model (lists and dicts
+//! changed in place, Python's string methods) on minijinja, for the environment file and
+//! for `maestro-guest render`.
 
 pub mod discovery;
+pub mod jinja;
 pub mod names;
 pub mod net;
 
