@@ -191,6 +191,10 @@ pub enum Command {
         /// Only the last N lines (with -F: of the containers there at the start).
         #[arg(short = 'n', value_name = "N")]
         lines: Option<u64>,
+        /// The output's bytes as they are, even on a terminal (by default, control
+        /// characters a container writes are shown as escapes there, never obeyed).
+        #[arg(long)]
+        raw: bool,
     },
     /// Show the services' dependency trees.
     Deptree {

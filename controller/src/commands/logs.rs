@@ -10,7 +10,18 @@ pub(super) async fn logs<E: Engine>(
     things: &[String],
     follow: bool,
     lines: Option<u64>,
+    raw: bool,
 ) -> u8 {
+    // On a terminal, a container's output must not be able to drive it (retitle, clear,
+    // rewrite lines): its control characters are shown as escapes, unless --raw.
+    let escape = !raw && output::stdout_is_terminal();
+    let shown = |line: &str| -> String {
+        if escape {
+            output::visible(line).into_owned()
+        } else {
+            line.to_owned()
+        }
+    };
     let selection = match maestro_core::graph::select(&ctx.env, things, true) {
         Ok(s) if !s.is_empty() => s,
         Ok(_) => {
@@ -23,7 +34,7 @@ pub(super) async fn logs<E: Engine>(
         }
     };
     if follow {
-        return follow_logs(ctx, &selection, lines).await;
+        return follow_logs(ctx, &selection, lines, shown).await;
     }
     let prefix = selection.len() > 1;
     let width = selection
@@ -40,6 +51,7 @@ pub(super) async fn logs<E: Engine>(
                 Ok(text) => {
                     let mut out = String::new();
                     for line in text {
+                        let line = shown(&line);
                         if prefix {
                             out.push_str(&format!("{:width$} | {line}\n", instance.name));
                         } else {
@@ -90,6 +102,7 @@ pub(super) async fn follow_logs<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
     tail: Option<u64>,
+    shown: impl Fn(&str) -> String,
 ) -> u8 {
     const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
     let color = output::stdout_is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -129,12 +142,13 @@ pub(super) async fn follow_logs<E: Engine>(
                 let name = &ctx.env.instance(selection[n]).name;
                 match item {
                     Told::Line(line) if prefix => {
+                        let line = shown(&line);
                         let label = format!("{name:width$}");
                         let label = if color { format!("\x1b[{}m{label}\x1b[0m", COLORS[n % COLORS.len()]) } else { label };
                         let _ = output::print(&format!("{label} | {line}\n"));
                     }
                     Told::Line(line) => {
-                        let _ = output::print(&format!("{line}\n"));
+                        let _ = output::print(&format!("{}\n", shown(&line)));
                     }
                     Told::Notice(notice) => output::eprint(&format!("{notice}\n")),
                     Told::Error(e) => {

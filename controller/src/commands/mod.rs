@@ -333,7 +333,8 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
             things,
             follow,
             lines,
-        } => logs::logs(&ctx, &things, follow, lines).await,
+            raw,
+        } => logs::logs(&ctx, &things, follow, lines, raw).await,
         Command::Lock { action } => lock::lock_command(&env, &ctx.engines, action, json).await,
         Command::Config | Command::Deptree { .. } | Command::Completions { .. } => {
             unreachable!("main handles the commands that are not plays")

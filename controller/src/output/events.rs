@@ -97,9 +97,10 @@ impl Printer {
             Event::Step { row, message } => {
                 let _ = writeln!(
                     out,
-                    "{} {:w$}  {message}",
+                    "{} {:w$}  {}",
                     self.stamp(),
                     state.rows[*row].instance,
+                    super::visible(message),
                     w = state.width
                 );
             }
@@ -169,7 +170,9 @@ impl Printer {
                     .collect();
                 state.multi = Some(multi);
             }
-            Event::Step { row, message } => state.bars[*row].set_message(message.clone()),
+            Event::Step { row, message } => {
+                state.bars[*row].set_message(super::visible(message).into_owned())
+            }
             Event::Finished {
                 row,
                 outcome,
@@ -292,12 +295,13 @@ fn took(elapsed: Duration) -> String {
     }
 }
 
+/// An outcome in words, safe for a terminal (its text may quote an engine or container).
 fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Done(m) | Outcome::Warning(m) | Outcome::Skipped(m) | Outcome::NotRun(m) => {
-            m.clone()
+            super::visible(m).into_owned()
         }
-        Outcome::Failed(f) => format!("failed: {}", f.message),
+        Outcome::Failed(f) => format!("failed: {}", super::visible(&f.message)),
     }
 }
 
@@ -336,7 +340,7 @@ fn summary(state: &State, play: &str, elapsed: Duration, interrupted: bool, colo
             out.push_str(&format!(
                 "\n{}: {}\n",
                 paint("1;31", format!("{} failed", state.rows[row].instance)),
-                f.message
+                super::visible(&f.message)
             ));
             if let Some(code) = f.exit_code {
                 out.push_str(&format!("  exit code: {code}\n"));
@@ -344,7 +348,7 @@ fn summary(state: &State, play: &str, elapsed: Duration, interrupted: bool, colo
             if !f.logs.is_empty() {
                 out.push_str(&format!("  last {} lines of output:\n", f.logs.len()));
                 for line in &f.logs {
-                    out.push_str(&format!("  | {line}\n"));
+                    out.push_str(&format!("  | {}\n", super::visible(line)));
                 }
             }
         }

@@ -91,6 +91,31 @@ pub fn render_diagnostics(diagnostics: &[Diagnostic], source: &Source, color: bo
     out
 }
 
+/// `text` from outside maestro (a container's output, an engine's or a guest's message)
+/// made safe for a terminal: control characters other than newline and tab, and the
+/// Unicode controls that reorder text, are shown as escapes (`\x1b`, `\u{202e}`), so
+/// that no container can retitle, clear or rewrite the operator's screen.
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !hidden(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn eprint(text: &str) {
     eprint!("{text}");
 }
@@ -115,4 +140,28 @@ pub fn print_with(
 /// Whether stdout is a terminal (pretty JSON for people, compact for programs).
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod visible_tests {
+    use super::visible;
+
+    #[test]
+    fn control_characters_from_outside_are_shown_not_obeyed() {
+        let cases = [
+            (
+                "plain text\twith tab\nand newline",
+                "plain text\twith tab\nand newline",
+            ),
+            ("\x1b]0;owned\x07title", "\\x1b]0;owned\\x07title"),
+            ("\x1b[2Jclear", "\\x1b[2Jclear"),
+            ("cr\roverwrite", "cr\\x0doverwrite"),
+            ("c1 \u{9b}31m", "c1 \\x9b31m"),
+            ("bidi \u{202e}txt.exe", "bidi \\u{202e}txt.exe"),
+            ("naïve ünïcödé", "naïve ünïcödé"),
+        ];
+        for (given, shown) in cases {
+            assert_eq!(visible(given), shown, "{given:?}");
+        }
+    }
 }
