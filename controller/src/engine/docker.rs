@@ -98,26 +98,31 @@ impl DockerEngine {
         }
     }
 
-    /// `work` (one or a few requests), given up after `within`.
-    pub(super) async fn within<T>(
-        &self,
-        operation: impl FnOnce() -> String,
+    /// `work` (one or a few requests), given up after `within`. The work is boxed: plays
+    /// nest engine calls deep inside their own futures, and a timer beside each would
+    /// double what every task carries (debug builds overflowed a worker's stack).
+    pub(super) fn within<'a, T: Send + 'a>(
+        &'a self,
+        operation: impl FnOnce() -> String + Send + 'a,
         within: Duration,
-        work: impl Future<Output = Result<T, EngineError>>,
-    ) -> Result<T, EngineError> {
-        match tokio::time::timeout(within, work).await {
-            Ok(result) => result,
-            Err(_) => Err(self.no_answer(operation(), within, false)),
+        work: impl Future<Output = Result<T, EngineError>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, EngineError>> + Send + 'a {
+        let work = Box::pin(work);
+        async move {
+            match tokio::time::timeout(within, work).await {
+                Ok(result) => result,
+                Err(_) => Err(self.no_answer(operation(), within, false)),
+            }
         }
     }
 
     /// `work` within the request bound.
-    pub(super) async fn request<T>(
-        &self,
-        operation: impl FnOnce() -> String,
-        work: impl Future<Output = Result<T, EngineError>>,
-    ) -> Result<T, EngineError> {
-        self.within(operation, self.request_bound(), work).await
+    pub(super) fn request<'a, T: Send + 'a>(
+        &'a self,
+        operation: impl FnOnce() -> String + Send + 'a,
+        work: impl Future<Output = Result<T, EngineError>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, EngineError>> + Send + 'a {
+        self.within(operation, self.request_bound(), work)
     }
 
     /// The next item of a stream that may go silent for at most `idle`.

@@ -86,14 +86,15 @@ pub async fn wait(engine: &DockerEngine, docker: &Docker, id: &str) -> Result<()
             docker.inspect_container(id, None).await.map_err(daemon)
         })
     };
-    let container = inspect().await.map_err(Unhealthy::Engine)?;
-    let within = verdict_within(
-        container
-            .config
-            .as_ref()
-            .and_then(|c| c.healthcheck.as_ref()),
-    ) + engine.request_bound();
-    let state = container.state.unwrap_or_default();
+    // Only what is needed is kept across the waits below: the whole answer is large.
+    let (within, state) = {
+        let container = inspect().await.map_err(Unhealthy::Engine)?;
+        let healthcheck = container.config.and_then(|c| c.healthcheck);
+        (
+            verdict_within(healthcheck.as_ref()) + engine.request_bound(),
+            container.state.unwrap_or_default(),
+        )
+    };
     if let Some(decided) = decided(&state) {
         return decided;
     }
@@ -111,15 +112,16 @@ pub async fn wait(engine: &DockerEngine, docker: &Docker, id: &str) -> Result<()
         filters: Some(filters),
     };
     let mut events = docker.events(Some(options));
-    let followed = tokio::time::timeout(within, async {
+    // Boxed, as the engine's requests are (see `DockerEngine::within`).
+    let follow = Box::pin(async {
         while let Some(event) = events.next().await {
             if let Some(verdict) = verdict(&event.map_err(|e| Unhealthy::Engine(daemon(e)))?) {
                 return Ok(Some(verdict));
             }
         }
         Ok(None)
-    })
-    .await;
+    });
+    let followed = tokio::time::timeout(within, follow).await;
     match followed {
         Ok(Err(e)) => Err(e),
         Ok(Ok(Some(Verdict::Healthy))) => Ok(()),

@@ -185,7 +185,9 @@ pub async fn launch<E: Engine>(
     let (container_id, created_warnings) = match engine.create(&spec).await {
         Ok(created) => (created.id, created.warnings),
         Err(e @ EngineError::NoAnswer { .. }) => {
-            let left = unanswered_create(ctx, id).await;
+            // Boxed, as the other rare path below: a task's future is as large as all the
+            // futures it may await, and plays nest tasks deep.
+            let left = Box::pin(unanswered_create(ctx, id)).await;
             return failed(Failure::new(format!(
                 "cannot create the container: {e}; {left}"
             )));
@@ -195,7 +197,7 @@ pub async fn launch<E: Engine>(
     crate::failpoint::pause("launch:created").await;
     ctx.step(row, "starting container");
     if let Err(e) = engine.start(&container_id).await {
-        let left = discard_unstarted(engine, &container_id, &e).await;
+        let left = Box::pin(discard_unstarted(engine, &container_id, &e)).await;
         return Outcome::Failed(Failure::new(format!(
             "container {} created but not started: {e}; {left}",
             short(&container_id)
@@ -203,7 +205,9 @@ pub async fn launch<E: Engine>(
     }
     crate::failpoint::pause("launch:started").await;
     let readiness = await_ready(ctx, row, id, &container_id, expectation, options.min_ready);
-    super::health::gate(
+    // Boxed: the wait for readiness is most of a launch's future, which deploy nests in
+    // its own (debug builds overflowed a worker's stack when it grew).
+    Box::pin(super::health::gate(
         ctx,
         row,
         id,
@@ -211,7 +215,7 @@ pub async fn launch<E: Engine>(
         created_warnings,
         readiness,
         false,
-    )
+    ))
     .await
 }
 
