@@ -640,7 +640,10 @@ async fn take<E: LockStore>(
             });
             Ok(None)
         }
-        EngineError::Daemon(_) => Err(Refused::Failed {
+        // A ship that answered once and then not in time: whether the lock was taken is
+        // unknown (a lock the engine makes late goes stale without a heartbeat), and a
+        // play never goes on unlocked on a ship it may reach.
+        EngineError::Daemon(_) | EngineError::NoAnswer { .. } => Err(Refused::Failed {
             ship: ship.to_owned(),
             error,
         }),

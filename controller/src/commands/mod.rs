@@ -541,7 +541,9 @@ async fn prepare_images<E: Engine>(
     let mut to_pull = Vec::new();
     for (w, info) in found {
         match info {
-            Err(EngineError::Unreachable { .. }) => {}
+            // A ship that cannot be reached, or does not answer in time, fails its own
+            // instances later (their own requests are bounded too).
+            Err(EngineError::Unreachable { .. } | EngineError::NoAnswer { .. }) => {}
             Ok(Some(info)) if policy != PullPolicy::Always => resolved
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -3,6 +3,7 @@
 //! that cannot be reached fails its own operations only.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,9 +26,36 @@ use super::tunnel::{self, Tunnel};
 use super::{Created, Engine, EngineError, ImageInfo, Observed, Unhealthy, tagged};
 use crate::credentials::Credentials;
 
-/// Requests that legitimately take long (pulls, stops with a grace period) are bounded by
-/// this; reaching the ship at all is bounded by the ship's own `timeout`.
-const REQUEST_TIMEOUT: u64 = 600;
+// Bounds. No engine call waits without one, except a pull while its progress flows and
+// the streams that are meant to last (`follow`; the events of `wait_healthy` are bounded
+// by the health check's own limits): a wedged engine (Docker 20.10's libnetwork deadlock
+// answers nothing, on every connection) would otherwise hold a play for as long as
+// bollard's limit, and bollard bounds only a response's head, never its body.
+//
+// - connecting (SSH or TLS tunnel, version negotiation): the ship's `timeout` (default 5 s);
+// - every request that does one thing (list, inspect, create, start, rename, update,
+//   remove, kill, image inspect, tag, the lock's requests, the requests around an exec):
+//   [`REQUEST_FACTOR`] times the ship's `timeout`, 15 s by default. Measured on a 2-core
+//   machine at a load of 10 with 16 concurrent requests (a ship's default
+//   `max_operations`): create took at most 0.6 s, start 3.3 s (network and port setup),
+//   inspect and remove 0.5 s; with 64 at once, create 2.3 s and start 10 s;
+// - stop: the grace period (`stop_timeout`) plus that;
+// - an exec's command: its caller's limit;
+// - a pull, and a registry lookup through the engine: [`PULL_IDLE`] without progress;
+// - logs (not followed): that bound without a chunk.
+// A request that overruns is an `EngineError::NoAnswer` naming the ship, the operation
+// and the bound; the connection it used is dropped with it.
+
+/// How many times the ship's `timeout` a single request may take.
+const REQUEST_FACTOR: f64 = 3.0;
+/// How long a pull, or the engine's lookup of a tag at its registry, may go without a
+/// word: registries can be slow to start a layer, but the engine reports progress at
+/// least every few seconds while bytes flow.
+const PULL_IDLE: Duration = Duration::from_secs(60);
+/// bollard's own limit, on a response's head only: every operation has a shorter bound of
+/// its own, so this only backs up the streams meant to last; a week, the longest wait the
+/// file can give (a `stop_timeout` is bounded to a week).
+const BACKSTOP_SECONDS: u64 = 7 * 24 * 3600;
 
 pub struct DockerEngine {
     ship: Ship,
@@ -49,6 +77,64 @@ impl DockerEngine {
             base_dir,
             client: OnceCell::new(),
         }
+    }
+
+    /// The ship's `timeout`: how long reaching it may take.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.ship.timeout.unwrap_or(5.0).max(0.1))
+    }
+
+    /// How long one request that does one thing may take (see the bounds above).
+    pub(super) fn request_bound(&self) -> Duration {
+        self.timeout().mul_f64(REQUEST_FACTOR)
+    }
+
+    pub(super) fn no_answer(&self, operation: String, within: Duration, idle: bool) -> EngineError {
+        EngineError::NoAnswer {
+            ship: self.ship.name.clone(),
+            operation,
+            within,
+            idle,
+        }
+    }
+
+    /// `work` (one or a few requests), given up after `within`. The work is boxed: plays
+    /// nest engine calls deep inside their own futures, and a timer beside each would
+    /// double what every task carries (debug builds overflowed a worker's stack).
+    pub(super) fn within<'a, T: Send + 'a>(
+        &'a self,
+        operation: impl FnOnce() -> String + Send + 'a,
+        within: Duration,
+        work: impl Future<Output = Result<T, EngineError>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, EngineError>> + Send + 'a {
+        let work = Box::pin(work);
+        async move {
+            match tokio::time::timeout(within, work).await {
+                Ok(result) => result,
+                Err(_) => Err(self.no_answer(operation(), within, false)),
+            }
+        }
+    }
+
+    /// `work` within the request bound.
+    pub(super) fn request<'a, T: Send + 'a>(
+        &'a self,
+        operation: impl FnOnce() -> String + Send + 'a,
+        work: impl Future<Output = Result<T, EngineError>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, EngineError>> + Send + 'a {
+        self.within(operation, self.request_bound(), work)
+    }
+
+    /// The next item of a stream that may go silent for at most `idle`.
+    pub(super) async fn next_within<S: futures_util::Stream + Unpin>(
+        &self,
+        stream: &mut S,
+        operation: impl FnOnce() -> String,
+        idle: Duration,
+    ) -> Result<Option<S::Item>, EngineError> {
+        tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| self.no_answer(operation(), idle, true))
     }
 
     fn unreachable(&self, reason: impl ToString) -> EngineError {
@@ -107,7 +193,7 @@ impl DockerEngine {
         let result = self
             .client
             .get_or_init(|| async {
-                let wait = Duration::from_secs_f64(self.ship.timeout.unwrap_or(5.0).max(0.1));
+                let wait = self.timeout();
                 let tunnel = if self.ship.ssh_tunnel.is_some() {
                     Some(
                         tunnel::ssh(&self.ship, &self.base_dir, wait)
@@ -127,15 +213,15 @@ impl DockerEngine {
                 let docker = match (&tunnel, &self.ship.socket_path) {
                     (Some(t), _) => Docker::connect_with_unix(
                         &t.socket.to_string_lossy(),
-                        REQUEST_TIMEOUT,
+                        BACKSTOP_SECONDS,
                         &version,
                     ),
                     (None, Some(path)) => {
-                        Docker::connect_with_unix(path, REQUEST_TIMEOUT, &version)
+                        Docker::connect_with_unix(path, BACKSTOP_SECONDS, &version)
                     }
                     (None, None) => Docker::connect_with_http(
                         &format!("tcp://{}:{}", self.host(), self.port()),
-                        REQUEST_TIMEOUT,
+                        BACKSTOP_SECONDS,
                         &version,
                     ),
                 }
@@ -158,6 +244,12 @@ impl DockerEngine {
             .await;
         result.as_ref().map(|c| &c.docker).map_err(Clone::clone)
     }
+}
+
+/// A container as messages name it: its name, or its id shortened as Docker shows it.
+pub(super) fn shown(id: &str) -> &str {
+    let is_id = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_id { &id[..12] } else { id }
 }
 
 /// The daemon's own message when there is one, else the innermost cause (such as
@@ -330,9 +422,16 @@ impl Engine for DockerEngine {
                 .into_iter()
                 .map(|pattern| list("name", vec![pattern])),
         );
-        let (labelled, named) = futures_util::future::try_join(by_label, by_name)
-            .await
-            .map_err(daemon)?;
+        let (labelled, named) = self
+            .request(
+                || format!("list of environment {environment}'s containers"),
+                async {
+                    futures_util::future::try_join(by_label, by_name)
+                        .await
+                        .map_err(daemon)
+                },
+            )
+            .await?;
         // Docker's name filter is a regular expression matched anywhere in the name: the
         // patterns are anchored, and the names checked exactly here all the same.
         let wanted: std::collections::HashSet<String> = instances
@@ -379,10 +478,18 @@ impl Engine for DockerEngine {
 
     async fn inspect(&self, name: &str) -> Result<Option<Observed>, EngineError> {
         let docker = self.client().await?;
-        match docker.inspect_container(name, None).await {
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(daemon(e)),
-            Ok(c) => {
+        let found = self
+            .request(|| format!("inspect of {}", shown(name)), async {
+                match docker.inspect_container(name, None).await {
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(daemon(e)),
+                    Ok(c) => Ok(Some(c)),
+                }
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some(c) => {
                 let state = c.state.unwrap_or_default();
                 let config = c.config.unwrap_or_default();
                 let labels = config.labels.unwrap_or_default();
@@ -420,14 +527,18 @@ impl Engine for DockerEngine {
 
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>, EngineError> {
         let docker = self.client().await?;
-        match docker.inspect_image(&tagged(image)).await {
-            Ok(found) => Ok(Some(ImageInfo {
-                id: found.id.unwrap_or_default(),
-                repo_digests: found.repo_digests.unwrap_or_default(),
-            })),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(daemon(e)),
-        }
+        let tagged = tagged(image);
+        self.request(|| format!("inspect of image {tagged}"), async {
+            match docker.inspect_image(&tagged).await {
+                Ok(found) => Ok(Some(ImageInfo {
+                    id: found.id.unwrap_or_default(),
+                    repo_digests: found.repo_digests.unwrap_or_default(),
+                })),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(daemon(e)),
+            }
+        })
+        .await
     }
 
     async fn resolve(
@@ -436,10 +547,20 @@ impl Engine for DockerEngine {
         credentials: Option<&Credentials>,
     ) -> Result<Option<String>, EngineError> {
         let docker = self.client().await?;
-        let found = docker
-            .inspect_registry_image(&tagged(image), credentials.map(docker_credentials))
-            .await
-            .map_err(daemon)?;
+        let tagged = tagged(image);
+        // The engine asks the registry: as slow as a pull's start, not as a request.
+        let found = self
+            .within(
+                || format!("registry lookup of {tagged}"),
+                PULL_IDLE,
+                async {
+                    docker
+                        .inspect_registry_image(&tagged, credentials.map(docker_credentials))
+                        .await
+                        .map_err(daemon)
+                },
+            )
+            .await?;
         Ok(found
             .descriptor
             .digest
@@ -453,21 +574,24 @@ impl Engine for DockerEngine {
             repo: Some(parsed.repository),
             tag: Some(parsed.tag),
         };
-        docker
-            .tag_image(source, Some(options))
-            .await
-            .map_err(daemon)
+        self.request(|| format!("tag of {source} as {target}"), async {
+            docker
+                .tag_image(source, Some(options))
+                .await
+                .map_err(daemon)
+        })
+        .await
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let options = bollard::query_parameters::RenameContainerOptions {
             name: name.to_owned(),
         };
-        self.client()
-            .await?
-            .rename_container(id, options)
-            .await
-            .map_err(daemon)
+        let docker = self.client().await?;
+        self.request(|| format!("rename of {} to {name}", shown(id)), async {
+            docker.rename_container(id, options).await.map_err(daemon)
+        })
+        .await
     }
 
     async fn set_restart(&self, id: &str, policy: &(String, u32)) -> Result<(), EngineError> {
@@ -478,12 +602,18 @@ impl Engine for DockerEngine {
             }),
             ..Default::default()
         };
-        self.client()
-            .await?
-            .update_container(id, body)
-            .await
-            .map(|_| ())
-            .map_err(daemon)
+        let docker = self.client().await?;
+        self.request(
+            || format!("restart policy update of {}", shown(id)),
+            async {
+                docker
+                    .update_container(id, body)
+                    .await
+                    .map(|_| ())
+                    .map_err(daemon)
+            },
+        )
+        .await
     }
 
     async fn pull(
@@ -516,7 +646,12 @@ impl Engine for DockerEngine {
             };
             let mut stream = docker.create_image(Some(options), None, auth.clone());
             let mut failure: Option<(Option<u16>, String)> = None;
-            while let Some(item) = stream.next().await {
+            // Bounded by silence, not in all: a large image takes as long as it takes
+            // while its progress flows.
+            while let Some(item) = self
+                .next_within(&mut stream, || format!("pull of {image}"), PULL_IDLE)
+                .await?
+            {
                 match item {
                     Err(bollard::errors::Error::DockerResponseServerError {
                         status_code,
@@ -644,10 +779,14 @@ impl Engine for DockerEngine {
             name: Some(spec.name.clone()),
             ..Default::default()
         };
-        let created = docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(daemon)?;
+        let created = self
+            .request(|| format!("create of {}", spec.name), async {
+                docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map_err(daemon)
+            })
+            .await?;
         Ok(Created {
             id: created.id,
             warnings,
@@ -656,15 +795,15 @@ impl Engine for DockerEngine {
 
     async fn wait_healthy(&self, id: &str) -> Result<(), Unhealthy> {
         let docker = self.client().await.map_err(Unhealthy::Engine)?;
-        super::health::wait(docker, id).await
+        super::health::wait(self, docker, id).await
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
-        self.client()
-            .await?
-            .start_container(id, None)
-            .await
-            .map_err(daemon)
+        let docker = self.client().await?;
+        self.request(|| format!("start of {}", shown(id)), async {
+            docker.start_container(id, None).await.map_err(daemon)
+        })
+        .await
     }
 
     async fn stop(&self, id: &str, timeout_seconds: u32) -> Result<(), EngineError> {
@@ -672,24 +811,33 @@ impl Engine for DockerEngine {
             t: i32::try_from(timeout_seconds).ok(),
             ..Default::default()
         };
-        match self.client().await?.stop_container(id, Some(options)).await {
-            // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            other => other.map_err(daemon),
-        }
+        let docker = self.client().await?;
+        // The engine answers after the grace period (and the kill that may end it).
+        let bound = Duration::from_secs(u64::from(timeout_seconds)) + self.request_bound();
+        self.within(|| format!("stop of {}", shown(id)), bound, async {
+            match docker.stop_container(id, Some(options)).await {
+                // 304: already stopped.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
+                other => other.map_err(daemon),
+            }
+        })
+        .await
     }
 
     async fn kill(&self, id: &str) -> Result<(), EngineError> {
         let options = KillContainerOptions {
             signal: "SIGKILL".into(),
         };
-        self.client()
-            .await?
-            .kill_container(id, Some(options))
-            .await
-            .map_err(daemon)
+        let docker = self.client().await?;
+        self.request(|| format!("kill of {}", shown(id)), async {
+            docker
+                .kill_container(id, Some(options))
+                .await
+                .map_err(daemon)
+        })
+        .await
     }
 
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
@@ -697,15 +845,14 @@ impl Engine for DockerEngine {
             v: true,
             ..Default::default()
         };
-        match self
-            .client()
-            .await?
-            .remove_container(id, Some(options))
-            .await
-        {
-            Err(e) if is_not_found(&e) => Ok(()),
-            other => other.map_err(daemon),
-        }
+        let docker = self.client().await?;
+        self.request(|| format!("removal of {}", shown(id)), async {
+            match docker.remove_container(id, Some(options)).await {
+                Err(e) if is_not_found(&e) => Ok(()),
+                other => other.map_err(daemon),
+            }
+        })
+        .await
     }
 
     async fn logs(&self, id: &str, tail: Option<u64>) -> Result<Vec<String>, EngineError> {
@@ -718,7 +865,15 @@ impl Engine for DockerEngine {
         };
         let mut stream = docker.logs(id, Some(options));
         let mut text = String::new();
-        while let Some(chunk) = stream.next().await {
+        // However long the output, the engine sends it without pause.
+        while let Some(chunk) = self
+            .next_within(
+                &mut stream,
+                || format!("logs of {}", shown(id)),
+                self.request_bound(),
+            )
+            .await?
+        {
             text.push_str(&chunk.map_err(daemon)?.to_string());
         }
         Ok(text.lines().map(str::to_owned).collect())
@@ -746,10 +901,17 @@ impl Engine for DockerEngine {
         id: &str,
     ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
         let docker = self.client().await?;
-        let found = match docker.inspect_container(id, None).await {
-            Ok(found) => found,
-            Err(e) if is_not_found(&e) => return Ok(HashMap::new()),
-            Err(e) => return Err(daemon(e)),
+        let found = self
+            .request(|| format!("inspect of {}", shown(id)), async {
+                match docker.inspect_container(id, None).await {
+                    Ok(found) => Ok(Some(found)),
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(daemon(e)),
+                }
+            })
+            .await?;
+        let Some(found) = found else {
+            return Ok(HashMap::new());
         };
         let settings = found.network_settings.unwrap_or_default();
         let address = settings
@@ -779,26 +941,46 @@ impl Engine for DockerEngine {
         Ok(targets)
     }
 
-    async fn exec(&self, id: &str, command: &[String]) -> Result<i64, EngineError> {
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        within: Duration,
+    ) -> Result<i64, EngineError> {
         let docker = self.client().await?;
-        let exec = docker
-            .create_exec(
-                id,
-                bollard::exec::CreateExecOptions {
-                    cmd: Some(command.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(daemon)?;
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-            docker.start_exec(&exec.id, None).await.map_err(daemon)?
-        {
-            while output.next().await.is_some() {}
-        }
-        let inspected = docker.inspect_exec(&exec.id).await.map_err(daemon)?;
+        let what = || format!("exec of {:?} in {}", command.join(" "), shown(id));
+        let exec = self
+            .request(what, async {
+                docker
+                    .create_exec(
+                        id,
+                        bollard::exec::CreateExecOptions {
+                            cmd: Some(command.to_vec()),
+                            attach_stdout: Some(true),
+                            attach_stderr: Some(true),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(daemon)
+            })
+            .await?;
+        // The command runs as long as the caller allows; its output is drained until it
+        // ends.
+        self.within(what, within, async {
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+                docker.start_exec(&exec.id, None).await.map_err(daemon)?
+            {
+                while output.next().await.is_some() {}
+            }
+            Ok(())
+        })
+        .await?;
+        let inspected = self
+            .request(what, async {
+                docker.inspect_exec(&exec.id).await.map_err(daemon)
+            })
+            .await?;
         Ok(inspected.exit_code.unwrap_or(-1))
     }
 }
@@ -826,6 +1008,41 @@ mod tests {
                 "{given:?}"
             );
         }
+    }
+
+    /// A request overrunning its bound names the ship, the operation and the bound, and
+    /// the bound follows the ship's timeout.
+    #[tokio::test(start_paused = true)]
+    async fn an_overrun_names_ship_operation_and_bound() {
+        let mut ship = Ship::new("a", "127.0.0.1");
+        let engine = DockerEngine::new(ship.clone(), PathBuf::from("."));
+        assert_eq!(engine.request_bound(), Duration::from_secs(15));
+        let silent = engine
+            .request(
+                || "create of web-1".to_owned(),
+                std::future::pending::<Result<(), EngineError>>(),
+            )
+            .await;
+        assert_eq!(
+            silent.unwrap_err().to_string(),
+            "ship a: create of web-1 got no answer within 15s"
+        );
+        ship.timeout = Some(0.5);
+        let engine = DockerEngine::new(ship, PathBuf::from("."));
+        let mut stream = futures_util::stream::pending::<()>();
+        let idle = engine
+            .next_within(&mut stream, || "pull of x:1".to_owned(), PULL_IDLE)
+            .await;
+        assert_eq!(
+            idle.unwrap_err().to_string(),
+            "ship a: pull of x:1 went silent for 60s"
+        );
+        let quick = engine
+            .request(|| unreachable!(), async { Ok::<_, EngineError>(7) })
+            .await;
+        assert_eq!(quick, Ok(7));
+        assert_eq!(super::super::seconds(engine.request_bound()), "1.5s");
+        assert_eq!(super::super::seconds(Duration::from_millis(250)), "0.25s");
     }
 
     #[test]

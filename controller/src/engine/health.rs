@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use maestro_core::model::Healthcheck;
 
 use super::Unhealthy;
+use super::docker::{DockerEngine, daemon, shown};
 
 /// The first API version that knows `StartInterval`.
 const START_INTERVAL_API: (usize, usize) = (1, 44);
@@ -75,30 +76,27 @@ pub fn config(
 /// that happens between the inspect and the subscription is replayed, not missed: a plain
 /// subscribe-then-inspect cannot promise that, as the daemon answers `/events` before it
 /// registers the subscriber.
-pub async fn wait(docker: &Docker, id: &str) -> Result<(), Unhealthy> {
-    let engine = |e: bollard::errors::Error| Unhealthy::Engine(super::docker::daemon(e));
-    let state = docker
-        .inspect_container(id, None)
-        .await
-        .map_err(engine)?
-        .state
-        .unwrap_or_default();
-    if !state.running.unwrap_or(false) {
-        return Err(Unhealthy::Exited {
-            exit_code: state.exit_code,
-        });
-    }
-    match state.health.as_ref().and_then(|h| h.status) {
-        None | Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) => {
-            return Err(Unhealthy::NoHealthcheck);
-        }
-        Some(HealthStatusEnum::HEALTHY) => return Ok(()),
-        Some(HealthStatusEnum::UNHEALTHY) => {
-            return Err(Unhealthy::Failed {
-                output: last_output(state.health.as_ref()),
-            });
-        }
-        Some(HealthStatusEnum::STARTING) => {}
+///
+/// The engine decides within the health check's own limits ([`verdict_within`]); a stream
+/// silent for longer than that (and a request bound) is a wedged engine, unless a last
+/// look at the state finds the verdict the events did not bring.
+pub async fn wait(engine: &DockerEngine, docker: &Docker, id: &str) -> Result<(), Unhealthy> {
+    let inspect = || {
+        engine.request(|| format!("inspect of {}", shown(id)), async {
+            docker.inspect_container(id, None).await.map_err(daemon)
+        })
+    };
+    // Only what is needed is kept across the waits below: the whole answer is large.
+    let (within, state) = {
+        let container = inspect().await.map_err(Unhealthy::Engine)?;
+        let healthcheck = container.config.and_then(|c| c.healthcheck);
+        (
+            verdict_within(healthcheck.as_ref()) + engine.request_bound(),
+            container.state.unwrap_or_default(),
+        )
+    };
+    if let Some(decided) = decided(&state) {
+        return decided;
     }
     let filters = HashMap::from([
         ("type".to_owned(), vec!["container".to_owned()]),
@@ -114,27 +112,93 @@ pub async fn wait(docker: &Docker, id: &str) -> Result<(), Unhealthy> {
         filters: Some(filters),
     };
     let mut events = docker.events(Some(options));
-    while let Some(event) = events.next().await {
-        match verdict(&event.map_err(engine)?) {
-            None => continue,
-            Some(Verdict::Healthy) => return Ok(()),
-            Some(Verdict::Exited(exit_code)) => return Err(Unhealthy::Exited { exit_code }),
-            Some(Verdict::Unhealthy) => {
-                let health = docker
-                    .inspect_container(id, None)
-                    .await
-                    .map_err(engine)?
-                    .state
-                    .and_then(|s| s.health);
-                return Err(Unhealthy::Failed {
-                    output: last_output(health.as_ref()),
-                });
+    // Boxed, as the engine's requests are (see `DockerEngine::within`).
+    let follow = Box::pin(async {
+        while let Some(event) = events.next().await {
+            if let Some(verdict) = verdict(&event.map_err(|e| Unhealthy::Engine(daemon(e)))?) {
+                return Ok(Some(verdict));
             }
         }
+        Ok(None)
+    });
+    let followed = tokio::time::timeout(within, follow).await;
+    match followed {
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Some(Verdict::Healthy))) => Ok(()),
+        Ok(Ok(Some(Verdict::Exited(exit_code)))) => Err(Unhealthy::Exited { exit_code }),
+        Ok(Ok(Some(Verdict::Unhealthy))) => {
+            let health = inspect()
+                .await
+                .map_err(Unhealthy::Engine)?
+                .state
+                .and_then(|s| s.health);
+            Err(Unhealthy::Failed {
+                output: last_output(health.as_ref()),
+            })
+        }
+        Ok(Ok(None)) => Err(Unhealthy::Engine(super::EngineError::Daemon(
+            "the engine's event stream ended before the health check decided".into(),
+        ))),
+        Err(_) => {
+            let state = inspect()
+                .await
+                .map_err(Unhealthy::Engine)?
+                .state
+                .unwrap_or_default();
+            decided(&state).unwrap_or_else(|| {
+                Err(Unhealthy::Engine(engine.no_answer(
+                    format!("health verdict of {}", shown(id)),
+                    within,
+                    false,
+                )))
+            })
+        }
     }
-    Err(Unhealthy::Engine(super::EngineError::Daemon(
-        "the engine's event stream ended before the health check decided".into(),
-    )))
+}
+
+/// What the container's state says already, if anything.
+fn decided(state: &bollard::models::ContainerState) -> Option<Result<(), Unhealthy>> {
+    if !state.running.unwrap_or(false) {
+        return Some(Err(Unhealthy::Exited {
+            exit_code: state.exit_code,
+        }));
+    }
+    match state.health.as_ref().and_then(|h| h.status) {
+        None | Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) => {
+            Some(Err(Unhealthy::NoHealthcheck))
+        }
+        Some(HealthStatusEnum::HEALTHY) => Some(Ok(())),
+        Some(HealthStatusEnum::UNHEALTHY) => Some(Err(Unhealthy::Failed {
+            output: last_output(state.health.as_ref()),
+        })),
+        Some(HealthStatusEnum::STARTING) => None,
+    }
+}
+
+/// How long the engine may take to call a container healthy or unhealthy: its start
+/// period, then `retries + 1` probes, each waiting its interval and running at most its
+/// timeout (Docker's defaults: 30 s, 30 s, 3 retries).
+pub fn verdict_within(config: Option<&HealthConfig>) -> Duration {
+    let given = |nanos: Option<i64>, default: Duration| match nanos {
+        Some(n) if n > 0 => Duration::from_nanos(n.unsigned_abs()),
+        _ => default,
+    };
+    let (interval, timeout, start_period, retries) = match config {
+        Some(c) => (
+            given(c.interval, Duration::from_secs(30)),
+            given(c.timeout, Duration::from_secs(30)),
+            given(c.start_period, Duration::ZERO),
+            c.retries.filter(|r| *r > 0).unwrap_or(3),
+        ),
+        None => (
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            Duration::ZERO,
+            3,
+        ),
+    };
+    let probes = u32::try_from(retries.saturating_add(1)).unwrap_or(u32::MAX);
+    start_period.saturating_add((interval.saturating_add(timeout)).saturating_mul(probes))
 }
 
 /// [`unix_time`] in nanoseconds.
@@ -241,6 +305,28 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// The engine's verdict comes within the start period and `retries + 1` probes of
+    /// interval and timeout each, Docker's defaults filling what is not given.
+    #[test]
+    fn a_verdict_is_due_within_the_health_check_limits() {
+        let s = |n: u64| i64::try_from(Duration::from_secs(n).as_nanos()).unwrap();
+        assert_eq!(verdict_within(None), Duration::from_secs(240));
+        let given = HealthConfig {
+            interval: Some(s(2)),
+            timeout: Some(s(1)),
+            start_period: Some(s(10)),
+            retries: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(verdict_within(Some(&given)), Duration::from_secs(19));
+        let zeros = HealthConfig {
+            interval: Some(0),
+            retries: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(verdict_within(Some(&zeros)), Duration::from_secs(240));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::EngineError;
-use super::docker::{DockerEngine, daemon, is_not_found};
+use super::docker::{DockerEngine, daemon, is_not_found, shown};
 use crate::lock::{self, Created, Found, LockStore};
 
 /// The heartbeat's file in the lock container.
@@ -26,10 +26,17 @@ const EMPTY_TAR: usize = 20 * BLOCK;
 impl LockStore for DockerEngine {
     async fn ensure_lock_image(&self) -> Result<(), EngineError> {
         let docker = self.client().await?;
-        match docker.inspect_image(lock::IMAGE).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(daemon(e)),
+        let present = self
+            .request(|| format!("inspect of image {}", lock::IMAGE), async {
+                match docker.inspect_image(lock::IMAGE).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_not_found(&e) => Ok(false),
+                    Err(e) => Err(daemon(e)),
+                }
+            })
+            .await?;
+        if present {
+            return Ok(());
         }
         let (repo, tag) = lock::IMAGE
             .split_once(':')
@@ -43,17 +50,21 @@ impl LockStore for DockerEngine {
             ..Default::default()
         };
         let body = bollard::body_full(vec![0u8; EMPTY_TAR].into());
-        let mut progress = docker.create_image(Some(options), Some(body), None);
-        while let Some(item) = progress.next().await {
-            let info = item.map_err(daemon)?;
-            if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::Daemon(format!(
-                    "cannot import the lock image {}: {message}",
-                    lock::IMAGE
-                )));
+        let import = async {
+            let mut progress = docker.create_image(Some(options), Some(body), None);
+            while let Some(item) = progress.next().await {
+                let info = item.map_err(daemon)?;
+                if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                    return Err(EngineError::Daemon(format!(
+                        "cannot import the lock image {}: {message}",
+                        lock::IMAGE
+                    )));
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        };
+        self.request(|| format!("import of image {}", lock::IMAGE), import)
+            .await
     }
 
     async fn create_lock(
@@ -73,59 +84,22 @@ impl LockStore for DockerEngine {
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        match docker.create_container(Some(options), body).await {
-            Ok(created) => Ok(Created::Created(created.id)),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(Created::Conflict),
-            Err(e) => Err(daemon(e)),
-        }
+        self.request(|| format!("create of {name}"), async {
+            match docker.create_container(Some(options), body).await {
+                Ok(created) => Ok(Created::Created(created.id)),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => Ok(Created::Conflict),
+                Err(e) => Err(daemon(e)),
+            }
+        })
+        .await
     }
 
     async fn find_lock(&self, name: &str) -> Result<Option<Found>, EngineError> {
         let docker = self.client().await?;
-        let container = match docker.inspect_container(name, None).await {
-            Ok(c) => c,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(daemon(e)),
-        };
-        let id = container.id.unwrap_or_default();
-        let labels: BTreeMap<String, String> = container
-            .config
-            .and_then(|c| c.labels)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let options = DownloadFromContainerOptions {
-            path: format!("{HEARTBEAT_DIR}{HEARTBEAT_FILE}"),
-        };
-        let mut tar = Vec::new();
-        let mut stream = docker.download_from_container(&id, Some(options));
-        let mut heartbeat_missing = false;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => tar.extend_from_slice(&bytes),
-                // Not written yet (or the lock vanished since: then there is no heartbeat
-                // either, and the caller's next step finds out).
-                Err(e) if is_not_found(&e) => {
-                    heartbeat_missing = true;
-                    break;
-                }
-                Err(e) => return Err(daemon(e)),
-            }
-        }
-        let heartbeat = if heartbeat_missing {
-            None
-        } else {
-            first_file(&tar)
-                .and_then(|content| std::str::from_utf8(content).ok())
-                .and_then(|text| lock::parse_rfc3339(text.trim()))
-        };
-        Ok(Some(Found {
-            id,
-            labels,
-            heartbeat,
-        }))
+        self.request(|| format!("inspect of {name}"), find(docker, name))
+            .await
     }
 
     async fn beat_lock(&self, id: &str, at: i64) -> Result<(), EngineError> {
@@ -136,18 +110,71 @@ impl LockStore for DockerEngine {
             path: HEARTBEAT_DIR.to_owned(),
             ..Default::default()
         };
-        docker
-            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
-            .await
-            .map_err(daemon)
+        self.request(|| format!("heartbeat of {}", shown(id)), async {
+            docker
+                .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+                .await
+                .map_err(daemon)
+        })
+        .await
     }
 
     async fn remove_lock(&self, id: &str) -> Result<(), EngineError> {
-        match self.client().await?.remove_container(id, None).await {
-            Err(e) if is_not_found(&e) => Ok(()),
-            other => other.map_err(daemon),
+        let docker = self.client().await?;
+        self.request(|| format!("removal of {}", shown(id)), async {
+            match docker.remove_container(id, None).await {
+                Err(e) if is_not_found(&e) => Ok(()),
+                other => other.map_err(daemon),
+            }
+        })
+        .await
+    }
+}
+
+/// The lock container `name` and its heartbeat: an inspect and a download.
+async fn find(docker: &bollard::Docker, name: &str) -> Result<Option<Found>, EngineError> {
+    let container = match docker.inspect_container(name, None).await {
+        Ok(c) => c,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(daemon(e)),
+    };
+    let id = container.id.unwrap_or_default();
+    let labels: BTreeMap<String, String> = container
+        .config
+        .and_then(|c| c.labels)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let options = DownloadFromContainerOptions {
+        path: format!("{HEARTBEAT_DIR}{HEARTBEAT_FILE}"),
+    };
+    let mut tar = Vec::new();
+    let mut stream = docker.download_from_container(&id, Some(options));
+    let mut heartbeat_missing = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => tar.extend_from_slice(&bytes),
+            // Not written yet (or the lock vanished since: then there is no heartbeat
+            // either, and the caller's next step finds out).
+            Err(e) if is_not_found(&e) => {
+                heartbeat_missing = true;
+                break;
+            }
+            Err(e) => return Err(daemon(e)),
         }
     }
+    let heartbeat = if heartbeat_missing {
+        None
+    } else {
+        first_file(&tar)
+            .and_then(|content| std::str::from_utf8(content).ok())
+            .and_then(|text| lock::parse_rfc3339(text.trim()))
+    };
+    Ok(Some(Found {
+        id,
+        labels,
+        heartbeat,
+    }))
 }
 
 /// A tar holding one regular file `name` (at most 100 bytes of name, mode 0644, owned by

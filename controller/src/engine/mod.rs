@@ -126,9 +126,45 @@ pub enum EngineError {
     /// The ship cannot be reached (connection refused, timeout, bad address).
     #[error("ship {ship} is unreachable: {reason}")]
     Unreachable { ship: String, reason: String },
+    /// The ship answered once, but not this operation within its bound (see
+    /// `docker::Bounds`): a wedged or overloaded engine, or a connection lost on the way.
+    /// Whether the engine did it anyway is unknown.
+    #[error("ship {ship}: {operation} {}", no_answer(*.idle, *.within))]
+    NoAnswer {
+        ship: String,
+        /// What was asked, and of what: `create of web-1`.
+        operation: String,
+        within: std::time::Duration,
+        /// A stream (a pull's progress, logs) that went silent for `within`, rather than
+        /// a request that took longer in all.
+        idle: bool,
+    },
     /// The daemon refused the operation; its message is kept as is.
     #[error("{0}")]
     Daemon(String),
+}
+
+fn no_answer(idle: bool, within: std::time::Duration) -> String {
+    if idle {
+        format!("went silent for {}", seconds(within))
+    } else {
+        format!("got no answer within {}", seconds(within))
+    }
+}
+
+/// A bound as people write it: `15s`, `1.5s`.
+pub fn seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!(
+            "{}s",
+            format!("{s:.2}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+        )
+    }
 }
 
 /// A container just created.
@@ -337,11 +373,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Waits for a started container's health check to call it healthy, learning it from
     /// the engine's events (no polling); ends early when it is unhealthy or stops.
     fn wait_healthy(&self, id: &str) -> impl Future<Output = Result<(), Unhealthy>> + Send;
-    /// Runs a command in the container and returns its exit code.
+    /// Runs a command in the container and returns its exit code. The command may run for
+    /// `within` (the caller's limit; the engine's requests around it have their own).
     fn exec(
         &self,
         id: &str,
         command: &[String],
+        within: std::time::Duration,
     ) -> impl Future<Output = Result<i64, EngineError>> + Send;
     /// Where the container itself listens for each host port it publishes over TCP (its
     /// address on its network and the container port), so that a check or a probe on this

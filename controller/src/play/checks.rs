@@ -218,7 +218,7 @@ pub async fn run<E: Engine>(
                 if attempt > 0 {
                     sleep(Duration::from_secs(1)).await;
                 }
-                match engine.exec(container_id, command).await {
+                match engine.exec(container_id, command, REXEC_ATTEMPT).await {
                     Ok(0) => return Ok(()),
                     Ok(code) => last = format!("exit code {code}"),
                     Err(e) => last = e.to_string(),
@@ -301,6 +301,11 @@ impl<'a> TcpProbe<'a> {
         }
     }
 }
+
+/// How long one attempt of a `rexec` check may run: a check asks whether the app is ready,
+/// it does not do the work (MaestroNG gave the engine the ship's `timeout` between reads).
+/// An attempt that overruns fails and the next one is tried.
+const REXEC_ATTEMPT: Duration = Duration::from_secs(30);
 
 /// How long a connection must stay open to count as accepted by the app (see
 /// [`accepted`]). The proxy's close takes about a round trip to arrive, and the connect

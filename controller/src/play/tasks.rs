@@ -14,7 +14,7 @@ use maestro_core::spec::container_spec;
 use super::images::Resolved;
 use super::{Event, Failure, Outcome, Reporter, checks};
 use crate::credentials::{self, DockerConfig};
-use crate::engine::{Engine, Observed};
+use crate::engine::{Engine, EngineError, Observed};
 use crate::readiness::{Expectation, Handshake, Word};
 
 /// What every task of a play shares.
@@ -184,19 +184,30 @@ pub async fn launch<E: Engine>(
     ctx.step(row, "creating container");
     let (container_id, created_warnings) = match engine.create(&spec).await {
         Ok(created) => (created.id, created.warnings),
+        Err(e @ EngineError::NoAnswer { .. }) => {
+            // Boxed, as the other rare path below: a task's future is as large as all the
+            // futures it may await, and plays nest tasks deep.
+            let left = Box::pin(unanswered_create(ctx, id)).await;
+            return failed(Failure::new(format!(
+                "cannot create the container: {e}; {left}"
+            )));
+        }
         Err(e) => return failed(Failure::new(format!("cannot create the container: {e}"))),
     };
     crate::failpoint::pause("launch:created").await;
     ctx.step(row, "starting container");
     if let Err(e) = engine.start(&container_id).await {
+        let left = Box::pin(discard_unstarted(engine, &container_id, &e)).await;
         return Outcome::Failed(Failure::new(format!(
-            "container {} created but not started: {e}",
+            "container {} created but not started: {e}; {left}",
             short(&container_id)
         )));
     }
     crate::failpoint::pause("launch:started").await;
     let readiness = await_ready(ctx, row, id, &container_id, expectation, options.min_ready);
-    super::health::gate(
+    // Boxed: the wait for readiness is most of a launch's future, which deploy nests in
+    // its own (debug builds overflowed a worker's stack when it grew).
+    Box::pin(super::health::gate(
         ctx,
         row,
         id,
@@ -204,8 +215,56 @@ pub async fn launch<E: Engine>(
         created_warnings,
         readiness,
         false,
-    )
+    ))
     .await
+}
+
+/// After a create the engine did not answer in time: whether it made the container is
+/// found out and, if it did, the container is removed (a container never started is of no
+/// use to anyone); what was found, in words.
+async fn unanswered_create<E: Engine>(ctx: &Context<E>, id: InstanceId) -> String {
+    let engine = ctx.engine(id);
+    let name = &ctx.env.instance(id).name;
+    match engine.inspect(name).await {
+        Ok(None) => format!(
+            "no container {name} exists (should the engine still create it, the next start \
+             finds it)"
+        ),
+        Ok(Some(found)) if found.owner(&ctx.env, id) == plan::Owner::Own => {
+            match engine.remove(&found.id).await {
+                Ok(()) => format!(
+                    "the engine had created it all the same: {} removed",
+                    short(&found.id)
+                ),
+                Err(e) => format!(
+                    "the engine had created it all the same, and {} is left created: \
+                     cannot remove it: {e}",
+                    short(&found.id)
+                ),
+            }
+        }
+        Ok(Some(found)) => format!(
+            "a container {name} maestro did not make for it exists now ({}), left alone",
+            short(&found.id)
+        ),
+        Err(e) => format!(
+            "whether the engine created it is unknown ({e}); if it did, it is left created \
+             and the next start finds it"
+        ),
+    }
+}
+
+/// After a start that failed: the container this play just created is removed (killed
+/// first if the engine may have started it late), so nothing is left half-made; what
+/// became of it, in words.
+async fn discard_unstarted<E: Engine>(engine: &E, container_id: &str, why: &EngineError) -> String {
+    if matches!(why, EngineError::NoAnswer { .. }) {
+        let _ = engine.kill(container_id).await;
+    }
+    match engine.remove(container_id).await {
+        Ok(()) => "removed".into(),
+        Err(e) => format!("left created: cannot remove it: {e}"),
+    }
 }
 
 /// Waits for a container this play started to be ready: maestro-guest's report when this
@@ -355,7 +414,11 @@ async fn guest_health<E: Engine>(
     let until = tokio::time::Instant::now() + GUEST_HEALTH_WAIT;
     let command = ["maestro-guest".to_owned(), "health".to_owned()];
     loop {
-        match engine.exec(container_id, &command).await {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match engine
+            .exec(container_id, &command, left.max(Duration::from_secs(1)))
+            .await
+        {
             Ok(0) => return Ok(()),
             // Not on the PATH: nothing to ask; the container's survival decides.
             Ok(126 | 127) => return still_running(engine, container_id).await,

@@ -37,6 +37,9 @@ struct Fake {
     create_warnings: Vec<String>,
     /// Images not on this ship until pulled (or tagged).
     absent: Mutex<HashSet<String>>,
+    /// Operations (`create NAME`, `start NAME`) the engine does but whose answer never
+    /// arrives: they end in `NoAnswer`, as a bounded request to a wedged engine does.
+    lost: HashSet<String>,
 }
 
 /// Called with a started container's name and variables.
@@ -49,6 +52,19 @@ impl Fake {
 
     fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// `NoAnswer` if the answer to `operation` is lost.
+    fn answer(&self, operation: String) -> Result<(), EngineError> {
+        if !self.lost.contains(&operation) {
+            return Ok(());
+        }
+        Err(EngineError::NoAnswer {
+            ship: "s1".into(),
+            operation: operation.replacen(' ', " of ", 1),
+            within: std::time::Duration::from_secs(15),
+            idle: false,
+        })
     }
 
     /// The id an image name resolves to: `sha256:NAME` unless retagged.
@@ -189,6 +205,7 @@ impl Engine for Fake {
             .lock()
             .unwrap()
             .insert(spec.name.clone(), spec.env.clone());
+        self.answer(format!("create {}", spec.name))?;
         Ok(Created {
             id,
             warnings: self.create_warnings.clone(),
@@ -214,7 +231,7 @@ impl Engine for Fake {
         if let Some(guest) = &self.guest {
             guest(&name, &self.envs.lock().unwrap()[&name]);
         }
-        Ok(())
+        self.answer(format!("start {name}"))
     }
     async fn stop(&self, id: &str, _timeout: u32) -> Result<(), EngineError> {
         let name = self.by_id(id).expect("exists");
@@ -269,7 +286,12 @@ impl Engine for Fake {
     ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
         Ok(HashMap::new())
     }
-    async fn exec(&self, _id: &str, _command: &[String]) -> Result<i64, EngineError> {
+    async fn exec(
+        &self,
+        _id: &str,
+        _command: &[String],
+        _within: std::time::Duration,
+    ) -> Result<i64, EngineError> {
         Ok(0)
     }
     async fn wait_healthy(&self, id: &str) -> Result<(), Unhealthy> {
@@ -1650,4 +1672,50 @@ mod https_checks {
             )
         );
     }
+}
+
+/// A create or a start whose answer is lost (the engine did it; maestro's bound ran out):
+/// the instance fails saying so, and the container the engine made is removed, so nothing
+/// is left half-made; its dependents do not run.
+#[tokio::test]
+async fn a_lost_answer_leaves_no_half_made_container() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake {
+        lost: ["create db-1", "start db-2"].map(String::from).into(),
+        ..Fake::default()
+    });
+    let outcomes = play(&env, &fake, Direction::Start, None, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await;
+    let message = |name: &str| match &outcomes[name] {
+        Outcome::Failed(f) => f.message.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    let created = message("db-1");
+    assert!(
+        created.contains("ship s1: create of db-1 got no answer within 15s")
+            && created.contains("the engine had created it all the same")
+            && created.contains("removed"),
+        "{created}"
+    );
+    let started = message("db-2");
+    assert!(
+        started.contains("created but not started: ship s1: start of db-2 got no answer")
+            && started.ends_with("; removed"),
+        "{started}"
+    );
+    let log = fake.log();
+    assert!(log.contains(&"remove db-1".to_owned()), "{log:?}");
+    // Started late by the engine: killed before its removal.
+    assert!(
+        position(&log, "stop db-2") < position(&log, "remove db-2"),
+        "{log:?}"
+    );
+    let left: Vec<String> = fake.containers.lock().unwrap().keys().cloned().collect();
+    assert!(!left.iter().any(|n| n.starts_with("db-")), "{left:?}");
+    assert!(
+        matches!(outcomes["api-1"], Outcome::NotRun(_)),
+        "{outcomes:?}"
+    );
 }

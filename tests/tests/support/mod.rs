@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each test binary uses part of this module")]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
