@@ -45,6 +45,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,7 +145,6 @@ def _span(text, node):
 def rewrite(text, port):
     """The rendered case with every ship on this engine (see the module's text)."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
-    config = yaml.load(text, Loader=yaml.SafeLoader)
     edits = []  # (start, end, replacement)
 
     def replace(node, replacement):
@@ -197,7 +197,6 @@ def rewrite(text, port):
     # Spans never overlap (distinct keys); apply from the end.
     for start, end, new in sorted(set(edits), reverse=True):
         text = text[:start] + new + text[end:]
-    del config
     return text
 
 
@@ -553,6 +552,9 @@ def run_case(args, case, src, rules, port, workdir):
 
 
 def main():
+    # A TERM (CI's timeout) unwinds like Ctrl-C, through the `finally`s that remove the
+    # containers and tags made so far.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--maestro", default=os.path.join(ROOT, "target", "release", "maestro"))
     ap.add_argument("--only", action="append", help="run only this case (repeatable)")
@@ -588,8 +590,7 @@ def main():
             word = {"ok": "ok", "fail": "FAIL", "skip": "skipped"}[status]
             print("%-48s %s (%.1fs)" % (case, word, time.monotonic() - t), flush=True)
             for line in lines:
-                if status != "skip" or args.verbose or True:
-                    print("    " + line.strip() if status == "skip" else line, flush=True)
+                print("    " + line.strip() if status == "skip" else line, flush=True)
     finally:
         relay.close()
         shutil.rmtree(workdir, ignore_errors=True)
