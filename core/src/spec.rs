@@ -220,9 +220,10 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
 /// CLI refuses it. A single container port keeps its host side as written: a host range
 /// there means any free port in it.
 fn docker_ports(p: &crate::model::Port) -> Vec<(String, String, String)> {
+    // Port numbers (u16): MaestroNG checks no bounds, and nothing larger is expanded.
     let range = |number: &str| -> Option<(u32, u32)> {
         let (a, b) = number.split_once('-')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
+        Some((a.parse::<u16>().ok()?.into(), b.parse::<u16>().ok()?.into()))
     };
     let protocol = p.exposed.protocol.as_str();
     if let (Some((c1, c2)), Some((h1, h2))) = (range(&p.exposed.number), range(&p.external.number))
