@@ -7,6 +7,8 @@
 //! - `honoured`: the two models differ (the `Debug` of the environment, which holds every
 //!   instance's resolved definition), and the example adds no warning;
 //! - `warned`: the example yields a warning at its path;
+//! - `secret`: honoured, but a secret's `Debug` never shows it, so only "no warning"
+//!   (and no error) is checked;
 //! - `default`: the example is the only value MaestroNG accepts and means what its
 //!   absence means (the same model, no warning);
 //! - `refused`: the example is an error at its path.
@@ -244,6 +246,11 @@ fn check(row: &Row) -> Option<String> {
             }
             if with.model == without.model {
                 return fail("the model is the same with and without it".into());
+            }
+        }
+        "secret" => {
+            if !warnings.is_empty() {
+                return fail(format!("warnings: {warnings:?}"));
             }
         }
         "default" => {

@@ -725,20 +725,6 @@ fn auditor(r: &mut Reader, node: &Node, path: &str) -> Option<Auditor> {
             return None;
         }
     };
-    let gone = match kind {
-        AuditorKind::Slack { .. } => Some((
-            "slack auditors do nothing in maestro",
-            "use an http auditor with a Slack incoming webhook as its endpoint",
-        )),
-        AuditorKind::Hipchat { .. } => Some((
-            "hipchat auditors do nothing: HipChat was shut down in 2019",
-            "remove it, or use an http auditor",
-        )),
-        _ => None,
-    };
-    if let Some((message, help)) = gone {
-        r.warn(path, node, message).help = Some(help.into());
-    }
     Some(Auditor {
         kind,
         level,
