@@ -18,7 +18,7 @@ mod readiness;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use cli::Command;
 
 // Exit codes: 0 success, 1 a play or command failed, 2 the command line or the
 // environment file is invalid, 130 interrupted.
