@@ -215,10 +215,10 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
 /// `docker run -p 1234-1236:1234-1236` is expanded by the Docker CLI), so a range of
 /// container ports becomes one entry per port, each bound to the host port at the same
 /// offset, as the CLI does. (MaestroNG sent the range as one key, which every engine
-/// refuses: such containers were never created.) A container range whose host side is
-/// not a range of the same length is sent as written, and refused by the engine as the
-/// CLI refuses it. A single container port keeps its host side as written: a host range
-/// there means any free port in it.
+/// refuses: such containers were never created.) A single container port keeps its host
+/// side as written: a host range there means any free port in it. (A container range on a
+/// host side of another size is refused at load; were one here, it would be sent as
+/// written, for the engine to refuse.)
 fn docker_ports(p: &crate::model::Port) -> Vec<(String, String, String)> {
     // Port numbers (u16): MaestroNG checks no bounds, and nothing larger is expanded.
     let range = |number: &str| -> Option<(u32, u32)> {
