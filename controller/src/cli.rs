@@ -2,8 +2,40 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
+use std::ffi::OsString;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
+
+/// The command line of this process, or exits as clap does (usage, exit status 2).
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses a command line. MaestroNG's `dump` and `complete`, which maestro does not
+/// have, are refused with what to use instead (clap alone would only say they are
+/// unknown).
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args).map_err(|e| {
+        let instead = match e.get(ContextKind::InvalidSubcommand) {
+            Some(ContextValue::String(s)) if s == "dump" => {
+                "`dump` is MaestroNG's: `maestro config` shows the resolved environment \
+                 (`maestro config --json` as JSON)"
+            }
+            Some(ContextValue::String(s)) if s == "complete" => {
+                "`complete` is MaestroNG's completion helper: `maestro completions SHELL` \
+                 prints a completion script (bash, zsh, fish...)"
+            }
+            _ => return e,
+        };
+        Cli::command().error(ErrorKind::InvalidSubcommand, instead)
+    })
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -306,3 +338,6 @@ pub enum LockAction {
         force: bool,
     },
 }
+
+#[cfg(test)]
+mod maestrong_flags;

@@ -18,9 +18,7 @@ mod readiness;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{Cli, Command};
+use cli::Command;
 
 // Exit codes: 0 success, 1 a play or command failed, 2 the command line or the
 // environment file is invalid, 130 interrupted.
@@ -29,7 +27,7 @@ use commands::{EXIT_FAILURE, EXIT_INVALID};
 fn main() -> ExitCode {
     // Before anything else: a completion request must get nothing but its answer.
     complete::answer_if_asked();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if let Command::Completions { shell } = cli.command {
         return finish(output::print(&String::from_utf8_lossy(&complete::script(
             shell,

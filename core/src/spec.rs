@@ -116,17 +116,7 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
             None => k.to_owned(),
         })
         .collect();
-    let ports = instance
-        .ports
-        .values()
-        .map(|p| {
-            (
-                p.exposed.with_protocol(),
-                p.host_ip.clone(),
-                p.external.number.clone(),
-            )
-        })
-        .collect();
+    let ports = instance.ports.values().flat_map(docker_ports).collect();
     let binds = instance
         .volumes
         .iter()
@@ -217,6 +207,44 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
         (labels::DIGEST.to_owned(), digest),
     ]);
     spec
+}
+
+/// A port as the engine takes it: `(container port, host ip, host port or range)`.
+///
+/// The engine takes one container port per entry (`ExposedPorts` keys are single ports;
+/// `docker run -p 1234-1236:1234-1236` is expanded by the Docker CLI), so a range of
+/// container ports becomes one entry per port, each bound to the host port at the same
+/// offset, as the CLI does. (MaestroNG sent the range as one key, which every engine
+/// refuses: such containers were never created.) A single container port keeps its host
+/// side as written: a host range there means any free port in it. (A container range on a
+/// host side of another size is refused at load; were one here, it would be sent as
+/// written, for the engine to refuse.)
+fn docker_ports(p: &crate::model::Port) -> Vec<(String, String, String)> {
+    // Port numbers (u16): MaestroNG checks no bounds, and nothing larger is expanded.
+    let range = |number: &str| -> Option<(u32, u32)> {
+        let (a, b) = number.split_once('-')?;
+        Some((a.parse::<u16>().ok()?.into(), b.parse::<u16>().ok()?.into()))
+    };
+    let protocol = p.exposed.protocol.as_str();
+    if let (Some((c1, c2)), Some((h1, h2))) = (range(&p.exposed.number), range(&p.external.number))
+    {
+        if c2 >= c1 && c2 - c1 == h2.wrapping_sub(h1) {
+            return (c1..=c2)
+                .map(|c| {
+                    (
+                        format!("{c}/{protocol}"),
+                        p.host_ip.clone(),
+                        (h1 + (c - c1)).to_string(),
+                    )
+                })
+                .collect();
+        }
+    }
+    vec![(
+        p.exposed.with_protocol(),
+        p.host_ip.clone(),
+        p.external.number.clone(),
+    )]
 }
 
 /// The definition digest of a spec (its maestro labels and the stop timeout, which is

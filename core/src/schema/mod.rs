@@ -214,6 +214,15 @@ fn schema_version(r: &mut Reader, node: Option<&Node>) -> u32 {
         return 1;
     };
     r.known_keys(entries, "__maestro", &["schema", "base_dir"]);
+    if let Some((k, _)) = entries.iter().find(|(k, _)| key(k) == "base_dir") {
+        // MaestroNG's loader sets it to the file's folder, over any value written here.
+        r.warn(
+            "__maestro.base_dir",
+            k,
+            "__maestro.base_dir is ignored: env files are read relative to the environment file's folder",
+        )
+        .help = Some("remove it".into());
+    }
     match get(entries, "schema") {
         None => 1,
         // MaestroNG tests `schema == 1`: the number 1 (Python's 1.0 and True compare
@@ -492,6 +501,16 @@ fn registries(r: &mut Reader, node: &Node) -> Vec<Registry> {
             get(fields, field).and_then(|n| r.opt_string(n, &join(&path, field), "a string"))
         };
         let (username, password, email) = (opt(r, "username"), opt(r, "password"), opt(r, "email"));
+        if let (Some(_), Some(n)) = (&email, get(fields, "email")) {
+            // MaestroNG needed it to log in; Docker's registries stopped taking one
+            // (the engine ignores it since Docker 1.11), so nothing sends it.
+            r.warn(
+                &join(&path, "email"),
+                n,
+                "email is ignored: registries no longer take one",
+            )
+            .help = Some("remove it (MaestroNG required it to log in)".into());
+        }
         let mut retry_attempts = 3;
         let mut retry_when = Vec::new();
         if let Some(retry) = get(fields, "retry") {

@@ -201,3 +201,34 @@ fn a_healthcheck_joins_the_digest_only_when_configured() {
         ["healthcheck"]
     );
 }
+
+/// A range of container ports is one entry per port, as the Docker CLI expands it (the
+/// engine refuses a range as an exposed port).
+#[test]
+fn port_ranges_are_one_entry_per_port() {
+    let text = BASE.replace(
+        "ports: {http: \"80:8080\", dns: 53/udp}",
+        "ports: {same: \"1234-1236:1234-1236\", shifted: \"2000-2001:3000-3001\", \
+         udp: 1300-1301/udp, any: \"1240:1240-1242\"}",
+    );
+    let spec = spec_of(&text, "web-1");
+    let port = |c: &str, h: &str| (c.to_owned(), "0.0.0.0".to_owned(), h.to_owned());
+    assert_eq!(
+        spec.ports,
+        [
+            port("1234/tcp", "1234"),
+            port("1235/tcp", "1235"),
+            port("1236/tcp", "1236"),
+            port("2000/tcp", "3000"),
+            port("2001/tcp", "3001"),
+            port("1300/udp", "1300"),
+            port("1301/udp", "1301"),
+            port("1240/tcp", "1240-1242"),
+        ]
+    );
+    // What containers are told keeps MaestroNG's text: the range.
+    assert!(
+        spec.env
+            .contains(&"WEB_WEB_1_SAME_PORT=1234-1236".to_owned())
+    );
+}
