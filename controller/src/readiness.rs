@@ -9,6 +9,7 @@ use std::collections::HashMap;
 mod server;
 
 use server::Server;
+pub use server::raise_open_files;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
@@ -284,7 +285,12 @@ impl Handshake {
                 None
             }
         };
-        let (server, more) = Server::start(addresses.iter().flatten().copied(), tls).await;
+        let (server, more) = Server::start(
+            addresses.iter().flatten().copied(),
+            tls,
+            server::Limits::for_process(),
+        )
+        .await;
         warnings.extend(more);
         let endpoints = addresses
             .iter()
