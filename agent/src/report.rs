@@ -33,6 +33,43 @@ const BACKOFF: [Duration; 4] = [
     Duration::from_millis(1000),
 ];
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The largest report the controller takes, encoded (`MAX_REPORT` in the controller's
+/// readiness server); a larger one would be refused unread.
+const MAX_REPORT: usize = 64 * 1024;
+/// The longest status and reason (twice this) sent, in bytes.
+const MAX_TEXT: usize = 4096;
+/// The longest line of the app's output sent with a failure.
+const MAX_LINE: usize = 2048;
+
+/// Shortens `report` to fit the controller's bound: long texts are cut (marked `…`),
+/// then the oldest output lines dropped.
+fn fit(report: &mut pb::StateReport) {
+    fn cut(text: &mut String, max: usize) {
+        if text.len() > max {
+            let mut end = max;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+    }
+    use prost::Message;
+    cut(&mut report.status, MAX_TEXT);
+    if let Some(Wire::Failed(failed)) = &mut report.state {
+        cut(&mut failed.reason, 2 * MAX_TEXT);
+        failed.last_lines.iter_mut().for_each(|l| cut(l, MAX_LINE));
+    }
+    while report.encoded_len() > MAX_REPORT {
+        match &mut report.state {
+            Some(Wire::Failed(failed)) if !failed.last_lines.is_empty() => {
+                failed.last_lines.remove(0);
+            }
+            _ => break,
+        }
+    }
+}
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One state of the instance, as the guest reports it.
@@ -126,13 +163,14 @@ impl Reporter {
     /// Queues a report of `state` with the app's latest `status` text.
     pub fn send(&self, state: &State, status: &str) {
         let Some(queue) = &self.queue else { return };
-        let report = pb::StateReport {
+        let mut report = pb::StateReport {
             instance: self.instance.clone(),
             token: self.token.clone(),
             sequence: sequence(),
             state: Some(state.wire()),
             status: status.to_owned(),
         };
+        fit(&mut report);
         let _ = queue.send(Message::Report(report));
     }
 
@@ -289,6 +327,48 @@ mod tests {
         let b = sequence();
         let c = sequence();
         assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn a_report_fits_the_controllers_bound() {
+        let long = |n: usize| "é".repeat(n / 2);
+        let mut report = pb::StateReport {
+            instance: "db-1".into(),
+            token: "0123456789abcdef0123456789abcdef".into(),
+            sequence: sequence(),
+            state: Some(
+                State::Failed {
+                    exit_code: Some(1),
+                    last_lines: (0..20).map(|i| format!("{i} {}", long(40_000))).collect(),
+                    reason: long(100_000),
+                }
+                .wire(),
+            ),
+            status: long(100_000),
+        };
+        fit(&mut report);
+        use prost::Message;
+        assert!(
+            report.encoded_len() <= MAX_REPORT,
+            "{}",
+            report.encoded_len()
+        );
+        assert!(report.status.ends_with('…') && report.status.len() <= MAX_TEXT + 3);
+        let Some(Wire::Failed(failed)) = &report.state else {
+            panic!("{:?}", report.state);
+        };
+        // The newest lines are kept, each cut short.
+        assert!(failed.last_lines.len() >= 10, "{}", failed.last_lines.len());
+        assert!(failed.last_lines.last().unwrap().starts_with("19 é"));
+        assert!(failed.last_lines.iter().all(|l| l.len() <= MAX_LINE + 3));
+        assert!(failed.reason.len() <= 2 * MAX_TEXT + 3);
+        // A report within the bounds is left alone.
+        let mut small = report.clone();
+        small.status = "up".into();
+        small.state = Some(Wire::Ready(pb::Ready { took_ms: 1 }));
+        let before = small.clone();
+        fit(&mut small);
+        assert_eq!(small, before);
     }
 
     #[test]

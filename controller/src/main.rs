@@ -28,6 +28,8 @@ fn main() -> ExitCode {
     // Before anything else: a completion request must get nothing but its answer.
     complete::answer_if_asked();
     let cli = cli::parse();
+    // Before anything opens a file: thousands of instances need more than the usual 1024.
+    readiness::raise_open_files();
     if let Command::Completions { shell } = cli.command {
         return finish(output::print(&String::from_utf8_lossy(&complete::script(
             shell,

@@ -9,8 +9,11 @@ use std::collections::HashMap;
 mod server;
 
 use server::Server;
+pub use server::raise_open_files;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -53,8 +56,20 @@ struct Slot {
     instance: String,
     /// The highest sequence accepted so far: a report must exceed it.
     sequence: u64,
+    /// The first accepted report's sequence and when it arrived: later ones may run ahead
+    /// of it by the time since, and [`LEAD`] more, no further.
+    first: Option<(u64, Instant)>,
+    /// Reports naming the instance that were refused; only the first is told to its task.
+    refused: Arc<AtomicU64>,
     words: mpsc::UnboundedSender<Word>,
 }
+
+/// How far a report's sequence may run ahead of the time since the first accepted report
+/// (the guest's sequence is its clock in microseconds; a counter is always behind). A
+/// report beyond it is refused: without the bound, one forged report at `u64::MAX` would
+/// make every later report of the real guest look replayed. With it, a forger holding the
+/// token can push the sequence at most this far ahead of the guest's clock.
+const LEAD: Duration = Duration::from_secs(60);
 
 /// The tokens handed out in this play and where their reports go.
 #[derive(Default)]
@@ -66,7 +81,16 @@ pub struct Registry {
 pub struct Expectation {
     pub token: String,
     pub words: mpsc::UnboundedReceiver<Word>,
+    refused: Arc<AtomicU64>,
     registry: Arc<Registry>,
+}
+
+impl Expectation {
+    /// How many reports naming this instance were refused (only the first comes as a
+    /// [`Word::Refused`]: a script sending thousands must not flood the terminal).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Expectation {
@@ -86,6 +110,7 @@ impl Registry {
     /// being accepted.
     pub fn expect(self: &Arc<Self>, instance: &str, token: String) -> Expectation {
         let (tx, rx) = mpsc::unbounded_channel();
+        let refused = Arc::new(AtomicU64::new(0));
         let mut slots = self.lock();
         slots.retain(|_, slot| slot.instance != instance);
         slots.insert(
@@ -93,47 +118,66 @@ impl Registry {
             Slot {
                 instance: instance.to_owned(),
                 sequence: 0,
+                first: None,
+                refused: refused.clone(),
                 words: tx,
             },
         );
         Expectation {
             token,
             words: rx,
+            refused,
             registry: self.clone(),
         }
     }
 
     /// Takes one report: accepted only with the instance's current token and a sequence
-    /// above every earlier one (so a captured report cannot be replayed).
+    /// above every earlier one (so a captured report cannot be replayed) and not too far
+    /// ahead ([`LEAD`]).
     pub fn report(&self, report: pb::StateReport) -> pb::Ack {
+        self.report_at(report, Instant::now())
+    }
+
+    /// [`Registry::report`] as if it arrived at `now`.
+    fn report_at(&self, report: pb::StateReport, now: Instant) -> pb::Ack {
         let mut slots = self.lock();
+        let furthest = |(first, at): (u64, Instant)| {
+            let since = now.saturating_duration_since(at) + LEAD;
+            first.saturating_add(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+        };
         let refusal = match slots.get_mut(&report.token) {
             None => "unknown token (wrong, or from an earlier play)".to_owned(),
             Some(slot) if slot.instance != report.instance => format!(
                 "the token belongs to another instance, not {}",
-                report.instance
+                escape(report.instance.clone(), false)
             ),
             Some(slot) if report.sequence <= slot.sequence => format!(
                 "replayed or out-of-order report (sequence {} after {})",
                 report.sequence, slot.sequence
             ),
+            Some(slot) if slot.first.is_some_and(|f| report.sequence > furthest(f)) => format!(
+                "sequence {} too far ahead (at most {} now: the sequence counts microseconds)",
+                report.sequence,
+                slot.first.map_or(0, furthest)
+            ),
             Some(slot) => {
                 let word = match report.state {
                     Some(State::Starting(_)) | None => Word::Starting {
-                        status: report.status,
+                        status: escape(report.status, false),
                     },
                     Some(State::Ready(r)) => Word::Ready {
                         took_ms: r.took_ms,
-                        status: report.status,
+                        status: escape(report.status, false),
                     },
                     Some(State::Failed(f)) => Word::Failed {
                         exit_code: f.exit_code,
-                        last_lines: f.last_lines,
-                        reason: f.reason,
+                        last_lines: f.last_lines.into_iter().map(|l| escape(l, false)).collect(),
+                        reason: escape(f.reason, true),
                     },
                     Some(State::Stopping(_)) => Word::Stopping,
                 };
                 slot.sequence = report.sequence;
+                slot.first.get_or_insert((report.sequence, now));
                 // The waiting task may be gone (the play moved on); the report was still
                 // valid, so it is acknowledged.
                 let _ = slot.words.send(word);
@@ -144,15 +188,42 @@ impl Registry {
             }
         };
         // Tell the instance's task, if the report named one we wait for: a guest whose
-        // token is refused would otherwise look like a guest that is merely slow.
+        // token is refused would otherwise look like a guest that is merely slow. Once: the
+        // rest are counted.
         if let Some(slot) = slots.values().find(|s| s.instance == report.instance) {
-            let _ = slot.words.send(Word::Refused(refusal.clone()));
+            if slot.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                let _ = slot.words.send(Word::Refused(refusal.clone()));
+            }
         }
         pb::Ack {
             accepted: false,
             reason: refusal,
         }
     }
+}
+
+/// Text from a guest (anyone who can reach the service, in plain mode) as it may reach a
+/// terminal: control characters, and the bidirectional controls that reorder what is
+/// shown, written as Rust escapes (`\u{1b}`, `\r`, `\t`), so no report can move the
+/// cursor, retitle the window or hide text. A newline is kept where `lines` says the text
+/// may span lines.
+fn escape(text: String, lines: bool) -> String {
+    let raw = |c: char| {
+        (c.is_control() && !(lines && c == '\n'))
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(raw) {
+        return text;
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if raw(c) {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 /// A fresh random token: 128 bits from the operating system, in hex.
@@ -284,7 +355,12 @@ impl Handshake {
                 None
             }
         };
-        let (server, more) = Server::start(addresses.iter().flatten().copied(), tls).await;
+        let (server, more) = Server::start(
+            addresses.iter().flatten().copied(),
+            tls,
+            server::Limits::for_process(),
+        )
+        .await;
         warnings.extend(more);
         let endpoints = addresses
             .iter()
@@ -364,18 +440,115 @@ mod tests {
         assert!(registry.report(report("a-1", "ta", 6)).accepted);
         // Another instance's token.
         assert!(refused(registry.report(report("a-1", "tb", 9))).contains("another instance"));
-        // A refusal naming an instance reaches that instance's task.
-        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(_))));
-        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(_))));
+        // A refusal naming an instance reaches that instance's task, the first one only;
+        // the others are counted.
+        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(why)) if why.contains("replayed")));
         assert!(matches!(a.words.try_recv(), Ok(Word::Ready { .. })));
-        assert!(matches!(a.words.try_recv(), Ok(Word::Refused(_))));
+        assert!(a.words.try_recv().is_err());
+        assert_eq!(a.refused(), 3);
         assert!(b.words.try_recv().is_err());
+        assert_eq!(b.refused(), 0);
         // A new token for the instance retires the old one (a stale token).
         let _a2 = registry.expect("a-1", "ta2".into());
         assert!(refused(registry.report(report("a-1", "ta", 7))).contains("unknown token"));
         // So does the end of the wait.
         drop(b);
         assert!(refused(registry.report(report("b-1", "tb", 1))).contains("unknown token"));
+    }
+
+    #[test]
+    fn refusals_naming_an_instance_are_told_once_and_counted() {
+        let registry = Arc::new(Registry::default());
+        let mut a = registry.expect("a-1", "ta".into());
+        // A script sending forged reports as fast as it can: one word for the task (one
+        // line on the terminal), the rest counted.
+        for sequence in 1..=6800 {
+            let ack = registry.report(report("a-1", "0123456789abcdef", sequence));
+            assert!(refused(ack).contains("unknown token"));
+        }
+        assert!(
+            matches!(a.words.try_recv(), Ok(Word::Refused(why)) if why.contains("unknown token"))
+        );
+        assert!(a.words.try_recv().is_err());
+        assert_eq!(a.refused(), 6800);
+        // The real guest is not hindered.
+        assert!(registry.report(report("a-1", "ta", 1)).accepted);
+        assert!(matches!(a.words.try_recv(), Ok(Word::Ready { .. })));
+    }
+
+    #[test]
+    fn a_sequence_may_run_ahead_of_the_first_by_the_time_since_it_and_a_minute_at_most() {
+        use std::time::Duration;
+        let registry = Arc::new(Registry::default());
+        let _a = registry.expect("a-1", "ta".into());
+        let s = |d: u64| Duration::from_secs(d);
+        let us = |d: u64| d * 1_000_000;
+        let t0 = Instant::now();
+        // The guest's sequence is its clock in microseconds; the controller's clock may be
+        // anywhere else.
+        let first = 1_700_000_000_000_000;
+        assert!(registry.report_at(report("a-1", "ta", first), t0).accepted);
+        // One forged report at the end of the range is refused and moves nothing...
+        let why = refused(registry.report_at(report("a-1", "ta", u64::MAX), t0 + s(1)));
+        assert!(why.contains("too far ahead"), "{why}");
+        // ...so the real guest goes on.
+        assert!(
+            registry
+                .report_at(report("a-1", "ta", first + us(2)), t0 + s(2))
+                .accepted
+        );
+        // Ten seconds after the first: at most ten seconds and a minute ahead of it.
+        let furthest = first + us(10) + us(60);
+        let why = refused(registry.report_at(report("a-1", "ta", furthest + 1), t0 + s(10)));
+        assert!(why.contains("too far ahead"), "{why}");
+        assert!(
+            registry
+                .report_at(report("a-1", "ta", furthest), t0 + s(10))
+                .accepted
+        );
+        // That is the furthest a forger can push it: the real guest's clock passes it a
+        // minute later, and its reports count again.
+        let why = refused(registry.report_at(report("a-1", "ta", first + us(20)), t0 + s(20)));
+        assert!(why.contains("replayed"), "{why}");
+        assert!(
+            registry
+                .report_at(report("a-1", "ta", first + us(71)), t0 + s(71))
+                .accepted
+        );
+    }
+
+    #[test]
+    fn guest_text_reaches_the_task_with_its_control_characters_escaped() {
+        let registry = Arc::new(Registry::default());
+        let mut a = registry.expect("a-1", "ta".into());
+        let mut starting = report("a-1", "ta", 1);
+        starting.state = Some(State::Starting(pb::Starting {}));
+        starting.status = "\x1b]0;owned\x07\x1b[2J\rloading\n\u{202e}txt.exe\tok é".into();
+        assert!(registry.report(starting).accepted);
+        assert_eq!(
+            a.words.try_recv(),
+            Ok(Word::Starting {
+                status: "\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\rloading\\n\\u{202e}txt.exe\\tok é"
+                    .into()
+            })
+        );
+        let mut failed = report("a-1", "ta", 2);
+        failed.state = Some(State::Failed(pb::Failed {
+            exit_code: Some(1),
+            last_lines: vec!["\x1b[31mred\x1b[0m\n".into(), "\u{9b}2J".into()],
+            reason: "render failed:\n  line 3: \x1b[8mhidden".into(),
+        }));
+        assert!(registry.report(failed).accepted);
+        assert_eq!(
+            a.words.try_recv(),
+            Ok(Word::Failed {
+                exit_code: Some(1),
+                // A line is one line.
+                last_lines: vec!["\\u{1b}[31mred\\u{1b}[0m\\n".into(), "\\u{9b}2J".into()],
+                // A reason may span lines.
+                reason: "render failed:\n  line 3: \\u{1b}[8mhidden".into(),
+            })
+        );
     }
 
     #[test]

@@ -490,7 +490,12 @@ async fn await_guest<E: Engine>(
                     });
                 }
                 Some(Word::Ready { took_ms, .. }) => {
-                    return Outcome::Done(format!("started, ready after {}", millis(took_ms)));
+                    let refused = match expected.refused() {
+                        0 => String::new(),
+                        1 => " (a report naming it was refused)".to_owned(),
+                        n => format!(" ({n} reports naming it were refused)"),
+                    };
+                    return Outcome::Done(format!("started, ready after {}{refused}", millis(took_ms)));
                 }
                 Some(Word::Failed { exit_code, last_lines, reason }) => {
                     return Outcome::Failed(Failure {
@@ -503,6 +508,8 @@ async fn await_guest<E: Engine>(
                     heard = true;
                     ctx.step(row, "maestro-guest: the app is stopping");
                 }
+                // Only the first refusal comes as a word (the rest are counted), so a
+                // script sending thousands prints one line.
                 Some(Word::Refused(why)) => {
                     ctx.step(row, format!("a report naming it was refused: {why}"));
                     refused = Some(why);
@@ -527,9 +534,14 @@ async fn await_guest<E: Engine>(
                     heard = true;
                 } else {
                     return Outcome::Warning(match &refused {
-                        Some(why) => format!(
-                            "started, readiness unknown: maestro-guest's reports were refused ({why})"
-                        ),
+                        Some(why) => match expected.refused() {
+                            0 | 1 => format!(
+                                "started, readiness unknown: maestro-guest's reports were refused ({why})"
+                            ),
+                            n => format!(
+                                "started, readiness unknown: maestro-guest's reports were refused ({why}; {n} in all)"
+                            ),
+                        },
                         None => format!(
                             "started, readiness unknown: maestro-guest sent no report within {}s (can the container reach {endpoint}?)",
                             GUEST_SILENCE.as_secs()

@@ -744,6 +744,51 @@ async fn a_report_with_a_wrong_token_is_refused_and_decides_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn many_refused_reports_are_told_once_and_counted() {
+    use pb::state_report::State;
+    let forge = |env: &[String], n: u64| {
+        (1..=n)
+            .map(|sequence| {
+                let mut forged = report(
+                    env,
+                    "db-1",
+                    sequence,
+                    State::Ready(pb::Ready { took_ms: 1 }),
+                );
+                forged.token = "0123456789abcdef0123456789abcdef".into();
+                forged
+            })
+            .collect::<Vec<_>>()
+    };
+    let handshake = handshake();
+    let fake = guest_engine(&handshake, move |env| forge(env, 3));
+    let outcomes = start_with_guest(&fake, handshake).await;
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Warning(
+            "started, readiness unknown: maestro-guest's reports were refused (unknown token (wrong, or from an earlier play); 3 in all)".into()
+        )
+    );
+    // The real guest's word still decides, and the refusals are counted in the outcome.
+    let handshake = self::handshake();
+    let fake = guest_engine(&handshake, move |env| {
+        let mut reports = forge(env, 500);
+        reports.push(report(
+            env,
+            "db-1",
+            7,
+            State::Ready(pb::Ready { took_ms: 42 }),
+        ));
+        reports
+    });
+    let outcomes = start_with_guest(&fake, handshake).await;
+    assert_eq!(
+        outcomes["db-1"],
+        Outcome::Done("started, ready after 42 ms (500 reports naming it were refused)".into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_silent_guest_leaves_readiness_unknown_after_a_bound() {
     let handshake = handshake();
     let fake = guest_engine(&handshake, |_| Vec::new());
