@@ -94,7 +94,7 @@ pub(super) async fn status<E: Engine>(
         match &by_ship[&instance.ship.0] {
             Err(e) => {
                 all_ok = false;
-                line.state = format!("unreachable: {e}");
+                line.state = e.to_string();
             }
             Ok(found) => {
                 if let Some(o) = found.get(&instance.name) {
@@ -176,7 +176,7 @@ pub(super) async fn status<E: Engine>(
                     service: "-".into(),
                     ship: ship_column(s),
                     container: "-".into(),
-                    state: format!("unreachable: {e}"),
+                    state: e.to_string(),
                     running: false,
                     foreign: false,
                     conflict: None,
