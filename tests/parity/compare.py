@@ -420,7 +420,8 @@ def environ_of(case):
 
 
 def run_maestro(args, path, names, environ, verbose):
-    """maestro start -i NAMES; returns {name: failure message} (every start fails here)."""
+    """maestro start -i NAMES; returns {name: failure message} (the relay answers every
+    start without passing it on, so the containers stay created)."""
     # The readiness handshake as a user has it (containers get its two variables), on
     # loopback: nothing connects to it, the containers never start.
     cmd = [args.maestro, "--readiness-address", "127.0.0.1", "--json", "-f", path, "start", "-i", *names]

@@ -3,9 +3,11 @@
 MaestroNG 0.8.3's docker-py 1.10.6 cannot use the unix socket with today's requests
 ("Not supported URL scheme http+docker"), so both tools reach the engine through this
 relay, as a remote engine on plain TCP. Unlike socat it reads the requests it forwards,
-so that it can refuse two of them:
+so that it can stop two of them:
 
-- `POST /containers/ID/start`: the test compares containers as they are *created*.
+- `POST /containers/ID/start` is answered "204 No Content" without reaching the engine:
+  the test compares containers as they are *created* (a refused start would make
+  maestro remove the container it just made, as it should).
   Started, the cases' containers would publish their ports on the host (several cases
   publish the same port from several "ships", which are all this engine here) and run
   commands the test image does not have.
@@ -13,8 +15,8 @@ so that it can refuse two of them:
   the network; the test tags its own image under those names instead. An import
   (`fromSrc`, how maestro makes its lock image) is forwarded.
 
-Each refusal is an HTTP 500 with a JSON `message`, as the engine's own errors are, and
-is counted. Requests are never pipelined by either client (each waits for the response
+A refused pull is an HTTP 500 with a JSON `message`, as the engine's own errors are;
+both are counted. Requests are never pipelined by either client (each waits for the response
 before the next request), so a refusal can be written to the client directly.
 Standard library only.
 """
@@ -29,6 +31,10 @@ START = re.compile(r"^(/v[0-9.]+)?/containers/[^/?]+/start(\?.*)?$")
 PULL = re.compile(r"^(/v[0-9.]+)?/images/create\?")
 
 
+# What `refusal` returns for a start: answered as done, without reaching the engine.
+FAKED = ""
+
+
 def refusal(request_line):
     """The message the relay answers a refused request with, or None to forward it."""
     method, _, rest = request_line.partition(" ")
@@ -36,7 +42,7 @@ def refusal(request_line):
     if method != "POST":
         return None
     if START.match(target):
-        return "parity test: start refused (containers are compared as created)"
+        return FAKED
     if PULL.match(target):
         query = urllib.parse.parse_qs(target.split("?", 1)[1])
         if "fromImage" in query:
@@ -97,7 +103,10 @@ class Relay:
                 if message is not None:
                     with self._lock:
                         self.refused.append((line, message))
-                    client.sendall(_response(500, json.dumps({"message": message})))
+                    if message == FAKED:
+                        client.sendall(_response(204, ""))
+                    else:
+                        client.sendall(_response(500, json.dumps({"message": message})))
                     continue
                 upstream.sendall(head + body)
                 if "upgrade" in headers.get("connection", "").lower():
@@ -120,6 +129,9 @@ class Relay:
 
 
 def _response(status, body):
+    if status == 204:
+        # No body, and so no Content-Length or Content-Type (RFC 9110, 15.3.5).
+        return b"HTTP/1.1 204 No Content\r\n\r\n"
     reason = {500: "Internal Server Error", 502: "Bad Gateway"}[status]
     data = body.encode()
     return (
