@@ -398,7 +398,7 @@ impl Engine for DockerEngine {
                         running,
                         image: config.image.unwrap_or_default(),
                         image_id: c.image.filter(|i| !i.is_empty()),
-                        env: config.env.clone(),
+                        env: config.env,
                         exit_code: state.exit_code,
                         status: state.status.map(|s| s.to_string()).unwrap_or_default(),
                         guest: super::runs_guest(
