@@ -1,2 +1,4 @@
-//! Workspace-level tests of maestro live in `tests/`: generated inputs against the core.
-//! This library is empty; it exists because a package needs a target.
+//! Workspace-level tests of maestro live in `tests/`. The library holds what they and the
+//! benchmarks share: [`simship`], the simulated ship.
+
+pub mod simship;

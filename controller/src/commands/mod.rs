@@ -521,10 +521,20 @@ async fn prepare_images<E: Engine>(
     let resolved = Arc::new(std::sync::Mutex::new(Resolved::default()));
     // Looked up first: a lookup is cheap and says nothing worth a row, and a ship that
     // cannot be reached fails its own instances later, as in every play, instead of the
-    // whole play here.
-    let found = futures_util::future::join_all(wanted.into_iter().map(|w| async {
-        let info = ctx.engines[w.ship].image(&w.image).await;
-        (w, info)
+    // whole play here. At most `max_operations` at once per ship, as every operation: a
+    // ship of hundreds of distinct images would otherwise get hundreds of connections at
+    // once (and this process run out of file descriptors over many ships).
+    let limits = ship_limits(ctx);
+    let found = futures_util::future::join_all(wanted.into_iter().map(|w| {
+        let limit = limits[w.ship].clone();
+        async move {
+            let _permit = match &limit {
+                Some(limit) => limit.acquire().await.ok(),
+                None => None,
+            };
+            let info = ctx.engines[w.ship].image(&w.image).await;
+            (w, info)
+        }
     }))
     .await;
     // What ships already have decides what the others pull, unless the play refreshes
@@ -619,13 +629,21 @@ async fn prepare_images<E: Engine>(
 /// distinct image once per ship, all at once), pulling nothing. A ship that does not
 /// answer leaves its images unresolved; its instances' own operations then say why.
 async fn lookup_images<E: Engine>(ctx: &Context<E>, selection: &[InstanceId]) -> Context<E> {
-    let found = futures_util::future::join_all(images::wanted(ctx, selection).into_iter().map(
-        |w| async move {
-            let id = ctx.engines[w.ship].image_id(&w.image).await;
-            (w, id)
-        },
-    ))
-    .await;
+    // At most `max_operations` at once per ship, as in `prepare_images`.
+    let limits = ship_limits(ctx);
+    let found =
+        futures_util::future::join_all(images::wanted(ctx, selection).into_iter().map(|w| {
+            let limit = limits[w.ship].clone();
+            async move {
+                let _permit = match &limit {
+                    Some(limit) => limit.acquire().await.ok(),
+                    None => None,
+                };
+                let id = ctx.engines[w.ship].image_id(&w.image).await;
+                (w, id)
+            }
+        }))
+        .await;
     let mut resolved = (*ctx.images).clone();
     for (w, id) in found {
         if let Ok(id) = id {

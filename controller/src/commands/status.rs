@@ -58,9 +58,10 @@ pub(super) async fn status<E: Engine>(
     let mut all_ok = true;
     let mut by_ship: HashMap<usize, Result<HashMap<String, Observed>, EngineError>> =
         HashMap::new();
+    let known = orphans::Known::new(&ctx.env);
     for (s, list) in lists {
         if let (Ok(list), true) = (&list, orphan_ships.contains(&ShipId(s))) {
-            found_orphans.extend(orphans::orphans(&ctx.env, ShipId(s), list));
+            found_orphans.extend(orphans::orphans(&ctx.env, &known, ShipId(s), list));
         }
         by_ship.insert(
             s,

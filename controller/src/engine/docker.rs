@@ -505,7 +505,7 @@ impl Engine for DockerEngine {
                         running,
                         image: config.image.unwrap_or_default(),
                         image_id: c.image.filter(|i| !i.is_empty()),
-                        env: config.env.clone(),
+                        env: config.env,
                         exit_code: state.exit_code,
                         finished_at: state
                             .finished_at

@@ -22,19 +22,34 @@ pub struct Orphan {
     pub why: String,
 }
 
+/// The file's ships and instances by name: built once for all the ships whose listings
+/// are judged (once per ship, it made `status` quadratic in the number of ships).
+pub struct Known<'a> {
+    ships: HashMap<&'a str, ShipId>,
+    instances: HashMap<&'a str, ShipId>,
+}
+
+impl<'a> Known<'a> {
+    pub fn new(env: &'a Environment) -> Self {
+        Known {
+            ships: env
+                .ships
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (s.name.as_str(), ShipId(n)))
+                .collect(),
+            instances: env
+                .instances
+                .iter()
+                .map(|i| (i.name.as_str(), i.ship))
+                .collect(),
+        }
+    }
+}
+
 /// The orphans among the containers `list` found through `ship`'s engine.
-pub fn orphans(env: &Environment, ship: ShipId, list: &[Observed]) -> Vec<Orphan> {
-    let ships: HashMap<&str, ShipId> = env
-        .ships
-        .iter()
-        .enumerate()
-        .map(|(n, s)| (s.name.as_str(), ShipId(n)))
-        .collect();
-    let instances: HashMap<&str, ShipId> = env
-        .instances
-        .iter()
-        .map(|i| (i.name.as_str(), i.ship))
-        .collect();
+pub fn orphans(env: &Environment, known: &Known, ship: ShipId, list: &[Observed]) -> Vec<Orphan> {
+    let (ships, instances) = (&known.ships, &known.instances);
     let here = env.ship(ship).name.as_str();
     let why = |c: &Observed| -> Option<String> {
         if c.environment.as_deref() != Some(env.name.as_str())
@@ -103,9 +118,10 @@ pub async fn find<E: Engine>(
     .await;
     let mut found = Vec::new();
     let mut failed = Vec::new();
+    let known = Known::new(&ctx.env);
     for (ship, list) in lists {
         match list {
-            Ok(list) => found.extend(orphans(&ctx.env, ship, &list)),
+            Ok(list) => found.extend(orphans(&ctx.env, &known, ship, &list)),
             Err(e) => failed.push((ship, e)),
         }
     }

@@ -1434,7 +1434,7 @@ async fn a_container_of_another_environment_or_ship_is_never_touched() {
 
 #[test]
 fn orphans_are_this_environments_containers_whose_instance_left_or_moved() {
-    use super::orphans::{distinct, orphans};
+    use super::orphans::{Known, distinct, orphans};
     let env = environment(
         "name: t\nships: {a: {ip: 10.0.0.1}, b: {ip: 10.0.0.2}}\nservices:\n  web:\n    \
          image: web\n    instances:\n      web-1: {ship: a}\n      web-2: {ship: b}\n",
@@ -1482,8 +1482,9 @@ fn orphans_are_this_environments_containers_whose_instance_left_or_moved() {
         container("legacy-1", &[("io.maestro.environment", "t")]),
         container("web-2.previous", &[("io.maestro.environment", "t")]),
     ];
-    let mut found = orphans(&env, ShipId(0), &list);
-    found.extend(orphans(&env, ShipId(1), &list));
+    let known = Known::new(&env);
+    let mut found = orphans(&env, &known, ShipId(0), &list);
+    found.extend(orphans(&env, &known, ShipId(1), &list));
     let found: Vec<(String, String)> = distinct(found)
         .into_iter()
         .map(|o| (o.container.name, o.why))
@@ -1501,10 +1502,13 @@ fn orphans_are_this_environments_containers_whose_instance_left_or_moved() {
     );
     // On an engine of its own, a's container of an instance now on b is a's orphan.
     let moved = vec![container("web-2", &maestro("a", "web-2"))];
-    let found = orphans(&env, ShipId(0), &moved);
+    let found = orphans(&env, &known, ShipId(0), &moved);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].why, "instance web-2 is now on ship b");
-    assert!(orphans(&env, ShipId(1), &moved).is_empty(), "a's business");
+    assert!(
+        orphans(&env, &known, ShipId(1), &moved).is_empty(),
+        "a's business"
+    );
 }
 
 #[tokio::test]

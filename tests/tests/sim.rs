@@ -1,0 +1,359 @@
+//! maestro against simulated ships (`maestro_tests::simship`): many ships at once, a slow
+//! ship beside fast ones, a dead ship. The simulated ships keep their containers in
+//! memory and answer on loopback ports; they run nothing, so these tests take seconds
+//! however many ships they use. The real engine stays the reference for what a container
+//! does (`docker.rs` and the others).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use maestro_tests::simship::{Options, SimShips};
+
+mod support;
+
+use support::{maestro_bin, text};
+
+/// A folder with an environment file, removed at the end.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str, yaml: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("sim-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("maestro.yaml"), yaml).unwrap();
+        Dir(dir)
+    }
+
+    fn maestro(&self, args: &[&str]) -> Output {
+        Command::new(maestro_bin())
+            .args(args)
+            .current_dir(&self.0)
+            .env("NO_COLOR", "1")
+            // No container can report: the simulated ships run nothing.
+            .env("MAESTRO_READINESS_ADDRESS", "off")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `ships:` for simulated ships named `prefix-1`... on `ports`.
+fn ships_yaml(prefix: &str, ports: &[u16]) -> String {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "  {prefix}-{}: {{ip: 127.0.0.1, docker_port: {p}, timeout: 2}}\n",
+                i + 1
+            )
+        })
+        .collect()
+}
+
+/// A port nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The states of the containers on each ship, by name.
+fn states(ships: &SimShips) -> Vec<BTreeMap<String, &'static str>> {
+    ships
+        .ships
+        .iter()
+        .map(|s| {
+            s.containers()
+                .into_iter()
+                .map(|(name, state, _)| (name, state))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `finished` events of a `--json` play: instance to (result, seconds after the
+/// play's `began`).
+fn finished(out: &Output) -> BTreeMap<String, (String, f64)> {
+    let mut began = None;
+    let mut done = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let time = event["time"].as_f64().unwrap_or_default();
+        match event["event"].as_str() {
+            Some("began") => began = Some(time),
+            Some("finished") => {
+                let at = time - began.expect("began comes first");
+                done.insert(
+                    event["instance"].as_str().unwrap().to_owned(),
+                    (event["result"].as_str().unwrap_or_default().to_owned(), at),
+                );
+            }
+            _ => {}
+        }
+    }
+    done
+}
+
+/// 20 ships of 10 instances each, two services, one requiring the other: every play
+/// reaches every ship, and each ship ends with exactly what the file says.
+#[test]
+fn twenty_ships_start_status_stop_and_clean() {
+    let sim = SimShips::with(
+        20,
+        Options::new(Duration::from_millis(2), 4).images(&["simship/app:1"]),
+    )
+    .unwrap();
+    let mut yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-many\nships:\n{}services:\n",
+        ships_yaml("ship", &sim.ports())
+    );
+    for (service, requires) in [("db", ""), ("web", "    requires: [db]\n")] {
+        yaml.push_str(&format!(
+            "  {service}:\n    image: simship/app:1\n{requires}    instances:\n"
+        ));
+        for i in 0..100 {
+            yaml.push_str(&format!(
+                "      {service}-{i}: {{ship: ship-{}}}\n",
+                i % 20 + 1
+            ));
+        }
+    }
+    let dir = Dir::new("many", &yaml);
+
+    let out = dir.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("start: 200 done"), "{}", text(&out));
+    let after_start = states(&sim);
+    for (n, ship) in after_start.iter().enumerate() {
+        assert_eq!(ship.len(), 10, "ship-{}: {ship:?}", n + 1);
+        assert!(ship.values().all(|s| *s == "running"), "{ship:?}");
+        // Round robin: ship n has db-k and web-k for k = n, n + 20...
+        for k in (n..100).step_by(20) {
+            assert!(ship.contains_key(&format!("db-{k}")), "{ship:?}");
+            assert!(ship.contains_key(&format!("web-{k}")), "{ship:?}");
+        }
+    }
+    // web waits for every db instance, on all ships.
+    let done = finished(&dir.maestro(&["--json", "start"]));
+    assert_eq!(done.len(), 200);
+    assert!(
+        done.values().all(|(r, _)| r == "done"),
+        "already running: {done:?}"
+    );
+
+    let out = dir.maestro(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = text(&out);
+    assert_eq!(status.matches("running (Up").count(), 200, "{status}");
+    // One list per ship (two requests: by label and by name), not one per instance.
+    let lists: u64 = sim.ships.iter().map(|s| s.counters().get("list")).sum();
+    assert_eq!(lists, 20 * 2, "list requests");
+
+    let out = dir.maestro(&["stop", "-a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        states(&sim)
+            .iter()
+            .all(|ship| ship.len() == 10 && ship.values().all(|s| *s == "exited")),
+        "{:?}",
+        states(&sim)
+    );
+    let out = dir.maestro(&["clean", "-a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        states(&sim).iter().all(BTreeMap::is_empty),
+        "{:?}",
+        states(&sim)
+    );
+    // The ships' limit held (maestro asks at most 16 things of a ship at once).
+    for ship in &sim.ships {
+        let counters = ship.counters();
+        assert!(counters.max_in_flight <= 4, "{counters:?}");
+        assert_eq!(counters.accept_errors, 0, "{counters:?}");
+    }
+}
+
+/// Instances on fast ships finish at the fast ships' pace while a slow ship (100 ms a
+/// request, one at a time) works through its own.
+#[test]
+fn a_slow_ship_does_not_hold_back_the_fast_ones() {
+    let fast = SimShips::start(4, Duration::from_millis(1), 8).unwrap();
+    let slow = SimShips::start(1, Duration::from_millis(100), 1).unwrap();
+    let mut yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-slow\nships:\n{}{}services:\n  app:\n    image: simship/app:1\n    instances:\n",
+        ships_yaml("fast", &fast.ports()),
+        ships_yaml("slow", &slow.ports())
+    );
+    for i in 0..8 {
+        yaml.push_str(&format!("      fast-{i}: {{ship: fast-{}}}\n", i % 4 + 1));
+    }
+    for i in 0..2 {
+        yaml.push_str(&format!("      slow-{i}: {{ship: slow-1}}\n"));
+    }
+    let dir = Dir::new("slow", &yaml);
+
+    let began = Instant::now();
+    let out = dir.maestro(&["--json", "start"]);
+    let wall = began.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    let done = finished(&out);
+    let (fast_done, slow_done): (Vec<_>, Vec<_>) =
+        done.iter().partition(|(name, _)| name.starts_with("fast"));
+    let last_fast = fast_done.iter().map(|(_, (_, t))| *t).fold(0.0, f64::max);
+    let first_slow = slow_done
+        .iter()
+        .map(|(_, (_, t))| *t)
+        .fold(f64::MAX, f64::min);
+    assert_eq!((fast_done.len(), slow_done.len()), (8, 2), "{done:?}");
+    // A start is 4 requests (inspect, create, start, inspect): the slow ship, serving one
+    // request at a time, finishes its first instance 0.4 s after the play began at the
+    // earliest; the fast ships' instances are done before that.
+    assert!(
+        first_slow >= 0.4 && last_fast < first_slow,
+        "last fast instance at {last_fast:.2}s, first slow one at {first_slow:.2}s: {done:?}"
+    );
+    // `status` asks all ships at once: it takes the slow ship's time, not the sum.
+    let began = Instant::now();
+    let out = dir.maestro(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("running (Up").count(),
+        10,
+        "{}",
+        text(&out)
+    );
+    assert!(
+        began.elapsed() < wall,
+        "status {:?}, start {wall:?}",
+        began.elapsed()
+    );
+}
+
+/// A ship whose port is closed fails its own instances with the reason, in every play;
+/// the others' go on.
+#[test]
+fn a_dead_ship_fails_only_its_own_instances() {
+    let sim = SimShips::with(
+        3,
+        Options::new(Duration::from_millis(1), 4)
+            .images(&["simship/app:1", "simship/bad:1=exit:3"]),
+    )
+    .unwrap();
+    let dead = closed_port();
+    let yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-dead\nships:\n{}  dead: {{ip: 127.0.0.1, docker_port: {dead}, timeout: 2}}\nservices:\n  app:\n    image: simship/app:1\n    instances:\n      app-1: {{ship: live-1}}\n      app-2: {{ship: live-2}}\n      app-3: {{ship: live-3}}\n      app-4: {{ship: dead}}\n  bad:\n    image: simship/bad:1\n    instances:\n      bad-1: {{ship: live-1}}\n",
+        ships_yaml("live", &sim.ports())
+    );
+    let dir = Dir::new("dead", &yaml);
+
+    let began = Instant::now();
+    let out = dir.maestro(&["--json", "start", "app"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Refused at once, not after a timeout.
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    let done = finished(&out);
+    for i in 1..=3 {
+        assert_eq!(done[&format!("app-{i}")].0, "done", "{done:?}");
+    }
+    assert_eq!(done["app-4"].0, "failed", "{done:?}");
+    let all = text(&out);
+    assert!(
+        all.contains(&format!(
+            "ship dead is unreachable: tcp://127.0.0.1:{dead}: Connection refused"
+        )),
+        "{all}"
+    );
+    assert!(all.contains("warning: ship dead is not locked"), "{all}");
+
+    let out = dir.maestro(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let status = text(&out);
+    assert_eq!(status.matches("running (Up").count(), 3, "{status}");
+    assert!(
+        status.contains("unreachable: ship dead is unreachable"),
+        "{status}"
+    );
+
+    // An image whose containers exit at once: its start fails with the code and output.
+    let out = dir.maestro(&["start", "bad"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("the container exited with code 3"), "{all}");
+    assert!(
+        all.contains("simship: the image's behaviour is to exit with code 3"),
+        "{all}"
+    );
+
+    let out = dir.maestro(&["stop", "-a"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = dir.maestro(&["clean", "-a"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        states(&sim).iter().all(BTreeMap::is_empty),
+        "{:?}",
+        states(&sim)
+    );
+}
+
+/// The simulated ship gives the engine's own answers where maestro reads them: checked
+/// against this machine's Docker engine with the docker CLI, for a name in use, a
+/// missing container and a missing image (nothing is pulled).
+#[test]
+fn errors_read_like_the_engines() {
+    let sim = SimShips::with(
+        1,
+        Options::new(Duration::ZERO, 0).images(&["simship/app:1"]),
+    )
+    .unwrap();
+    let sim_host = format!("tcp://127.0.0.1:{}", sim.ports()[0]);
+    let name = format!("sim-errors-{}", std::process::id());
+    let image = support::image();
+    let docker = |host: Option<&str>, args: &[&str]| -> String {
+        let mut command = Command::new("docker");
+        if let Some(host) = host {
+            command.env("DOCKER_HOST", host);
+        }
+        let out = command.args(args).output().expect("docker runs");
+        String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .replace(&name, "NAME")
+    };
+    let ids = regex::Regex::new("[0-9a-f]{64}").unwrap();
+    let mut answers = Vec::new();
+    for (host, image) in [(None, image), (Some(sim_host.as_str()), "simship/app:1")] {
+        docker(host, &["create", "--name", &name, image]);
+        let conflict = docker(host, &["create", "--name", &name, image]);
+        docker(host, &["rm", "-f", &name]);
+        let missing = docker(host, &["inspect", "--type", "container", &name]);
+        let no_image = docker(host, &["image", "inspect", "simship/absent:9"]);
+        answers.push([conflict, missing, no_image].map(|a| ids.replace_all(&a, "ID").into_owned()));
+    }
+    assert_eq!(answers[0][0], answers[1][0], "name in use");
+    assert_eq!(answers[0][1], answers[1][1], "no such container");
+    // Engines word this one differently across versions (20.10 says it twice); both
+    // name the image.
+    for answer in &answers {
+        assert!(
+            answer[2].contains("No such image: simship/absent:9"),
+            "{answer:?}"
+        );
+    }
+    assert!(
+        answers[1][0].contains("is already in use by container"),
+        "{:?}",
+        answers[1]
+    );
+}
