@@ -22,7 +22,7 @@ use cli::Command;
 
 // Exit codes: 0 success, 1 a play or command failed, 2 the command line or the
 // environment file is invalid, 130 interrupted.
-use commands::{EXIT_FAILURE, EXIT_INVALID};
+use commands::EXIT_INVALID;
 
 fn main() -> ExitCode {
     // Before anything else: a completion request must get nothing but its answer.
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         play => {
             let json = cli.json;
             let base_dir = loaded.source.base_dir.clone();
-            return ExitCode::from(commands::run(
+            return ExitCode::from(output::exit_code(commands::run(
                 env,
                 base_dir,
                 play,
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
                     listen: cli.readiness,
                     tls: cli.readiness_tls,
                 },
-            ));
+            )));
         }
     };
     // The process ends here: freeing a large model piece by piece would only cost time.
@@ -110,12 +110,9 @@ fn main() -> ExitCode {
     code
 }
 
+/// The exit code of a command that only prints: whether its output was written.
 fn finish(result: std::io::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            output::eprint(&format!("error: cannot write the output: {e}\n"));
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
+    // print_with kept the failure, if any; exit_code reports it.
+    let _ = result;
+    ExitCode::from(output::exit_code(0))
 }

@@ -358,3 +358,67 @@ fn errors_read_like_the_engines() {
         answers[1]
     );
 }
+
+/// A command whose output is lost does not say it succeeded: with stdout on a full device
+/// `status`, `plan`, `logs` and a play's events exit 1 and say why on stderr; a reader that
+/// leaves early (`maestro status | head -1`) is not an error.
+#[test]
+fn output_that_cannot_be_written_fails_the_command() {
+    let sim = SimShips::with(
+        1,
+        Options::new(Duration::ZERO, 4).images(&["simship/app:1", "simship/crash:1=exit:3"]),
+    )
+    .unwrap();
+    let yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-full\nships:\n{}services:\n  app:\n    image: simship/app:1\n    instances:\n      app-1: {{ship: ship-1}}\n  crash:\n    image: simship/crash:1\n    instances:\n      crash-1: {{ship: ship-1}}\n",
+        ships_yaml("ship", &sim.ports())
+    );
+    let dir = Dir::new("full", &yaml);
+    // crash-1 exits at once, leaving a line of output for `logs`.
+    let _ = dir.maestro(&["start"]);
+    let run = |args: &[&str], stdout: std::process::Stdio| {
+        Command::new(maestro_bin())
+            .args(args)
+            .current_dir(&dir.0)
+            .env("NO_COLOR", "1")
+            .env("MAESTRO_READINESS_ADDRESS", "off")
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let full = || std::fs::File::create("/dev/full").unwrap().into();
+    for args in [
+        &["status"][..],
+        &["--json", "status"],
+        &["plan"],
+        &["logs", "crash-1"],
+        &["stop", "app-1"],
+        &["--json", "start", "app-1"],
+    ] {
+        let out = run(args, full());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error: cannot write the output: No space left on device"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The play itself went on: app-1 was stopped and started again despite the output.
+    assert_eq!(states(&sim)[0]["app-1"], "running");
+
+    // A reader that left: nothing to report, the command's own result stands.
+    let mut child = Command::new(maestro_bin())
+        .args(["status", "app-1"])
+        .current_dir(&dir.0)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("cannot write"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

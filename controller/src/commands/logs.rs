@@ -59,7 +59,10 @@ pub(super) async fn logs<E: Engine>(
                             out.push('\n');
                         }
                     }
-                    let _ = output::print(&out);
+                    if output::print(&out).is_err() {
+                        // Nobody reads any more (the failure decides the exit code).
+                        break;
+                    }
                 }
                 Err(e) => {
                     output::eprint(&format!("error: {}: {e}\n", instance.name));
@@ -145,10 +148,14 @@ pub(super) async fn follow_logs<E: Engine>(
                         let line = shown(&line);
                         let label = format!("{name:width$}");
                         let label = if color { format!("\x1b[{}m{label}\x1b[0m", COLORS[n % COLORS.len()]) } else { label };
-                        let _ = output::print(&format!("{label} | {line}\n"));
+                        if output::print(&format!("{label} | {line}\n")).is_err() {
+                            break;
+                        }
                     }
                     Told::Line(line) => {
-                        let _ = output::print(&format!("{}\n", shown(&line)));
+                        if output::print(&format!("{}\n", shown(&line))).is_err() {
+                            break;
+                        }
                     }
                     Told::Notice(notice) => output::eprint(&format!("{notice}\n")),
                     Told::Error(e) => {

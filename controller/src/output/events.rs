@@ -2,7 +2,6 @@
 //! otherwise, or one JSON object per line with `--json`. Ends with a summary and the
 //! details of every failure.
 
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,36 +80,48 @@ impl Printer {
     }
 
     fn plain(&self, state: &mut State, event: &Event) {
-        let mut out = std::io::stdout().lock();
+        match event {
+            Event::Began { rows, .. } => start_rows(state, rows),
+            Event::Finished { row, outcome, .. } => state.outcomes[*row] = Some(outcome.clone()),
+            Event::Step { .. } | Event::Ended { .. } => {}
+        }
+        // A failure is kept by print_with for the exit code; the play goes on regardless.
+        let _ = super::print_with(|out| self.write_plain(state, event, out));
+    }
+
+    fn write_plain(
+        &self,
+        state: &State,
+        event: &Event,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         match event {
             Event::Began { play, rows } => {
-                start_rows(state, rows);
-                let _ = writeln!(
+                writeln!(
                     out,
                     "{} {play}: {} {}{}",
                     self.stamp(),
                     rows.len(),
                     noun(play),
                     plural(rows.len())
-                );
+                )
             }
             Event::Step { row, message } => {
-                let _ = writeln!(
+                writeln!(
                     out,
                     "{} {:w$}  {}",
                     self.stamp(),
                     state.rows[*row].instance,
                     super::visible(message),
                     w = state.width
-                );
+                )
             }
             Event::Finished {
                 row,
                 outcome,
                 elapsed,
             } => {
-                state.outcomes[*row] = Some(outcome.clone());
-                let _ = writeln!(
+                writeln!(
                     out,
                     "{} {:w$}  {}{}",
                     self.stamp(),
@@ -118,18 +129,18 @@ impl Printer {
                     describe(outcome),
                     took(*elapsed),
                     w = state.width
-                );
+                )
             }
             Event::Ended {
                 play,
                 elapsed,
                 interrupted,
             } => {
-                let _ = write!(
+                write!(
                     out,
                     "{}",
                     summary(state, play, *elapsed, *interrupted, false)
-                );
+                )
             }
         }
     }
@@ -208,7 +219,7 @@ impl Printer {
                     }
                 }
                 let text = summary(state, play, *elapsed, *interrupted, true);
-                let _ = write!(std::io::stdout().lock(), "{text}");
+                let _ = super::print(&text);
             }
         }
     }
@@ -263,7 +274,7 @@ impl Printer {
                     "not_run": count(|o| matches!(o, Outcome::NotRun(_)))})
             }
         };
-        let _ = writeln!(std::io::stdout().lock(), "{value}");
+        let _ = super::print(&format!("{value}\n"));
     }
 }
 

@@ -120,20 +120,55 @@ pub fn eprint(text: &str) {
     eprint!("{text}");
 }
 
-/// Writes `text` to stdout; a closed pipe (`maestro config | head`) is not an error.
+/// The first failure to write stdout, kept for the exit code: a command whose output was
+/// lost must not say it succeeded. Stdout is one per process, and so is this.
+static WRITE_FAILURE: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Writes `text` to stdout (see [`print_with`]).
 pub fn print(text: &str) -> std::io::Result<()> {
     print_with(|out| out.write_all(text.as_bytes()))
 }
 
-/// Streams output to stdout through a buffer; a closed pipe is not an error.
+/// Streams output to stdout through a buffer. The first failure is kept for
+/// [`exit_code`], and once stdout has failed nothing more is written: every later call
+/// fails at once, so a follower (`logs -F | head`) stops instead of running on unheard.
 pub fn print_with(
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     use std::io::Write;
+    let mut failure = WRITE_FAILURE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(e) = failure.as_ref() {
+        return Err(std::io::Error::new(e.kind(), e.to_string()));
+    }
     let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match write(&mut stdout).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
+    let result = write(&mut stdout).and_then(|()| stdout.flush());
+    if let Err(e) = &result {
+        *failure = Some(std::io::Error::new(e.kind(), e.to_string()));
+    }
+    result
+}
+
+/// A command's exit code once its output is accounted for: `code` if stdout took
+/// everything, or if it was a pipe whose reader left (`maestro config | head` is not an
+/// error); otherwise the failure is said on stderr and a successful command fails.
+pub fn exit_code(code: u8) -> u8 {
+    let failure = WRITE_FAILURE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    match failure {
+        None => code,
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        Some(e) => {
+            eprint(&format!("error: cannot write the output: {e}\n"));
+            if code == 0 {
+                crate::commands::EXIT_FAILURE
+            } else {
+                code
+            }
+        }
     }
 }
 
