@@ -14,7 +14,7 @@ mod support;
 #[path = "../../controller/src/http/testing.rs"]
 mod https;
 
-use support::{Env, maestro_bin, port, text};
+use support::{Env, docker_time, maestro_bin, port, text};
 
 /// An app that records when it started, opens its port after `delay` seconds, records
 /// when it did, and serves on it; TERM ends it at once.
@@ -125,7 +125,7 @@ name: @NAME@
     let a_finished = env.inspect("a1", "{{.State.FinishedAt}}");
     let c_finished = env.inspect("c1", "{{.State.FinishedAt}}");
     assert!(
-        c_finished <= a_finished,
+        docker_time(&c_finished) <= docker_time(&a_finished),
         "c stopped at {c_finished}, after a at {a_finished}"
     );
     assert_eq!(env.inspect("a1", "{{.State.Running}}"), "false");
@@ -228,6 +228,7 @@ name: @NAME@
     assert!(env.maestro(&["start"]).status.success());
     let ids = (env.inspect("one", "{{.Id}}"), env.inspect("two", "{{.Id}}"));
     let started = env.inspect("one", "{{.State.StartedAt}}");
+    docker_time(&started);
 
     let out = env.maestro(&["restart", "-a", "--only-if-changed"]);
     assert!(
@@ -730,7 +731,7 @@ name: @NAME@
     assert!(out.status.success(), "{}", text(&out));
     let started = |i: &str| env.inspect(i, "{{.State.StartedAt}}");
     assert!(
-        started("db") <= started("app"),
+        docker_time(&started("db")) <= docker_time(&started("app")),
         "{} then {}",
         started("db"),
         started("app")
@@ -809,4 +810,24 @@ name: @NAME@
         "{}",
         text(&out)
     );
+}
+
+/// The helper the ordering checks use: it must fail on what is not a time.
+#[test]
+fn docker_times_compare_as_times() {
+    assert_eq!(docker_time("1970-01-01T00:00:00Z"), 0);
+    assert_eq!(docker_time("1970-01-02T00:00:01.5Z"), 86_401_500_000_000);
+    assert_eq!(docker_time("2000-03-01T00:00:00Z"), 951_868_800_000_000_000);
+    assert!(docker_time("2026-12-02T12:00:05Z") < docker_time("2026-12-02T12:00:05.5Z"));
+    for bad in [
+        "",
+        "0001-01-01T00:00:00Z",
+        "2026-12-02 12:00:05",
+        "2026-12-02T12:00Z",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| docker_time(bad)).is_err(),
+            "{bad:?}"
+        );
+    }
 }

@@ -42,49 +42,70 @@ pub const GUEST_TLS_IMAGE: &str = "maestro-e2e/guest-tls:latest";
 /// The static maestro-guest, built with the guest profile (with the `tls` feature in its
 /// own target directory, target/guest-tls, as `.ci/run` builds it): the musl build, or,
 /// where the musl target is missing, a static glibc build (the fallback ARCHITECTURE.md
-/// describes). Built here if neither exists yet.
+/// describes). Brought up to date once per test binary (cheap when it is), so that the
+/// suite never runs a guest older than its sources.
 pub fn guest_binary(tls: bool) -> PathBuf {
-    let target = if tls {
-        target_dir().join("guest-tls")
-    } else {
-        target_dir()
-    };
-    let built = |triple: &str| target.join(triple).join("guest").join("maestro-guest");
-    for triple in ["x86_64-unknown-linux-musl", "x86_64-unknown-linux-gnu"] {
-        if built(triple).exists() {
-            return built(triple);
-        }
-    }
+    static BUILT: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    BUILT[usize::from(tls)]
+        .get_or_init(|| {
+            let target = if tls {
+                target_dir().join("guest-tls")
+            } else {
+                target_dir()
+            };
+            let build = |triple: &str, rustflags: &str| {
+                let mut command = cargo_build("maestro-guest", "guest", &target);
+                command.args(["--target", triple]);
+                if tls {
+                    command.args(["--features", "tls"]);
+                }
+                command.env("RUSTFLAGS", rustflags);
+                command.status().is_ok_and(|s| s.success())
+            };
+            let triple = if build("x86_64-unknown-linux-musl", "") {
+                "x86_64-unknown-linux-musl"
+            } else {
+                assert!(
+                    build("x86_64-unknown-linux-gnu", "-C target-feature=+crt-static"),
+                    "cannot build the static maestro-guest"
+                );
+                "x86_64-unknown-linux-gnu"
+            };
+            target.join(triple).join("guest").join("maestro-guest")
+        })
+        .clone()
+}
+
+/// `cargo build -q -p PACKAGE --profile PROFILE` into `target`, with the cargo that runs
+/// the tests, in the environment cargo itself was started with: the variables cargo sets
+/// for a test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`...) would reach build scripts that
+/// watch them (ring's does), and the build would then differ from the workspace's and
+/// redo both every time.
+fn cargo_build(package: &str, profile: &str, target: &Path) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build = |triple: &str, rustflags: &str| {
-        let mut command = Command::new(&cargo);
-        command.args([
-            "build",
-            "-q",
-            "-p",
-            "maestro-guest",
-            "--profile",
-            "guest",
-            "--target",
-            triple,
-        ]);
-        if tls {
-            command.args(["--features", "tls"]);
+    let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let set_for_tests = name.to_str().is_some_and(|n| {
+            n == "OUT_DIR"
+                || [
+                    "CARGO_MANIFEST_",
+                    "CARGO_PKG_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .iter()
+                .any(|prefix| n.starts_with(prefix))
+        });
+        if set_for_tests {
+            command.env_remove(name);
         }
-        command
-            .env("RUSTFLAGS", rustflags)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if build("x86_64-unknown-linux-musl", "") {
-        return built("x86_64-unknown-linux-musl");
     }
-    assert!(
-        build("x86_64-unknown-linux-gnu", "-C target-feature=+crt-static"),
-        "cannot build the static maestro-guest"
-    );
-    built("x86_64-unknown-linux-gnu")
+    command
+        .args(["build", "-q", "-p", package, "--profile", profile])
+        .env("CARGO_TARGET_DIR", target);
+    command
 }
 
 /// The directory cargo builds into (the test binary is in <target>/<profile>/deps).
@@ -136,49 +157,44 @@ fn build_guest_image(tls: bool, tag: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The maestro binary cargo built beside the test binary (target/<profile>/maestro).
+/// The maestro binary of this test build's profile (target/<profile>/maestro).
 pub fn maestro_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("maestro");
-    assert!(
-        bin.exists(),
-        "{} not built (cargo build -p maestro)",
-        bin.display()
-    );
-    bin
+    built_beside("maestro")
 }
 
-/// The maestro-guest of this test build's profile (target/<profile>/maestro-guest), brought
-/// up to date first. A test of another package cannot depend on a binary target, and
-/// `cargo test -p maestro-tests` alone would run a missing or stale guest, so cargo builds
-/// it, once per test binary: cheap when up to date (only the first time does it compile
-/// the guest's dependencies with the guest's own features, as in its release builds).
+/// The maestro-guest of this test build's profile (target/<profile>/maestro-guest).
 pub fn guest_bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // <target>/tmp, and this test at <target>[/<triple>]/<profile>/deps/<test>.
-            let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap();
-            let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-                "debug" => "dev",
-                other => other,
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build
-                .args(["build", "-q", "-p", "maestro-guest", "--profile", profile])
-                .env("CARGO_TARGET_DIR", target);
-            let above = profile_dir.parent().unwrap();
-            if above.canonicalize().unwrap() != target.canonicalize().unwrap() {
-                build.arg("--target").arg(above.file_name().unwrap());
-            }
-            let status = build.status().expect("cargo runs");
-            assert!(status.success(), "cargo build -p maestro-guest failed");
-            profile_dir.join("maestro-guest")
-        })
-        .clone()
+    built_beside("maestro-guest")
+}
+
+/// The binary of `package` in this test build's profile, brought up to date first, once
+/// per test binary: a test of another package cannot depend on a binary target, so
+/// `cargo test -p maestro-tests` alone would run a missing or stale one. Cheap when up to
+/// date (the first time the guest's dependencies compile with the guest's own features).
+fn built_beside(package: &'static str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(&str, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, path)) = built.iter().find(|(p, _)| *p == package) {
+        return path.clone();
+    }
+    // <target>/tmp, and this test at <target>[/<triple>]/<profile>/deps/<test>.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let mut build = cargo_build(package, profile, target);
+    let above = profile_dir.parent().unwrap();
+    if above.canonicalize().unwrap() != target.canonicalize().unwrap() {
+        build.arg("--target").arg(above.file_name().unwrap());
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "cargo build -p {package} failed");
+    let path = profile_dir.join(package);
+    built.push((package, path.clone()));
+    path
 }
 
 /// Removes every container of the environment `name`, with its anonymous volumes.
@@ -293,4 +309,37 @@ impl Drop for Env {
 pub fn port(offset: u16) -> u16 {
     assert!(offset < 100, "port offsets go from 0 to 99");
     10000 + (std::process::id() % 220) as u16 * 100 + offset
+}
+
+/// Nanoseconds since the epoch of a time Docker shows (`State.StartedAt`,
+/// `State.FinishedAt`: RFC 3339 in UTC, with up to nine fraction digits, trailing zeros
+/// dropped), so that times compare as times: as strings `…:05Z` sorts after `…:05.5Z`.
+/// Panics on anything else, the zero time included (a container never started or never
+/// stopped): a comparison must not pass because there was nothing to compare.
+pub fn docker_time(text: &str) -> i128 {
+    fn fail(text: &str) -> ! {
+        panic!("not a time Docker gives a container that ran: {text:?}")
+    }
+    let (date, time) = text.split_once('T').unwrap_or_else(|| fail(text));
+    let time = time.strip_suffix('Z').unwrap_or_else(|| fail(text));
+    let number = |s: &str| s.parse::<i128>().unwrap_or_else(|_| fail(text));
+    let date: Vec<i128> = date.split('-').map(number).collect();
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let clock: Vec<i128> = clock.split(':').map(number).collect();
+    if date.len() != 3 || clock.len() != 3 || fraction.len() > 9 || date[0] < 1970 {
+        fail(text);
+    }
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        number(fraction) * 10i128.pow(9 - fraction.len() as u32)
+    };
+    // Days since the epoch of a civil date (proleptic Gregorian).
+    let (y, m, d) = (date[0] - i128::from(date[1] <= 2), date[1], date[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + clock[0]) * 60 + clock[1]) * 60 * 1_000_000_000 + clock[2] * 1_000_000_000 + nanos
 }
