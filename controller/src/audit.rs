@@ -477,9 +477,12 @@ fn label(level: AuditLevel, phase: Phase) -> &'static str {
 }
 
 fn log(file: &str, label: &str, message: &str) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // A log maestro creates is the operator's alone (an existing one keeps its mode).
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(file)
         .map_err(|e| format!("{file}: {e}"))?;
     let now = humantime_utc();
