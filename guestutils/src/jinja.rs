@@ -1144,163 +1144,6 @@ fn zfill(s: &str, width: i64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[track_caller]
-    fn rewrites(source: &str, want: &str) {
-        assert_eq!(rewrite(source), want, "rewrite of {source:?}");
-    }
-
-    #[test]
-    fn the_rewrite_calls_the_functions_install_defines() {
-        for (name, text) in [
-            (LIST_FN, "__maestro_list("),
-            (DICT_FN, "__maestro_dict("),
-            (SEQ_FN, "__maestro_seq("),
-        ] {
-            assert_eq!(format!("{name}("), text);
-        }
-    }
-
-    #[test]
-    fn literals_become_calls() {
-        rewrites("{% set x = [] %}", "{% set x = __maestro_list([]) %}");
-        rewrites("{{ [1, 'a'] }}", "{{ __maestro_list([1, 'a']) }}");
-        rewrites("{{ {} }}", "{{ __maestro_dict() }}");
-        rewrites(
-            "{{ {'a': 1, 'b': x,} }}",
-            "{{ __maestro_dict('a', 1, 'b', x,) }}",
-        );
-        rewrites(
-            "{% for a, b in [('x', 1)] if b in [1] %}{% endfor %}",
-            "{% for a, b in __maestro_list([('x', 1)]) if b in __maestro_list([1]) %}{% endfor %}",
-        );
-        rewrites("{{- [1] -}}", "{{- __maestro_list([1]) -}}");
-        rewrites(
-            "{% if a %}{% elif [1] %}{% endif %}",
-            "{% if a %}{% elif __maestro_list([1]) %}{% endif %}",
-        );
-        rewrites(
-            "{{ f([1], k={}) }}",
-            "{{ f(__maestro_list([1]), k=__maestro_dict()) }}",
-        );
-    }
-
-    #[test]
-    fn nested_literals_close_inside_out() {
-        rewrites(
-            "{{ [[1], []] }}",
-            "{{ __maestro_list([__maestro_list([1]), __maestro_list([])]) }}",
-        );
-        rewrites(
-            "{{ {'a': {'b': [1]}} }}",
-            "{{ __maestro_dict('a', __maestro_dict('b', __maestro_list([1]))) }}",
-        );
-        // The list closes before the dict's colon at the same offset becomes a comma.
-        rewrites(
-            "{{ {[1]: 2} }}",
-            "{{ __maestro_dict(__maestro_list([1]), 2) }}",
-        );
-        rewrites("{{ [{}] }}", "{{ __maestro_list([__maestro_dict()]) }}");
-    }
-
-    #[test]
-    fn subscripts_and_slices_stay() {
-        for source in [
-            "{{ x[0] }}",
-            "{{ x [0] }}",
-            "{{ f()[0] }}",
-            "{{ 'ab'[0] }}",
-            "{{ x[1:2] }}",
-            "{{ x.y[0][1] }}",
-            "{{ x is sameas [1] }}",
-        ] {
-            rewrites(source, source);
-        }
-        rewrites("{{ [1][0] }}", "{{ __maestro_list([1])[0] }}");
-        rewrites("{{ {'a': x[1:2]} }}", "{{ __maestro_dict('a', x[1:2]) }}");
-    }
-
-    #[test]
-    fn sums_and_products_are_wrapped() {
-        rewrites(
-            "{{ [1] + [2] }}",
-            "{{ __maestro_seq(__maestro_list([1]) + __maestro_list([2])) }}",
-        );
-        rewrites(
-            "{{ a + b + c }}",
-            "{{ __maestro_seq(__maestro_seq(a + b) + c) }}",
-        );
-        rewrites("{{ (a) * 2 }}", "{{ __maestro_seq((a) * 2) }}");
-        rewrites("{{ (a + b)[0] }}", "{{ (__maestro_seq(a + b))[0] }}");
-        // `~` binds tighter than `+` (Jinja2's grammar); it is wrapped too, for its
-        // result's length (a doubling loop).
-        rewrites(
-            "{{ x ~ a + b }}",
-            "{{ __maestro_seq(__maestro_seq(x ~ a) + b) }}",
-        );
-        rewrites("{{ x ~ y }}", "{{ __maestro_seq(x ~ y) }}");
-        rewrites("{{ x == a + b }}", "{{ x == __maestro_seq(a + b) }}");
-        rewrites("{{ a - b / c }}", "{{ a - b / c }}");
-    }
-
-    #[test]
-    fn text_comments_raw_blocks_and_strings_stay() {
-        for source in [
-            "plain: [1, 2]\nmap: {a: b}\n",
-            "a: [1]\n{# {{ [1] }} {% set x = [] %} #}\n",
-            "{% raw %}{{ [1] }}{% set x = {} %}{% endraw %}",
-            "{{ '[1] {a: b} + *' }}",
-        ] {
-            rewrites(source, source);
-        }
-    }
-
-    #[test]
-    fn what_minijinja_cannot_parse_is_left_to_it() {
-        for source in [
-            "{{ [1 }}",
-            "{{ {'a' 1} }}",
-            "{% set x = [] %}{{ x.",
-            "{% for %}",
-        ] {
-            rewrites(source, source);
-        }
-    }
-
-    #[test]
-    fn lines_stay_where_they_were() {
-        let source = "a: 1\n{% set x = [\n  1,\n  {'k':\n  [2]},\n] + [3] %}\nb: {{ x }}\n";
-        let rewritten = rewrite(source);
-        assert_ne!(rewritten, source);
-        let lines = |s: &str| s.lines().map(|l| l.starts_with("b:")).collect::<Vec<_>>();
-        assert_eq!(lines(&rewritten), lines(source));
-    }
-
-    #[test]
-    fn python_string_helpers() {
-        let split = |s: &str, sep: Option<&str>, max: i64| rsplit(s, sep, max).unwrap();
-        assert_eq!(split("a b  c", None, -1), ["a", "b", "c"]);
-        assert_eq!(split("  a b c ", None, 1), ["  a b", "c"]);
-        assert_eq!(split("a=b=c", Some("="), 0), ["a=b=c"]);
-        assert_eq!(split("", None, -1), Vec::<String>::new());
-        assert!(rsplit("a", Some(""), -1).is_err());
-        assert_eq!(justify("ab", "center", 5, '*'), "**ab*");
-        assert_eq!(justify("ab", "center", 6, '*'), "**ab**");
-        assert_eq!(justify("abc", "center", 6, ' '), " abc  ");
-        assert_eq!(justify("ab", "ljust", -3, ' '), "ab");
-        assert_eq!(zfill("-5", 4), "-005");
-        assert_eq!(zfill("+", 3), "+00");
-        assert_eq!(clamp_index(-100, 3), 0);
-        assert_eq!(clamp_index(100, 3), 3);
-        assert_eq!(resolve_index(-1, 3), Some(2));
-        assert_eq!(resolve_index(3, 3), None);
-        assert_eq!(resolve_index(-4, 3), None);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Bounds: what a hostile template could make take all memory.
 
@@ -1534,4 +1377,161 @@ pub fn explain_limit(err: &Error) -> Option<String> {
     }
     let _ = err;
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn rewrites(source: &str, want: &str) {
+        assert_eq!(rewrite(source), want, "rewrite of {source:?}");
+    }
+
+    #[test]
+    fn the_rewrite_calls_the_functions_install_defines() {
+        for (name, text) in [
+            (LIST_FN, "__maestro_list("),
+            (DICT_FN, "__maestro_dict("),
+            (SEQ_FN, "__maestro_seq("),
+        ] {
+            assert_eq!(format!("{name}("), text);
+        }
+    }
+
+    #[test]
+    fn literals_become_calls() {
+        rewrites("{% set x = [] %}", "{% set x = __maestro_list([]) %}");
+        rewrites("{{ [1, 'a'] }}", "{{ __maestro_list([1, 'a']) }}");
+        rewrites("{{ {} }}", "{{ __maestro_dict() }}");
+        rewrites(
+            "{{ {'a': 1, 'b': x,} }}",
+            "{{ __maestro_dict('a', 1, 'b', x,) }}",
+        );
+        rewrites(
+            "{% for a, b in [('x', 1)] if b in [1] %}{% endfor %}",
+            "{% for a, b in __maestro_list([('x', 1)]) if b in __maestro_list([1]) %}{% endfor %}",
+        );
+        rewrites("{{- [1] -}}", "{{- __maestro_list([1]) -}}");
+        rewrites(
+            "{% if a %}{% elif [1] %}{% endif %}",
+            "{% if a %}{% elif __maestro_list([1]) %}{% endif %}",
+        );
+        rewrites(
+            "{{ f([1], k={}) }}",
+            "{{ f(__maestro_list([1]), k=__maestro_dict()) }}",
+        );
+    }
+
+    #[test]
+    fn nested_literals_close_inside_out() {
+        rewrites(
+            "{{ [[1], []] }}",
+            "{{ __maestro_list([__maestro_list([1]), __maestro_list([])]) }}",
+        );
+        rewrites(
+            "{{ {'a': {'b': [1]}} }}",
+            "{{ __maestro_dict('a', __maestro_dict('b', __maestro_list([1]))) }}",
+        );
+        // The list closes before the dict's colon at the same offset becomes a comma.
+        rewrites(
+            "{{ {[1]: 2} }}",
+            "{{ __maestro_dict(__maestro_list([1]), 2) }}",
+        );
+        rewrites("{{ [{}] }}", "{{ __maestro_list([__maestro_dict()]) }}");
+    }
+
+    #[test]
+    fn subscripts_and_slices_stay() {
+        for source in [
+            "{{ x[0] }}",
+            "{{ x [0] }}",
+            "{{ f()[0] }}",
+            "{{ 'ab'[0] }}",
+            "{{ x[1:2] }}",
+            "{{ x.y[0][1] }}",
+            "{{ x is sameas [1] }}",
+        ] {
+            rewrites(source, source);
+        }
+        rewrites("{{ [1][0] }}", "{{ __maestro_list([1])[0] }}");
+        rewrites("{{ {'a': x[1:2]} }}", "{{ __maestro_dict('a', x[1:2]) }}");
+    }
+
+    #[test]
+    fn sums_and_products_are_wrapped() {
+        rewrites(
+            "{{ [1] + [2] }}",
+            "{{ __maestro_seq(__maestro_list([1]) + __maestro_list([2])) }}",
+        );
+        rewrites(
+            "{{ a + b + c }}",
+            "{{ __maestro_seq(__maestro_seq(a + b) + c) }}",
+        );
+        rewrites("{{ (a) * 2 }}", "{{ __maestro_seq((a) * 2) }}");
+        rewrites("{{ (a + b)[0] }}", "{{ (__maestro_seq(a + b))[0] }}");
+        // `~` binds tighter than `+` (Jinja2's grammar); it is wrapped too, for its
+        // result's length (a doubling loop).
+        rewrites(
+            "{{ x ~ a + b }}",
+            "{{ __maestro_seq(__maestro_seq(x ~ a) + b) }}",
+        );
+        rewrites("{{ x ~ y }}", "{{ __maestro_seq(x ~ y) }}");
+        rewrites("{{ x == a + b }}", "{{ x == __maestro_seq(a + b) }}");
+        rewrites("{{ a - b / c }}", "{{ a - b / c }}");
+    }
+
+    #[test]
+    fn text_comments_raw_blocks_and_strings_stay() {
+        for source in [
+            "plain: [1, 2]\nmap: {a: b}\n",
+            "a: [1]\n{# {{ [1] }} {% set x = [] %} #}\n",
+            "{% raw %}{{ [1] }}{% set x = {} %}{% endraw %}",
+            "{{ '[1] {a: b} + *' }}",
+        ] {
+            rewrites(source, source);
+        }
+    }
+
+    #[test]
+    fn what_minijinja_cannot_parse_is_left_to_it() {
+        for source in [
+            "{{ [1 }}",
+            "{{ {'a' 1} }}",
+            "{% set x = [] %}{{ x.",
+            "{% for %}",
+        ] {
+            rewrites(source, source);
+        }
+    }
+
+    #[test]
+    fn lines_stay_where_they_were() {
+        let source = "a: 1\n{% set x = [\n  1,\n  {'k':\n  [2]},\n] + [3] %}\nb: {{ x }}\n";
+        let rewritten = rewrite(source);
+        assert_ne!(rewritten, source);
+        let lines = |s: &str| s.lines().map(|l| l.starts_with("b:")).collect::<Vec<_>>();
+        assert_eq!(lines(&rewritten), lines(source));
+    }
+
+    #[test]
+    fn python_string_helpers() {
+        let split = |s: &str, sep: Option<&str>, max: i64| rsplit(s, sep, max).unwrap();
+        assert_eq!(split("a b  c", None, -1), ["a", "b", "c"]);
+        assert_eq!(split("  a b c ", None, 1), ["  a b", "c"]);
+        assert_eq!(split("a=b=c", Some("="), 0), ["a=b=c"]);
+        assert_eq!(split("", None, -1), Vec::<String>::new());
+        assert!(rsplit("a", Some(""), -1).is_err());
+        assert_eq!(justify("ab", "center", 5, '*'), "**ab*");
+        assert_eq!(justify("ab", "center", 6, '*'), "**ab**");
+        assert_eq!(justify("abc", "center", 6, ' '), " abc  ");
+        assert_eq!(justify("ab", "ljust", -3, ' '), "ab");
+        assert_eq!(zfill("-5", 4), "-005");
+        assert_eq!(zfill("+", 3), "+00");
+        assert_eq!(clamp_index(-100, 3), 0);
+        assert_eq!(clamp_index(100, 3), 3);
+        assert_eq!(resolve_index(-1, 3), Some(2));
+        assert_eq!(resolve_index(3, 3), None);
+        assert_eq!(resolve_index(-4, 3), None);
+    }
 }
