@@ -64,9 +64,8 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
     };
 
     let text = if stdin {
-        let mut text = String::new();
-        match std::io::stdin().read_to_string(&mut text) {
-            Ok(_) => text,
+        match read_bounded(std::io::stdin().lock()) {
+            Ok(text) => text,
             Err(e) => {
                 return fail(
                     name,
@@ -76,7 +75,7 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
             }
         }
     } else {
-        match std::fs::read_to_string(path) {
+        match read_file(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return fail(
@@ -157,7 +156,7 @@ fn render(
         {
             return Ok(None);
         }
-        match std::fs::read_to_string(dir.join(relative)) {
+        match read_file(&dir.join(relative)) {
             Ok(source) => Ok(Some(guestutils::jinja::rewrite(&source).into_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(minijinja::Error::new(
@@ -170,7 +169,7 @@ fn render(
     let source = guestutils::jinja::rewrite(text);
     let result = jinja
         .template_from_named_str(name, &source)
-        .and_then(|template| template.render(minijinja::context! {}));
+        .and_then(|template| guestutils::jinja::render_bounded(&template, minijinja::context! {}));
     result.map_err(|outer| {
         // An error in an included or imported file comes wrapped in one at the include:
         // report the innermost (the file and line where it happened), and where it was
@@ -193,8 +192,8 @@ fn render(
         }
         message.push_str(&format!(
             ": {}",
-            e.detail()
-                .map(str::to_owned)
+            guestutils::jinja::explain_limit(e)
+                .or_else(|| e.detail().map(str::to_owned))
                 .unwrap_or_else(|| e.kind().to_string())
         ));
         if !std::ptr::eq(e, &outer) {
@@ -215,6 +214,61 @@ fn render(
     })
 }
 
+/// The most maestro reads of one file (the environment file, an included template, an env
+/// file, standard input): far above any real one.
+pub const MAX_FILE: u64 = 64 << 20;
+
+/// Reads a file the environment names, refusing what is not a regular file: a FIFO would
+/// block forever and `/dev/zero` or `/dev/urandom` never end. The file is opened
+/// non-blocking (opening a FIFO without a writer would block) and its type checked
+/// before any read; the read is bounded by [`MAX_FILE`].
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let nonblock = rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(nonblock.bits()).unwrap_or_default())
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(std::io::Error::other(format!(
+            "{what}, not a regular file; refusing to read it"
+        )));
+    }
+    // A regular file never blocks; the flag goes so that reads behave as usual.
+    rustix::fs::fcntl_setfl(&file, rustix::fs::fcntl_getfl(&file)? - nonblock)?;
+    read_bounded(file)
+}
+
+/// Reads at most [`MAX_FILE`] bytes of UTF-8 text; more is an error.
+fn read_bounded(reader: impl Read) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    reader.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB (the limit); refusing to read it",
+            MAX_FILE >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 /// Env files, relative to the environment file's folder.
 struct DirFiles<'a> {
     base_dir: &'a Path,
@@ -223,7 +277,7 @@ struct DirFiles<'a> {
 impl Files for DirFiles<'_> {
     fn read(&self, path: &str) -> Result<String, String> {
         let full = self.base_dir.join(path);
-        std::fs::read_to_string(&full).map_err(|e| {
+        read_file(&full).map_err(|e| {
             // The message names `path` already; add where it was looked for if that differs.
             if full.as_path() == Path::new(path) || self.base_dir == Path::new(".") {
                 e.to_string()

@@ -7,7 +7,7 @@
 //! value. So the file is parsed once, with the event parser that `serde-saphyr` itself
 //! uses, into this tree; `schema` then reads the tree and reports every problem.
 //!
-//! Anchors and aliases are expanded (a budget stops alias bombs), `<<` merge keys behave
+//! Anchors and aliases are expanded (budgets of nodes and bytes stop alias bombs), `<<` merge keys behave
 //! as in PyYAML (explicit keys win; in `<<: [*a, *b]` the first map wins), and duplicate
 //! keys are rejected as MaestroNG's loader rejects them.
 
@@ -233,14 +233,52 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     Builder::default().run(text)
 }
 
-/// How many nodes alias expansion may create before the file is refused: far above any
-/// real environment, far below what exhausts memory.
-const NODE_BUDGET: usize = 5_000_000;
+/// What anchors and aliases may copy before the file is refused: far above any real
+/// environment, far below what exhausts memory. Both nodes and the bytes of scalars count:
+/// a few aliases of a long string are a bomb by bytes with few nodes. An anchor counts
+/// too, since it keeps a copy of its value (anchors nested in anchors copy quadratically).
+pub const NODE_BUDGET: usize = 5_000_000;
+/// See [`NODE_BUDGET`]: 64 MiB of scalar text.
+pub const BYTE_BUDGET: usize = 64 << 20;
 
 #[derive(Default)]
 struct Builder {
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Each anchor's value and its size (nodes, bytes of scalars).
+    anchors: HashMap<usize, (Node, Size)>,
+    /// What anchors and aliases have copied so far.
+    copied: Size,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Size {
     nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    fn of(node: &Node) -> Size {
+        match &node.value {
+            Value::Scalar(s) => Size {
+                nodes: 1,
+                bytes: s.text.len(),
+            },
+            Value::Seq(items) => items.iter().fold(Size { nodes: 1, bytes: 0 }, |acc, item| {
+                acc.plus(Size::of(item))
+            }),
+            Value::Map(entries) => entries
+                .iter()
+                .fold(Size { nodes: 1, bytes: 0 }, |acc, (k, v)| {
+                    acc.plus(Size::of(k)).plus(Size::of(v))
+                }),
+        }
+    }
+
+    fn plus(self, other: Size) -> Size {
+        Size {
+            nodes: self.nodes.saturating_add(other.nodes),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
 }
 
 enum Frame {
@@ -292,7 +330,7 @@ impl Builder {
                             tag,
                         }),
                     };
-                    self.anchor(anchor, &node);
+                    self.anchor(anchor, &node)?;
                     node
                 }
                 Event::Alias(id) => {
@@ -302,16 +340,8 @@ impl Builder {
                             message: "alias to an unknown anchor".into(),
                         });
                     };
-                    self.nodes += size;
-                    if self.nodes > NODE_BUDGET {
-                        return Err(SyntaxError {
-                            loc: Some(loc),
-                            message: format!(
-                                "aliases expand to more than {NODE_BUDGET} values; refusing to go on"
-                            ),
-                        });
-                    }
-                    let mut node = target.clone();
+                    let (mut node, size) = (target.clone(), *size);
+                    self.charge(size, loc)?;
                     node.loc = loc;
                     node
                 }
@@ -346,7 +376,7 @@ impl Builder {
                         loc,
                         value: Value::Seq(items),
                     };
-                    self.anchor(anchor, &node);
+                    self.anchor(anchor, &node)?;
                     node
                 }
                 Event::MappingEnd => {
@@ -363,12 +393,11 @@ impl Builder {
                         loc,
                         value: Value::Map(merge(entries)?),
                     };
-                    self.anchor(anchor, &node);
+                    self.anchor(anchor, &node)?;
                     node
                 }
                 _ => continue,
             };
-            self.nodes += 1;
             match stack.last_mut() {
                 None => root = Some(node),
                 Some(Frame::Seq { items, .. }) => items.push(node),
@@ -392,23 +421,29 @@ impl Builder {
         Ok(root.filter(|node| !node.is_null()))
     }
 
-    fn anchor(&mut self, anchor: usize, node: &Node) {
+    fn anchor(&mut self, anchor: usize, node: &Node) -> Result<(), SyntaxError> {
         if anchor != 0 {
-            self.anchors.insert(anchor, (node.clone(), count(node)));
+            let size = Size::of(node);
+            self.charge(size, node.loc)?;
+            self.anchors.insert(anchor, (node.clone(), size));
         }
+        Ok(())
     }
-}
 
-fn count(node: &Node) -> usize {
-    match &node.value {
-        Value::Scalar(_) => 1,
-        Value::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
-        Value::Map(entries) => {
-            1 + entries
-                .iter()
-                .map(|(k, v)| count(k) + count(v))
-                .sum::<usize>()
-        }
+    /// Counts a copy made for an anchor or an alias against the budgets.
+    fn charge(&mut self, size: Size, loc: Loc) -> Result<(), SyntaxError> {
+        self.copied = self.copied.plus(size);
+        let over = if self.copied.bytes > BYTE_BUDGET {
+            format!("more than {} MiB of text", BYTE_BUDGET >> 20)
+        } else if self.copied.nodes > NODE_BUDGET {
+            format!("more than {NODE_BUDGET} values")
+        } else {
+            return Ok(());
+        };
+        Err(SyntaxError {
+            loc: Some(loc),
+            message: format!("anchors and aliases expand to {over}; refusing to go on"),
+        })
     }
 }
 

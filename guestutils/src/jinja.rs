@@ -30,7 +30,10 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use minijinja::machinery::ast::{self, CallArg, Expr, Stmt};
 use minijinja::machinery::{Token, parse, tokenize};
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Tuple, ValueKind, from_args};
+use minijinja::value::{
+    Enumerator, Kwargs, Object, ObjectRepr, Rest, StringInput, Tuple, ValueKind, ValueOrKwargs,
+    from_args,
+};
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
 /// The function a list literal is wrapped in.
@@ -40,6 +43,18 @@ const DICT_FN: &str = "__maestro_dict";
 /// The function `a + b` and `a * b` are wrapped in.
 const SEQ_FN: &str = "__maestro_seq";
 
+/// The most instructions one rendering may run (minijinja's fuel): two nested loops over
+/// `range(100000)` would otherwise run for hours. Real templates run thousands. Only with
+/// the `multi_template` feature (the controller's): minijinja 3.0.5's fuel needs it.
+pub const FUEL: u64 = 10_000_000;
+/// The longest string one operation (a filter, a method, `~`, `+`, `*`) may make, and the
+/// most a template may write: far above any configuration file, far below what exhausts
+/// memory. Arguments that allocate (`indent` widths, `center` widths, format widths,
+/// `replace` growth) are checked before the allocation.
+pub const MAX_STRING: usize = 64 << 20;
+/// The most items one list operation may make (`slice`, `[x] * n` made a list).
+pub const MAX_ITEMS: usize = 1_000_000;
+
 /// Identifiers after which `[` opens a list literal, not a subscript.
 const OPERATOR_WORDS: &[&str] = &["and", "or", "not", "in", "is", "if", "elif", "else"];
 
@@ -48,6 +63,9 @@ const OPERATOR_WORDS: &[&str] = &["and", "or", "not", "in", "is", "if", "elif", 
 /// [`unknown_method`] as the unknown method callback. Every template source must go
 /// through [`rewrite`].
 pub fn install(jinja: &mut Environment<'_>) {
+    #[cfg(feature = "multi_template")]
+    jinja.set_fuel(Some(FUEL));
+    install_bounds(jinja);
     jinja.add_function(LIST_FN, |value: Value| -> Result<Value, Error> {
         Ok(List::value(value.try_iter()?.collect()))
     });
@@ -66,10 +84,14 @@ pub fn install(jinja: &mut Environment<'_>) {
     jinja.add_function(SEQ_FN, |value: Value| -> Result<Value, Error> {
         // minijinja concatenates and repeats sequences lazily: the result would show later
         // changes of its operands. Python makes a new list, at once.
+        let value = bounded(value)?;
         let sequence = matches!(value.kind(), ValueKind::Seq | ValueKind::Iterable)
             && !value.is_tuple()
             && value.downcast_object_ref::<List>().is_none();
         if sequence {
+            if let Some(len) = value.len() {
+                check_items(len, "a repeated list")?;
+            }
             into_list(value)
         } else {
             Ok(value)
@@ -329,7 +351,11 @@ fn walk_expr(expr: &Expr<'_>, out: &mut Vec<(usize, usize)>) {
         }
         Expr::UnaryOp(u) => walk_expr(&u.expr, out),
         Expr::BinOp(b) => {
-            if matches!(b.op, ast::BinOpKind::Add | ast::BinOpKind::Mul) {
+            // `~` too: its result is checked against MAX_STRING (a doubling loop).
+            if matches!(
+                b.op,
+                ast::BinOpKind::Add | ast::BinOpKind::Mul | ast::BinOpKind::Concat
+            ) {
                 let span = b.span();
                 out.push((span.start_offset as usize, span.end_offset as usize));
             }
@@ -928,8 +954,9 @@ pub fn unknown_method(
     match value.kind() {
         ValueKind::String => {
             if let Some(s) = value.as_str() {
+                check_string_method(s, method, args)?;
                 if let Some(result) = string_method(s, method, args) {
-                    return result;
+                    return result.and_then(bounded);
                 }
             }
             let result =
@@ -937,7 +964,7 @@ pub fn unknown_method(
             if matches!(method, "split" | "splitlines") {
                 into_list(result)
             } else {
-                Ok(result)
+                bounded(result)
             }
         }
         // A List or Dict that lacks the method (`[].update()`) is not a read-only one.
@@ -1117,6 +1144,241 @@ fn zfill(s: &str, width: i64) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Bounds: what a hostile template could make take all memory.
+
+/// Filters that allocate by an argument, checked before they run.
+fn install_bounds(jinja: &mut Environment<'_>) {
+    jinja.add_filter("indent", bounded_indent);
+    jinja.add_filter("replace", bounded_replace);
+    jinja.add_filter("join", bounded_join);
+    jinja.add_filter("format", bounded_format);
+    jinja.add_filter("slice", bounded_slice);
+    jinja.add_filter("tojson", bounded_tojson);
+}
+
+fn bounded_indent(
+    value: StringInput<'_>,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let chosen = match width {
+        Some(width) => width,
+        None => kwargs.peek::<Option<usize>>("width")?.unwrap_or(4),
+    };
+    let text = value.as_str();
+    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    // The indent itself is made once, whatever the lines.
+    check_len(Some(chosen), "indent")?;
+    check_len(
+        chosen
+            .checked_mul(lines)
+            .and_then(|n| n.checked_add(text.len())),
+        "indent",
+    )?;
+    minijinja::filters::indent(value, width, first, blank, kwargs)
+}
+
+fn bounded_replace(
+    state: &mut State<'_, '_>,
+    value: StringInput<'_>,
+    from: StringInput<'_>,
+    to: StringInput<'_>,
+) -> Result<Value, Error> {
+    check_replace(value.as_str(), from.as_str(), to.as_str())?;
+    minijinja::filters::replace(state, value, from, to)
+}
+
+fn bounded_join(
+    state: &mut State<'_, '_>,
+    value: &Value,
+    joiner: Option<StringInput<'_>>,
+    attribute: Option<&str>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    check_join(value, joiner.as_ref().map(StringInput::as_str))?;
+    minijinja::filters::join(state, value, joiner, attribute, kwargs).and_then(bounded)
+}
+
+fn bounded_format(
+    state: &mut State<'_, '_>,
+    format: &Value,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Value, Error> {
+    if let Some(format) = format.as_str() {
+        check_format(format)?;
+    }
+    minijinja::filters::format(state, format, args).and_then(bounded)
+}
+
+fn bounded_slice(
+    state: &State<'_, '_>,
+    value: Value,
+    count: usize,
+    fill: Option<Value>,
+) -> Result<Value, Error> {
+    check_items(count, "slice")?;
+    minijinja::filters::slice(state, value, count, fill)
+}
+
+/// JSON's indent is written once per line and level: wider than any screen is refused.
+fn bounded_tojson(value: &Value, indent: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let chosen = match &indent {
+        Some(indent) => Some(indent.clone()),
+        None => kwargs.peek::<Option<Value>>("indent")?,
+    };
+    if let Some(width) = chosen.and_then(|i| i64::try_from(i).ok()) {
+        if width > 1024 {
+            return Err(invalid(format!(
+                "tojson's indent {width} is above 1024 (the limit); refusing to go on"
+            )));
+        }
+    }
+    minijinja::filters::tojson(value, indent, kwargs).and_then(bounded)
+}
+
+/// The error of an operation that would make a string longer than [`MAX_STRING`].
+fn too_long(what: &str) -> Error {
+    invalid(format!(
+        "{what} would make a string longer than {} MiB (the limit); refusing to go on",
+        MAX_STRING >> 20
+    ))
+}
+
+/// `Ok` when `len` (`None`: it overflowed) is within [`MAX_STRING`].
+fn check_len(len: Option<usize>, what: &str) -> Result<(), Error> {
+    match len {
+        Some(len) if len <= MAX_STRING => Ok(()),
+        _ => Err(too_long(what)),
+    }
+}
+
+fn check_items(count: usize, what: &str) -> Result<(), Error> {
+    if count > MAX_ITEMS {
+        return Err(invalid(format!(
+            "{what} would make {count} items, more than {MAX_ITEMS} (the limit); refusing to go on"
+        )));
+    }
+    Ok(())
+}
+
+/// A string result within [`MAX_STRING`] (checked after the fact: for operations whose
+/// result is at most twice as long as their operands, as `~` and `join`).
+fn bounded(value: Value) -> Result<Value, Error> {
+    match value.as_str() {
+        Some(s) if s.len() > MAX_STRING => Err(too_long("this operation")),
+        _ => Ok(value),
+    }
+}
+
+/// `s.replace(from, to)` grows by `to - from` per match; an empty `from` matches between
+/// every character.
+fn check_replace(s: &str, from: &str, to: &str) -> Result<(), Error> {
+    if to.len() <= from.len() {
+        return Ok(());
+    }
+    let matches = if from.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(from).count()
+    };
+    check_len(
+        matches
+            .checked_mul(to.len() - from.len())
+            .and_then(|n| n.checked_add(s.len())),
+        "replace",
+    )
+}
+
+/// The joined length of a sequence's items, before joining.
+fn check_join(value: &Value, joiner: Option<&str>) -> Result<(), Error> {
+    let Ok(items) = value.try_iter() else {
+        return Ok(());
+    };
+    let mut total: usize = 0;
+    for item in items {
+        let len = match item.as_str() {
+            Some(s) => s.len(),
+            None => item.to_string().len(),
+        };
+        total = total
+            .saturating_add(len)
+            .saturating_add(joiner.map_or(0, str::len));
+        check_len(Some(total), "join")?;
+    }
+    Ok(())
+}
+
+/// Widths and precisions in a format string (`%9999s`, `{:>9999}`, `%.9999f`) are
+/// allocations: any number in it above [`MAX_STRING`] is refused.
+fn check_format(format: &str) -> Result<(), Error> {
+    for digits in format.split(|c: char| !c.is_ascii_digit()) {
+        if !digits.is_empty() {
+            check_len(digits.parse().ok(), "this format")?;
+        }
+    }
+    Ok(())
+}
+
+/// The string methods that allocate by an argument, checked before they run.
+fn check_string_method(s: &str, method: &str, args: &[Value]) -> Result<(), Error> {
+    match (method, args) {
+        ("ljust" | "rjust" | "center" | "zfill", [width, ..]) => {
+            let width = i64::try_from(width.clone()).unwrap_or(0);
+            check_len(usize::try_from(width.max(0)).ok(), method)
+        }
+        ("replace", [from, to, ..]) => match (from.as_str(), to.as_str()) {
+            (Some(from), Some(to)) => check_replace(s, from, to),
+            _ => Ok(()),
+        },
+        ("join", [items, ..]) => check_join(items, Some(s)),
+        ("format", _) => check_format(s),
+        _ => Ok(()),
+    }
+}
+
+/// Renders `template` with what it writes bounded by [`MAX_STRING`]: a loop that writes
+/// a long string many times is refused when the output passes the limit, not when memory
+/// runs out.
+pub fn render_bounded(template: &minijinja::Template<'_, '_>, ctx: Value) -> Result<String, Error> {
+    struct Limited(Vec<u8>);
+    impl std::io::Write for Limited {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.0.len().saturating_add(buf.len()) > MAX_STRING {
+                return Err(std::io::Error::other("limit"));
+            }
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Limited(Vec::new());
+    match template.render_captured_to(ctx, &mut out) {
+        Ok(_) => String::from_utf8(out.0).map_err(|_| invalid("the output is not UTF-8")),
+        Err(e) if e.kind() == ErrorKind::WriteFailure => Err(invalid(format!(
+            "the template writes more than {} MiB (the limit); refusing to go on",
+            MAX_STRING >> 20
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// A plain explanation of minijinja's own limits, for messages: `None` for other errors.
+pub fn explain_limit(err: &Error) -> Option<String> {
+    #[cfg(feature = "multi_template")]
+    if err.kind() == ErrorKind::OutOfFuel {
+        return Some(format!(
+            "the template runs more than {FUEL} steps (the limit: a loop too long?); refusing to go on"
+        ));
+    }
+    let _ = err;
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1208,8 +1470,13 @@ mod tests {
         );
         rewrites("{{ (a) * 2 }}", "{{ __maestro_seq((a) * 2) }}");
         rewrites("{{ (a + b)[0] }}", "{{ (__maestro_seq(a + b))[0] }}");
-        // `~` binds tighter than `+` (Jinja2's grammar).
-        rewrites("{{ x ~ a + b }}", "{{ __maestro_seq(x ~ a + b) }}");
+        // `~` binds tighter than `+` (Jinja2's grammar); it is wrapped too, for its
+        // result's length (a doubling loop).
+        rewrites(
+            "{{ x ~ a + b }}",
+            "{{ __maestro_seq(__maestro_seq(x ~ a) + b) }}",
+        );
+        rewrites("{{ x ~ y }}", "{{ __maestro_seq(x ~ y) }}");
         rewrites("{{ x == a + b }}", "{{ x == __maestro_seq(a + b) }}");
         rewrites("{{ a - b / c }}", "{{ a - b / c }}");
     }

@@ -156,3 +156,52 @@ fn alias_bombs_are_refused() {
     let err = parse(&text).expect_err("a billion laughs");
     assert!(err.message.contains("refusing"), "{}", err.message);
 }
+
+/// Few aliases of a long string are a bomb by bytes, not by nodes: 16 aliases of a list
+/// of 16 aliases of a 1 MiB string are 256 MiB of text from a 1 MiB file.
+#[test]
+fn alias_bombs_of_long_strings_are_refused() {
+    let long = "x".repeat(1 << 20);
+    let aliases = |name: &str| vec![format!("*{name}"); 16].join(", ");
+    let text = format!(
+        "s: &s {long}\nl: &l [{}]\nbomb: [{}]\n",
+        aliases("s"),
+        aliases("l")
+    );
+    let err = parse(&text).expect_err("256 MiB of aliased text");
+    assert!(err.message.contains("MiB"), "{}", err.message);
+    assert_eq!(err.loc.map(|l| l.line), Some(3), "{err:?}");
+}
+
+/// Anchoring copies the anchored value: anchors nested in anchors copy quadratically
+/// (200 levels, below the parser's nesting limit, over 50 000 values: 10 million copies).
+#[test]
+fn nested_anchors_are_counted() {
+    let depth = 200;
+    let mut text = String::new();
+    for i in 0..depth {
+        text.push_str(&format!("&a{i} ["));
+    }
+    text.push_str(&vec!["x"; 50_000].join(", "));
+    text.push_str(&"]".repeat(depth));
+    text.push('\n');
+    let err = parse(&text).expect_err("10 million copied nodes");
+    assert!(err.message.contains("refusing"), "{}", err.message);
+}
+
+/// A real file's aliases stay far below the budget.
+#[test]
+fn ordinary_aliases_pass() {
+    let text = "base: &base {image: x, env: {A: '1'}}\nservices:\n  a: {<<: *base}\n  b: {<<: *base, image: y}\n";
+    let doc = parse(text).unwrap().unwrap();
+    assert_eq!(
+        doc.get("services")
+            .unwrap()
+            .get("b")
+            .unwrap()
+            .get("image")
+            .unwrap()
+            .text(),
+        Some("y")
+    );
+}
