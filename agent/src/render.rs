@@ -24,7 +24,7 @@ use guestutils::discovery::{self, DiscoveryError};
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
-use crate::commands::{first_ipv4, resolve_ipv4};
+use crate::addr::{first_ipv4, resolve_ipv4};
 use crate::env::ProcessEnv;
 
 /// The `render` command's help: what a spec is, what a template sees.
