@@ -1,17 +1,20 @@
 //! The command table and the discovery commands: each row names a command, declares its
 //! arguments and points at the handler that answers it from guestutils' queries. `render`,
-//! `run`, `health` and `notify` are rows too; their work is in their own modules.
-
-use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+//! `run`, `health` and `notify` are rows too; their work is in their own modules, which
+//! this layer calls and which never call it (shared helpers such as `addr` sit below).
 
 use guestutils::discovery;
 
+use crate::addr::{first_ipv4, resolve_ipv4};
 use crate::args::{Invocation, Kind, Opt, Spec};
 use crate::env::ProcessEnv;
 use crate::format::{self, Format};
 use crate::output;
 use crate::render::{self, Change};
-use guestutils::net::{self, NetifError};
+
+/// Exit statuses: the command failed; the command line is unusable.
+pub const FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
 
 /// A command's answer, one entry per output line, or the message of its failure.
 pub type Outcome = Result<Vec<String>, String>;
@@ -205,21 +208,6 @@ fn host_address(inv: &Invocation, vars: &ProcessEnv) -> Outcome {
     one(resolve_ipv4(&address)?)
 }
 
-/// The first IPv4 address `name` resolves to: `gethostbyname`, which MaestroNG used,
-/// only ever answers IPv4.
-pub(crate) fn resolve_ipv4(name: &str) -> Result<Ipv4Addr, String> {
-    let addresses = (name, 0)
-        .to_socket_addrs()
-        .map_err(|err| format!("Cannot resolve container host address {name}: {err}"))?;
-    addresses
-        .filter_map(|a| match a.ip() {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(_) => None,
-        })
-        .next()
-        .ok_or_else(|| format!("Container host address {name} has no IPv4 address"))
-}
-
 fn internal_address(inv: &Invocation, _: &ProcessEnv) -> Outcome {
     let interface = inv.value("interface").unwrap_or("eth0");
     first_ipv4(interface)
@@ -280,22 +268,6 @@ fn render(inv: &Invocation, vars: &ProcessEnv) -> Outcome {
     Ok(Vec::new())
 }
 
-/// The first IPv4 address of `interface`, from this namespace's `/proc`.
-pub(crate) fn first_ipv4(interface: &str) -> Result<std::net::Ipv4Addr, NetifError> {
-    let read = |path: &str| {
-        std::fs::read_to_string(path).map_err(|err| NetifError::Unreadable {
-            path: path.to_owned(),
-            reason: err.to_string(),
-        })
-    };
-    net::first_ipv4_in(
-        interface,
-        &read("/proc/net/dev")?,
-        &read("/proc/net/route")?,
-        &read("/proc/net/fib_trie")?,
-    )
-}
-
 const RUN_OPTIONS: &[Opt] = &[
     Opt {
         name: "render",
@@ -338,7 +310,7 @@ const RUN_OPTIONS: &[Opt] = &[
 fn run(inv: &Invocation, env: &ProcessEnv) -> u8 {
     let usage = |message: String| {
         crate::output::usage_error(&message, &crate::args::usage_hint(Some(run_spec())));
-        crate::USAGE
+        USAGE
     };
     let ready_when = match inv.value("ready-when") {
         None => crate::run::ReadyWhen::Started,
@@ -397,7 +369,7 @@ fn health(_: &Invocation, env: &ProcessEnv) -> u8 {
         }
         Err(message) => {
             crate::output::error(&message);
-            crate::FAILED
+            FAILED
         }
     }
 }
@@ -408,13 +380,13 @@ fn notify(inv: &Invocation, env: &ProcessEnv) -> u8 {
         crate::output::error(
             "NOTIFY_SOCKET is not set: not running under 'maestro-guest run' or systemd",
         );
-        return crate::FAILED;
+        return FAILED;
     };
     match crate::run::notify(socket, &inv.args) {
         Ok(()) => 0,
         Err(e) => {
             crate::output::error(&format!("cannot notify {socket}: {e}"));
-            crate::FAILED
+            FAILED
         }
     }
 }

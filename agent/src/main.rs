@@ -2,6 +2,7 @@
 //! point, which maps a parsed command line to a handler and its outcome to an exit
 //! status (0 answered, 1 failed, 2 unusable command line).
 
+mod addr;
 mod args;
 mod commands;
 mod env;
@@ -16,10 +17,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use args::Parsed;
-use commands::{COMMANDS, Handler};
-
-pub const FAILED: u8 = 1;
-pub const USAGE: u8 = 2;
+use commands::{COMMANDS, FAILED, Handler, USAGE};
 
 fn main() -> ExitCode {
     let argv: Result<Vec<String>, OsString> = std::env::args_os()

@@ -1,22 +1,17 @@
 //! `maestro-guest render SRC[:DST[:MODE]]...`: Jinja2 templates (minijinja) rendered with
 //! the environment and the discovery functions, written all or nothing.
 //!
-//! Three phases, so that a failure leaves every destination as it was:
-//! 1. every template is read and rendered to memory (all failures are reported at once);
-//! 2. every changed file is staged: a temporary file next to its destination, written,
-//!    given its owner and mode, fsynced;
-//! 3. only then is each staged file renamed over its destination (or, for a bind-mounted
-//!    file, where rename fails with EBUSY or EXDEV, written in place), and the
-//!    directories are fsynced.
+//! Every template is read and rendered to memory first (all failures are reported at
+//! once); only then are the files written, all or nothing (see [`files`]): checked,
+//! staged beside their destinations, renamed over them (a bind-mounted file, which rename
+//! cannot replace, is rewritten in place from the rendered text).
 //!
 //! A destination whose bytes are already the rendered ones is not touched (its mtime is
 //! kept). The context a template sees is described in [`HELP`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -24,7 +19,7 @@ use guestutils::discovery::{self, DiscoveryError};
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
-use crate::commands::{first_ipv4, resolve_ipv4};
+use crate::addr::{first_ipv4, resolve_ipv4};
 use crate::env::ProcessEnv;
 
 /// The `render` command's help: what a spec is, what a template sees.
@@ -36,7 +31,8 @@ pub const HELP: &str = concat!(
     "file keeps its mode and a new one gets 0644. Every template is rendered before\n",
     "any file is written: one failure writes nothing. A file whose content is the\n",
     "same is left alone; others are replaced atomically (temporary file, fsync,\n",
-    "rename), or rewritten in place when they are bind-mounted.\n",
+    "rename), or rewritten in place when they are bind-mounted. Only regular files\n",
+    "are written and read (a template is at most 16 MiB).\n",
     "\n",
     "A template sees (Jinja2 syntax, Python string methods such as .split(',')):\n",
     "  env.NAME, NAME   every environment variable (a function wins over NAME)\n",
@@ -197,7 +193,7 @@ pub fn render_specs(specs: &[RenderSpec], env: &ProcessEnv) -> Result<Vec<Render
     let mut texts = Vec::with_capacity(specs.len());
     let mut failures = Vec::new();
     for spec in specs {
-        let rendered = fs::read_to_string(&spec.src)
+        let rendered = files::read_text(Path::new(&spec.src))
             .map_err(|err| format!("cannot read template {}: {err}", spec.src))
             .and_then(|source| engine.render(&spec.src, &source));
         match rendered {
@@ -206,22 +202,9 @@ pub fn render_specs(specs: &[RenderSpec], env: &ProcessEnv) -> Result<Vec<Render
         }
     }
     if !failures.is_empty() {
-        return Err(nothing_written(failures, specs));
+        return Err(files::nothing_written(failures, specs));
     }
-    let staged =
-        stage_all(specs, &texts).map_err(|message| nothing_written(vec![message], specs))?;
-    commit(specs, staged, texts)
-}
-
-fn nothing_written(mut messages: Vec<String>, specs: &[RenderSpec]) -> String {
-    let files = specs
-        .iter()
-        .filter(|s| matches!(s.dst, Destination::File(_)))
-        .count();
-    if files > 1 {
-        messages.push("no file was written".to_owned());
-    }
-    messages.join("\n")
+    files::write(specs, texts)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -321,7 +304,7 @@ impl EnvMap {
 fn read_secret(name: &str, path: &str) -> Result<Value, String> {
     let fail =
         |err: &dyn fmt::Display| format!("cannot read {name} from {name}_FILE ({path}): {err}");
-    let text = fs::read_to_string(path).map_err(|err| fail(&err))?;
+    let text = files::read_text(Path::new(path)).map_err(|err| fail(&err))?;
     let text = text
         .strip_suffix('\n')
         .map(|t| t.strip_suffix('\r').unwrap_or(t))
@@ -645,289 +628,6 @@ fn required(value: Value, message: Option<String>) -> Result<Value, Error> {
     )))
 }
 
-// ---------------------------------------------------------------------------------------
-// Writing.
-
-/// What to do with one destination once every template has rendered.
-enum Plan {
-    Stdout,
-    Keep,
-    Chmod(PathBuf, u32),
-    /// Rename the staged file over the target (in place if that is refused).
-    Replace {
-        temp: PathBuf,
-        target: PathBuf,
-        mode: u32,
-    },
-    /// Rewrite the target's content: it is not a regular file (a device, a FIFO), or the
-    /// replacement could not be given the old file's owner.
-    InPlace {
-        target: PathBuf,
-        mode: Option<u32>,
-    },
-}
-
-/// Stages every changed file; on failure, removes what it staged.
-fn stage_all(specs: &[RenderSpec], texts: &[String]) -> Result<Vec<Plan>, String> {
-    let mut plans = Vec::with_capacity(specs.len());
-    for (spec, text) in specs.iter().zip(texts) {
-        match plan(spec, text.as_bytes()) {
-            Ok(plan) => plans.push(plan),
-            Err(message) => {
-                discard(&plans);
-                return Err(message);
-            }
-        }
-    }
-    Ok(plans)
-}
-
-fn discard(plans: &[Plan]) {
-    for plan in plans {
-        if let Plan::Replace { temp, .. } = plan {
-            let _ = fs::remove_file(temp);
-        }
-    }
-}
-
-fn plan(spec: &RenderSpec, bytes: &[u8]) -> Result<Plan, String> {
-    let Destination::File(dst) = &spec.dst else {
-        return Ok(Plan::Stdout);
-    };
-    let fail =
-        |what: &str, err: &dyn fmt::Display| format!("cannot write {}: {what}{err}", dst.display());
-    // A symbolic link is followed: its target is what gets replaced, the link stays.
-    let target = match fs::symlink_metadata(dst) {
-        Ok(m) if m.file_type().is_symlink() => {
-            fs::canonicalize(dst).map_err(|err| fail("cannot follow the link: ", &err))?
-        }
-        _ => dst.clone(),
-    };
-    let existing = match fs::metadata(&target) {
-        Ok(m) => Some(m),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-        Err(err) => return Err(fail("", &err)),
-    };
-    let Some(existing) = existing else {
-        let mode = spec.mode.unwrap_or(DEFAULT_MODE);
-        let temp = stage(&target, bytes, mode, None).map_err(|err| fail("", &err))?;
-        return Ok(Plan::Replace { temp, target, mode });
-    };
-    if existing.is_dir() {
-        return Err(format!("cannot write {}: it is a directory", dst.display()));
-    }
-    if !existing.is_file() {
-        return Ok(Plan::InPlace { target, mode: None });
-    }
-    let current_mode = existing.mode() & 0o7777;
-    let mode = spec.mode.unwrap_or(current_mode);
-    // A file that cannot be read is taken as different.
-    if fs::read(&target).is_ok_and(|old| old == bytes) {
-        return Ok(if mode == current_mode {
-            Plan::Keep
-        } else {
-            Plan::Chmod(target, mode)
-        });
-    }
-    let owner = (existing.uid(), existing.gid());
-    match stage(&target, bytes, mode, Some(owner)) {
-        Ok(temp) => Ok(Plan::Replace { temp, target, mode }),
-        Err(Staging::Owner) => Ok(Plan::InPlace {
-            target,
-            mode: spec.mode,
-        }),
-        Err(err) => Err(fail("", &err)),
-    }
-}
-
-enum Staging {
-    Io(io::Error),
-    /// The replacement cannot be given the existing file's owner.
-    Owner,
-}
-
-impl fmt::Display for Staging {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(err) => err.fmt(f),
-            Self::Owner => f.write_str("cannot give the new file the old one's owner"),
-        }
-    }
-}
-
-impl From<io::Error> for Staging {
-    fn from(err: io::Error) -> Self {
-        Self::Io(err)
-    }
-}
-
-/// Writes `bytes` to a new temporary file next to `target` with `mode` (and `owner`),
-/// fsynced. The file is removed again if any step fails.
-fn stage(
-    target: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<PathBuf, Staging> {
-    let dir = match target.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut attempt = 0;
-    let (temp, file) = loop {
-        let temp = dir.join(format!(
-            ".{name}.maestro-guest.{}.{attempt}",
-            std::process::id()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-        {
-            Ok(file) => break (temp, file),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
-            Err(err) => return Err(err.into()),
-        }
-    };
-    let filled = fill(&file, bytes, mode, owner);
-    if filled.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    filled.map(|()| temp)
-}
-
-fn fill(
-    mut file: &File,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> Result<(), Staging> {
-    file.write_all(bytes)?;
-    if let Some((uid, gid)) = owner {
-        let made = file.metadata()?;
-        if (made.uid(), made.gid()) != (uid, gid)
-            && std::os::unix::fs::fchown(file, Some(uid), Some(gid)).is_err()
-        {
-            return Err(Staging::Owner);
-        }
-    }
-    // After chown, which clears the set-id bits.
-    file.set_permissions(Permissions::from_mode(mode))?;
-    file.sync_all()?;
-    Ok(())
-}
-
-/// Applies every plan, in order; then fsyncs the directories that got new entries.
-fn commit(
-    specs: &[RenderSpec],
-    plans: Vec<Plan>,
-    texts: Vec<String>,
-) -> Result<Vec<Rendered>, String> {
-    let mut done = Vec::with_capacity(specs.len());
-    let mut dirs = BTreeSet::new();
-    let mut plans = plans.into_iter();
-    for ((spec, text), plan) in specs.iter().zip(texts).zip(plans.by_ref()) {
-        let applied = apply(&plan, text.as_bytes(), &mut dirs);
-        let change = match applied {
-            Ok(Some(change)) => change,
-            Ok(None) => Change::Stdout(text),
-            Err(err) => {
-                discard(&[plan]);
-                discard(&plans.collect::<Vec<_>>());
-                let mut message = format!("cannot write {}: {err}", spec.dst);
-                let written: Vec<String> = done
-                    .iter()
-                    .filter(|r: &&Rendered| {
-                        matches!(r.change, Change::Written | Change::ModeChanged)
-                    })
-                    .map(|r| r.dst.to_string())
-                    .collect();
-                if !written.is_empty() {
-                    message.push_str(&format!("\nalready written: {}", written.join(", ")));
-                }
-                sync_dirs(&dirs);
-                return Err(message);
-            }
-        };
-        done.push(Rendered {
-            src: spec.src.clone(),
-            dst: spec.dst.clone(),
-            change,
-        });
-    }
-    sync_dirs(&dirs);
-    Ok(done)
-}
-
-/// Makes the renames durable. Some filesystems refuse to fsync a directory; the files
-/// themselves are synced already, so that is no failure.
-fn sync_dirs(dirs: &BTreeSet<PathBuf>) {
-    for dir in dirs {
-        let _ = File::open(dir).and_then(|d| d.sync_all());
-    }
-}
-
-/// `None` for standard output.
-fn apply(plan: &Plan, bytes: &[u8], dirs: &mut BTreeSet<PathBuf>) -> io::Result<Option<Change>> {
-    match plan {
-        Plan::Stdout => Ok(None),
-        Plan::Keep => Ok(Some(Change::Unchanged)),
-        Plan::Chmod(target, mode) => {
-            fs::set_permissions(target, Permissions::from_mode(*mode))?;
-            Ok(Some(Change::ModeChanged))
-        }
-        Plan::InPlace { target, mode } => {
-            write_in_place(target, bytes, *mode)?;
-            Ok(Some(Change::Written))
-        }
-        Plan::Replace { temp, target, mode } => {
-            match fs::rename(temp, target) {
-                Ok(()) => {
-                    let dir = target.parent().filter(|d| !d.as_os_str().is_empty());
-                    dirs.insert(dir.unwrap_or(Path::new(".")).to_path_buf());
-                }
-                // A bind-mounted file cannot be replaced, only rewritten.
-                Err(err) if refused_rename(&err) => {
-                    let written = write_in_place(target, bytes, Some(*mode));
-                    let _ = fs::remove_file(temp);
-                    written?;
-                }
-                Err(err) => return Err(err),
-            }
-            Ok(Some(Change::Written))
-        }
-    }
-}
-
-/// EBUSY (the target is a mount point, as a bind-mounted file is) or EXDEV.
-fn refused_rename(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::ResourceBusy | io::ErrorKind::CrossesDevices
-    )
-}
-
-/// Truncates and rewrites `target`, keeping its inode and owner; sets `mode` if it differs.
-fn write_in_place(target: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).truncate(true).open(target)?;
-    file.write_all(bytes)?;
-    if let Some(mode) = mode {
-        let meta = file.metadata()?;
-        if meta.is_file() && meta.mode() & 0o7777 != mode {
-            file.set_permissions(Permissions::from_mode(mode))?;
-        }
-    }
-    match file.sync_all() {
-        // A terminal or a pipe cannot be synced; that is no failure to write.
-        Err(err) if err.kind() == io::ErrorKind::InvalidInput => Ok(()),
-        other => other,
-    }
-}
-
+mod files;
 #[cfg(test)]
 mod tests;

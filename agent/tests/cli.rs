@@ -694,43 +694,70 @@ fn an_unwritable_stdout_is_reported_not_a_crash() {
     );
 }
 
-/// `eth0` (the default interface) is whatever this machine has: compare with `ip`.
+/// Runs `script` with `sh` in new namespaces (`unshare FLAGS`), where this test alone
+/// decides what exists. That needs root and util-linux's `unshare` (with iproute2's `ip`
+/// for network namespaces), which CI has: without them the test fails, it never passes
+/// unchecked. The script exits 77 when its setup fails.
+fn unshared(flags: &str, script: &str) -> Output {
+    let got = Command::new("unshare")
+        .args([flags, "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare runs (util-linux; the tests run as root)");
+    assert_ne!(
+        got.status.code(),
+        Some(77),
+        "the namespace could not be set up (needs root, unshare, mount and ip): {got:?}"
+    );
+    got
+}
+
+/// The default interface is eth0, and its first IPv4 address is the answer: in a new
+/// network namespace, where the interfaces are the case's.
 #[test]
 fn default_interface_is_eth0() {
-    let out = run(&[OsStr::new("internal-address")], &[]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    let ip = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "dev", "eth0"])
-        .output();
-    let Some(ip) = ip.ok().filter(|o| o.status.success()) else {
-        // No `ip` or no eth0 here: only the shape of the answer can be checked.
-        let shaped = (out.status.code() == Some(0)
-            && stdout.trim().parse::<std::net::Ipv4Addr>().is_ok())
-            || stderr == "maestro-guest: No network interface eth0\n"
-            || stderr == "maestro-guest: No IPv4 address on network interface eth0\n";
-        assert!(shaped, "{out:?}");
-        return;
-    };
-    // `4: eth0    inet 192.0.2.2/24 brd ... scope global eth0 ...`
-    let listed = String::from_utf8_lossy(&ip.stdout);
-    let addresses: Vec<&str> = listed
-        .lines()
-        .filter_map(|line| line.split_whitespace().skip_while(|w| *w != "inet").nth(1))
-        .filter_map(|cidr| cidr.split('/').next())
-        .collect();
-    if addresses.is_empty() {
-        assert_eq!(
-            stderr,
-            "maestro-guest: No IPv4 address on network interface eth0\n"
+    const VETH: &str = "ip link add eth0 type veth peer name peer0 && ip link set eth0 up";
+    let cases: &[(&str, &str, i32, &str, &str)] = &[
+        ("", "", 1, "", "maestro-guest: No network interface eth0\n"),
+        (
+            VETH,
+            "",
+            1,
+            "",
+            "maestro-guest: No IPv4 address on network interface eth0\n",
+        ),
+        (
+            VETH,
+            "ip addr add 198.51.100.9/24 dev eth0 && ip addr add 192.0.2.7/24 dev eth0 && \
+             ip addr add 203.0.113.5/24 dev peer0 && ip link set peer0 up",
+            0,
+            "192.0.2.7\n",
+            "",
+        ),
+    ];
+    for (link, addresses, code, stdout, stderr) in cases {
+        let setup = [*link, *addresses]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" && ");
+        let setup = if setup.is_empty() {
+            "true".to_owned()
+        } else {
+            setup
+        };
+        let got = unshared(
+            "-n",
+            &format!("{{ {setup}; }} >&2 || exit 77; exec env -i {BIN} internal-address"),
         );
-    } else {
-        assert_eq!(out.status.code(), Some(0), "{out:?}");
-        assert!(
-            addresses.contains(&stdout.trim_end()),
-            "{stdout:?} not among {addresses:?}"
+        assert_eq!(
+            (
+                got.status.code(),
+                String::from_utf8_lossy(&got.stdout).as_ref(),
+                String::from_utf8_lossy(&got.stderr).as_ref()
+            ),
+            (Some(*code), *stdout, *stderr),
+            "{setup}"
         );
     }
 }
@@ -818,44 +845,137 @@ fn render_writes_files_all_or_nothing() {
     assert!(!std::path::Path::new(&other).exists());
 }
 
-/// A bind-mounted file cannot be renamed over (EBUSY): it is rewritten in place. Needs a
-/// private mount namespace (`unshare -m`, as root); skipped where there is none.
+/// A bind-mounted file cannot be renamed over (EBUSY): it is rewritten in place, and
+/// nothing is staged for it. A read-only one is refused before any file is written.
 #[test]
 fn render_rewrites_a_bind_mounted_file_in_place() {
     let dir = Scratch::new("bind");
     let (src, host, mounted) = (dir.path("t.j2"), dir.path("host"), dir.path("mounted"));
+    let other = dir.path("other");
     std::fs::write(&src, "value={{ VALUE }}\n").expect("template");
     std::fs::write(&host, "old\n").expect("host file");
     std::fs::write(&mounted, "placeholder\n").expect("mount point");
-    let script = format!(
-        "mount --bind {host} {mounted} 2>/dev/null || exit 77; VALUE=new exec {BIN} render {src}:{mounted}"
-    );
-    let Ok(got) = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .output()
-    else {
-        return;
+    std::fs::write(&other, "old\n").expect("other file");
+    let inode = |path: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("metadata").ino()
     };
-    if got.status.code() != Some(0)
-        && !String::from_utf8_lossy(&got.stderr).contains("maestro-guest")
-    {
-        // No unshare, no permission, or mount refused: nothing to test here.
-        return;
-    }
+    let host_inode = inode(&host);
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir.0)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+
+    let got = unshared(
+        "-m",
+        &format!(
+            "mount --bind {host} {mounted} || exit 77; VALUE=new exec {BIN} render {src}:{mounted}"
+        ),
+    );
     assert_eq!(got.status.code(), Some(0), "{got:?}");
     assert_eq!(
         std::fs::read_to_string(&host).expect("host file"),
         "value=new\n"
     );
+    assert_eq!(inode(&host), host_inode, "written in place");
+    assert_eq!(
+        names(),
+        ["host", "mounted", "other", "t.j2"],
+        "no temporary file is left"
+    );
+
+    // Read-only: refused while checking, so the other file is not replaced either.
+    let got = unshared(
+        "-m",
+        &format!(
+            "{{ mount --bind {host} {mounted} && mount -o remount,ro,bind {mounted}; }} || exit 77; \
+             VALUE=newer exec {BIN} render {src}:{other} {src}:{mounted}"
+        ),
+    );
+    assert_eq!(
+        (
+            got.status.code(),
+            String::from_utf8_lossy(&got.stderr).as_ref()
+        ),
+        (
+            Some(1),
+            format!(
+                "maestro-guest: cannot write {mounted}: Read-only file system (os error 30)\n\
+                 no file was written\n"
+            )
+            .as_str()
+        ),
+        "{got:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&other).expect("other"), "old\n");
+    assert_eq!(std::fs::read_to_string(&host).expect("host"), "value=new\n");
+    assert_eq!(names(), ["host", "mounted", "other", "t.j2"]);
+}
+
+/// Fails the test unless it runs as root (CI does): it needs to make files of other users.
+fn require_root(dir: &Scratch) {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.path(".root");
+    std::fs::write(&probe, "").expect("probe file");
+    let uid = std::fs::metadata(&probe).expect("probe").uid();
+    std::fs::remove_file(&probe).expect("probe removed");
+    assert_eq!(uid, 0, "this test needs root (CI runs the tests as root)");
+}
+
+/// A user who may write a file but not give a new one its owner (a root-owned,
+/// group-writable file) gets an error naming the file: rewriting it in place instead
+/// would leave it half written if the guest were killed meanwhile.
+#[test]
+fn render_does_not_change_a_files_owner_nor_rewrite_it_in_place() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let dir = Scratch::new("owner");
+    require_root(&dir);
+    const NOBODY: u32 = 65534;
+    let (src, conf) = (dir.path("t.j2"), dir.path("conf"));
+    std::fs::write(&src, "value={{ VALUE }}\n").expect("template");
+    std::fs::write(&conf, "old\n").expect("file");
+    chown(&conf, Some(0), Some(NOBODY)).expect("chown");
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+
+    let got = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "render",
+        ])
+        .arg(format!("{src}:{conf}"))
+        .env_clear()
+        .env("VALUE", "new")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv runs (util-linux)");
+    assert_eq!(
+        (
+            got.status.code(),
+            String::from_utf8_lossy(&got.stderr).as_ref()
+        ),
+        (
+            Some(1),
+            format!(
+                "maestro-guest: cannot write {conf}: cannot give the new file the owner of the \
+                 old one (uid 0, gid {NOBODY}): Operation not permitted (os error 1)\n"
+            )
+            .as_str()
+        ),
+        "{got:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&conf).expect("conf"), "old\n");
     let mut names: Vec<String> = std::fs::read_dir(&dir.0)
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        ["host", "mounted", "t.j2"],
-        "no temporary file is left"
-    );
+    assert_eq!(names, ["conf", "t.j2"], "no temporary file is left");
 }

@@ -1,10 +1,14 @@
 //! Table-driven tests of the template context and functions, the spec grammar, and the
 //! all-or-nothing writes (each in its own temporary folder).
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use std::fs::File;
+use std::io;
+
+use super::files::{refused_rename, write_in_place};
 use super::*;
 
 /// Part of what MaestroNG gives `kafka-2` in its zookeeper+kafka example.
@@ -624,27 +628,34 @@ fn one_failure_writes_nothing() {
     );
 }
 
+/// Runs `f` on another thread and fails the test if it takes more than 10 seconds (the
+/// thread is left blocked; the test process ends anyway).
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("finished within 10 seconds (it hung)")
+}
+
+fn mkfifo(path: &str) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {path}");
+}
+
+/// A symbolic link is followed: the link stays, its target gets the content.
 #[test]
-fn special_destinations() {
+fn a_link_is_followed() {
     let dir = TempDir::new();
     let src = dir.write("a.j2", "{{ FOO }}\n");
-    let vars = &[("FOO", "bar")];
-
-    // A folder is refused.
-    fs::create_dir(dir.path("folder")).expect("mkdir");
-    assert_eq!(
-        render(&[format!("{src}:{}", dir.path("folder"))], vars),
-        Err(format!(
-            "cannot write {}: it is a directory",
-            dir.path("folder")
-        ))
-    );
-
-    // A symbolic link is followed: the link stays, its target gets the content.
     dir.write("target", "old\n");
     std::os::unix::fs::symlink(dir.path("target"), dir.path("link")).expect("symlink");
     assert_eq!(
-        render(&[format!("{src}:{}", dir.path("link"))], vars),
+        render(&[format!("{src}:{}", dir.path("link"))], &[("FOO", "bar")]),
         Ok(vec![Change::Written])
     );
     assert!(
@@ -654,18 +665,149 @@ fn special_destinations() {
             .is_symlink()
     );
     assert_eq!(dir.read("target"), "bar\n");
+}
 
-    // A device is written in place, never replaced.
+/// Anything but a regular file (or a missing one) is refused before any file is written:
+/// a device (`/dev/full` fails only when written, after the other files were replaced)
+/// or a FIFO (whose open waits for a reader forever) would leave the others half done.
+#[test]
+fn only_regular_files_are_destinations() {
+    let dir = TempDir::new();
+    let src = dir.write("a.j2", "{{ FOO }}\n");
+    dir.write("good", "old\n");
+    fs::create_dir(dir.path("folder")).expect("mkdir");
+    mkfifo(&dir.path("fifo"));
+    let _socket = std::os::unix::net::UnixListener::bind(dir.path("socket")).expect("socket");
+    std::os::unix::fs::symlink("/dev/full", dir.path("to-device")).expect("symlink");
+    let before = dir.names();
+    let cases = [
+        (
+            "/dev/full".to_owned(),
+            "/dev/full: it is a character device",
+        ),
+        (
+            dir.path("to-device"),
+            "(a link to /dev/full): it is a character device",
+        ),
+        (dir.path("fifo"), "fifo: it is a FIFO"),
+        (dir.path("socket"), "socket: it is a socket"),
+        (dir.path("folder"), "folder: it is a directory"),
+    ];
+    for (dst, what) in cases {
+        let specs = [
+            format!("{src}:{}", dir.path("good")),
+            format!("{src}:{dst}"),
+        ];
+        let got = within_10s(move || render(&specs, &[("FOO", "bar")]));
+        let want = format!("cannot write {dst}");
+        assert!(
+            got.as_ref().is_err_and(|e| e.starts_with(&want)
+                && e.contains(what)
+                && e.contains("not a regular file")
+                && e.ends_with("\nno file was written")),
+            "{dst}: {got:?}"
+        );
+        assert_eq!(dir.read("good"), "old\n", "{dst}");
+        assert_eq!(dir.names(), before, "{dst}: nothing staged is left");
+    }
+}
+
+/// A template or a secret is read only from a regular file, without waiting (a FIFO
+/// without a writer) and up to 16 MiB (not /dev/urandom's endless bytes).
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let dir = TempDir::new();
+    mkfifo(&dir.path("fifo.j2"));
+    let big = dir.path("big.j2");
+    File::create(&big)
+        .and_then(|f| f.set_len(16 * 1024 * 1024 + 1))
+        .expect("sparse file");
+    let just = dir.path("just.j2");
+    File::create(&just)
+        .and_then(|f| f.set_len(16 * 1024 * 1024))
+        .expect("sparse file");
+    let out = dir.path("out");
+    let fifo = dir.path("fifo.j2");
+    let cases = [
+        (
+            fifo.clone(),
+            format!("cannot read template {fifo}: it is a FIFO, not a regular file"),
+        ),
+        (
+            "/dev/urandom".to_owned(),
+            "cannot read template /dev/urandom: it is a character device, not a regular file"
+                .to_owned(),
+        ),
+        (
+            big.clone(),
+            format!("cannot read template {big}: it is larger than 16 MiB"),
+        ),
+    ];
+    for (src, want) in cases {
+        let specs = [format!("{src}:{out}")];
+        let got = within_10s(move || render(&specs, &[]));
+        assert_eq!(got, Err(want), "{src}");
+    }
+    // 16 MiB is still read (NUL bytes are text).
+    let specs = [format!("{just}:{out}")];
     assert_eq!(
-        render(&[format!("{src}:/dev/null")], vars),
+        within_10s(move || render(&specs, &[])),
         Ok(vec![Change::Written])
     );
-    assert!(
-        fs::metadata("/dev/null")
-            .expect("/dev/null")
-            .file_type()
-            .is_char_device()
+    // A secret is read the same way.
+    let secret = fifo.clone();
+    assert_eq!(
+        within_10s(move || render_text(&[("PASS_FILE", secret.as_str())], "{{ PASS }}")),
+        Err(format!(
+            "t.j2:1: cannot read PASS from PASS_FILE ({fifo}): it is a FIFO, not a regular file"
+        ))
     );
+}
+
+/// A run killed between staging and renaming leaves `.NAME.maestro-guest.PID.N` beside
+/// the file; the next run removes those of dead processes (or of its own pid, reused
+/// after a restart) that are older than itself, and nothing else.
+#[test]
+fn stale_staging_files_are_removed() {
+    let dir = TempDir::new();
+    let src = dir.write("app.conf.j2", "{{ FOO }}\n");
+    let own = std::process::id();
+    let parent = std::os::unix::process::parent_id();
+    let stale = [
+        // No pid is this high (the kernel's maximum is 4194304).
+        ".app.conf.maestro-guest.999999999.0".to_owned(),
+        format!(".app.conf.maestro-guest.{own}.3"),
+    ];
+    let kept = [
+        // A live process's (our parent's), and files that only look alike.
+        format!(".app.conf.maestro-guest.{parent}.0"),
+        ".app.conf.maestro-guest.x.0".to_owned(),
+        ".other.maestro-guest.999999999.0".to_owned(),
+        ".app.conf.other.999999999.0".to_owned(),
+    ];
+    for name in stale.iter().chain(&kept) {
+        age(&dir.write(name, "half"));
+    }
+    // One of a dead process but newer than this run (another namespace's, being staged).
+    let fresh = dir.write(".app.conf.maestro-guest.999999998.0", "new");
+    File::options()
+        .write(true)
+        .open(&fresh)
+        .and_then(|f| f.set_modified(SystemTime::now() + AN_HOUR_AGO))
+        .expect("set mtime");
+
+    assert_eq!(
+        render(&[&src], &[("FOO", "bar")]),
+        Ok(vec![Change::Written])
+    );
+    let mut want: Vec<String> = kept.to_vec();
+    want.extend([
+        ".app.conf.maestro-guest.999999998.0".to_owned(),
+        "app.conf".to_owned(),
+        "app.conf.j2".to_owned(),
+    ]);
+    want.sort();
+    assert_eq!(dir.names(), want);
 }
 
 #[test]
@@ -678,7 +820,8 @@ fn bind_mounts_are_written_in_place() {
     let dir = TempDir::new();
     let path = dir.write("mounted", "old content\n");
     let inode = fs::metadata(&path).expect("metadata").ino();
-    write_in_place(Path::new(&path), b"new\n", Some(0o640)).expect("in place");
+    let file = File::options().write(true).open(&path).expect("open");
+    write_in_place(&file, b"new\n", Some(0o640)).expect("in place");
     let meta = fs::metadata(&path).expect("metadata");
     assert_eq!((meta.ino(), meta.mode() & 0o7777), (inode, 0o640));
     assert_eq!(dir.read("mounted"), "new\n");
