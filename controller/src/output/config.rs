@@ -326,9 +326,11 @@ fn describe_check(check: &Check) -> String {
             max_wait,
             ..
         } => {
+            // The path's query may hold a token.
             format!(
-                "http {} {scheme}://{host}:{port}{path}, {max_wait}s",
-                method.to_uppercase()
+                "http {} {}, {max_wait}s",
+                method.to_uppercase(),
+                guestutils::redact::url(&format!("{scheme}://{host}:{port}{path}"))
             )
         }
         Check::Exec {
