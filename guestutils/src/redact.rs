@@ -89,13 +89,11 @@ fn redact_url(text: &str, whole_path: bool) -> String {
     }
     let host_port = match authority.rsplit_once('@') {
         Some((userinfo, host_port)) => {
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    out.push_str(user);
-                    out.push(':');
-                }
-                // A userinfo without a password is a token (`https://TOKEN@host`).
-                None => {}
+            // A userinfo without a password is a token (`https://TOKEN@host`): all of it
+            // is redacted.
+            if let Some((user, _)) = userinfo.split_once(':') {
+                out.push_str(user);
+                out.push(':');
             }
             out.push_str(REDACTED);
             out.push('@');

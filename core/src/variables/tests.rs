@@ -868,7 +868,9 @@ fn secret_variables() {
             "__maestro: {{schema: 2}}\nname: e\nships: {{s1: {{ip: 10.0.0.1}}}}\nservices:\n  svc:\n    image: img\n    env: {service_env}\n    instances:\n      i1: {{ship: s1, env: {instance_env}}}\n"
         )
     };
-    let ok: &[(&str, &str, &[(&str, SecretSource)])] = &[
+    // (service env, instance env, the instance's secrets)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, SecretSource)]);
+    let ok: &[Case] = &[
         (
             "{DB: {secret: \"file:~/secrets/db\"}}",
             "{}",
