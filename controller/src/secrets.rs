@@ -19,7 +19,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use maestro_core::model::{Environment, Instance, InstanceId, Secret, SecretSource};
-use maestro_core::spec::{ContainerSpec, apply_secrets, secrets_salt};
+use maestro_core::plan::Existing;
+use maestro_core::spec::{ContainerSpec, apply_secrets, labels, secrets_salt};
 
 /// How long a `cmd:` secret may take: as long as a credential helper.
 pub const COMMAND_TIMEOUT: Duration = crate::credentials::HELPER_TIMEOUT;
@@ -75,6 +76,49 @@ impl Values {
             }
         };
         apply_secrets(spec, &values, salt, &hash);
+    }
+
+    /// `existing` made comparable with `spec` when its secrets were hashed with another
+    /// salt (a deploy's previous generation, compared with a spec salted as the current
+    /// container): each secret whose hash matches the value read now is given the hash
+    /// `spec` has for it, the others a hash that matches nothing.
+    pub fn comparable(
+        &self,
+        mut existing: Existing,
+        instance: &Instance,
+        spec: &ContainerSpec,
+    ) -> Existing {
+        let Some(new) = spec
+            .labels
+            .iter()
+            .find(|(k, _)| k == labels::SECRETS)
+            .map(|(_, v)| v.as_str())
+        else {
+            return existing;
+        };
+        let (Some(old), Some(new_salt)) = (existing.secrets.as_deref(), secrets_salt(new)) else {
+            return existing;
+        };
+        let Some(old_salt) = secrets_salt(old).filter(|s| *s != new_salt) else {
+            return existing;
+        };
+        let old_hashes: HashMap<&str, &str> = old
+            .split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .collect();
+        let mut label = format!("salt={new_salt}");
+        for (name, value) in self.of(instance) {
+            let same = old_hashes.get(name) == Some(&hash(old_salt, name, value).as_str());
+            let now = if same {
+                hash(new_salt, name, value)
+            } else {
+                "changed".to_owned()
+            };
+            label.push_str(&format!(";{name}={now}"));
+        }
+        existing.secrets = Some(label);
+        existing
     }
 
     /// The salt of an existing container's secrets label, to compare with it.

@@ -74,7 +74,13 @@ async fn plan_rollout<E: Engine>(
             Ok(maestro_core::plan::deploy(
                 &spec,
                 current.as_ref(),
-                previous.map(|p| p.existing(&ctx.env, id)).as_ref(),
+                // The previous generation's secrets were salted otherwise.
+                previous
+                    .map(|p| {
+                        ctx.secrets
+                            .comparable(p.existing(&ctx.env, id), instance, &spec)
+                    })
+                    .as_ref(),
                 retiring.is_some(),
                 ctx.images.id(instance.ship.0, &instance.image.name),
                 rolled_back,

@@ -212,3 +212,55 @@ async fn the_spec_gets_the_value_and_the_label_its_salted_hash() {
         "8badde10c760e9b702defb4b5e225de79c515b1d2a5cfb000e140f3c6fbb5629"
     );
 }
+
+/// A deploy's previous generation was salted otherwise: compared by value all the same.
+#[tokio::test]
+async fn a_container_salted_otherwise_compares_by_value() {
+    use maestro_core::spec::{changed_secrets, labels};
+    let dir = folder("resalt");
+    std::fs::write(dir.join("pw"), "hunter2").unwrap();
+    let env = environment(
+        "{PW: {secret: \"file:pw\"}, OTHER: {secret: \"env:X\"}}",
+        "{}",
+    );
+    let values = read_all(&env, &dir, &[("X", "x")], COMMAND_TIMEOUT)
+        .await
+        .unwrap();
+    let instance = &env.instances[0];
+    let spec = |salt: &str| {
+        let mut spec = maestro_core::spec::container_spec(&env, InstanceId(0));
+        values.apply(&mut spec, instance, Some(salt));
+        spec
+    };
+    let label = |spec: &ContainerSpec| {
+        spec.labels
+            .iter()
+            .find(|(k, _)| k == labels::SECRETS)
+            .map(|(_, v)| v.clone())
+    };
+    let current = spec("aa");
+    let previous_label = |pw: &str| {
+        format!(
+            "salt=bb;OTHER={};PW={}",
+            hash("bb", "OTHER", "x"),
+            hash("bb", "PW", pw)
+        )
+    };
+    for (pw, changed) in [("hunter2", &[][..]), ("older", &["PW"][..])] {
+        let previous = maestro_core::plan::Existing {
+            owner: maestro_core::plan::Owner::Own,
+            running: false,
+            digest: None,
+            parts: None,
+            image_id: None,
+            env: None,
+            secrets: Some(previous_label(pw)),
+        };
+        let previous = values.comparable(previous, instance, &current);
+        assert_eq!(
+            changed_secrets(previous.secrets.as_deref(), label(&current).as_deref()),
+            changed,
+            "{pw}"
+        );
+    }
+}
