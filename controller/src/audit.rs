@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use guestutils::redact;
 use tokio::io::AsyncWriteExt;
 
 use maestro_core::model::{
@@ -271,7 +272,7 @@ impl Audit {
         timeout: f64,
     ) -> Result<(), String> {
         let timeout = Duration::from_secs_f64(timeout);
-        let at = format!("{method} {}", http::origin(endpoint));
+        let at = format!("{method} {}", redact::endpoint(endpoint));
         let client = http::Client::new(
             &self.http,
             &Verify::Default,
@@ -332,7 +333,7 @@ impl Audit {
             body["icon_url"] = icon.into();
         }
         let url = format!("{api_url}/chat.postMessage");
-        let at = http::origin(&url);
+        let at = redact::endpoint(api_url);
         let client = http::Client::new(
             &self.http,
             &Verify::Default,
@@ -726,7 +727,7 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert!(
             warnings[0].starts_with(&format!(
-                "warning: slack auditor: https://127.0.0.1:{}: TLS: the certificate of 127.0.0.1 is not signed by a CA maestro trusts (UnknownIssuer; trusted: the CA bundle ",
+                "warning: slack auditor: https://127.0.0.1:{}/<redacted>: TLS: the certificate of 127.0.0.1 is not signed by a CA maestro trusts (UnknownIssuer; trusted: the CA bundle ",
             untrusted.port)),
             "{}",
             warnings[0]
@@ -770,6 +771,37 @@ mod tests {
         assert_eq!(
             json(&seen[0].body),
             serde_json::json!({"text": "alice is starting web-1, web-2.", "what": "web-1, web-2"})
+        );
+    }
+
+    #[tokio::test]
+    async fn webhook_failures_show_the_endpoint_redacted() {
+        let ca = Ca::new();
+        let server = Server::start(Some(ca.issue(&["127.0.0.1"])), |_| (500, String::new()));
+        let (_, settings) = trusting(&ca, "webhook-redacted");
+        let env = environment(
+            &format!(
+                "[{{type: http, endpoint: \"https://bob:pw-secret@127.0.0.1:{}/hook/path-secret?key=query-secret\"}}]",
+                server.port
+            ),
+            1,
+        );
+        let audit = Audit::for_user(env.clone(), settings, "alice".into());
+        let warnings = audit
+            .event(
+                AuditLevel::Info,
+                "start",
+                &audit.audited(&ids(&env)),
+                Phase::Action,
+                None,
+            )
+            .await;
+        assert_eq!(
+            warnings,
+            [format!(
+                "warning: http auditor: POST https://bob:<redacted>@127.0.0.1:{}/<redacted>?<redacted> answered HTTP 500\n",
+                server.port
+            )]
         );
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use guestutils::redact;
 use maestro_core::model::Environment;
 use maestro_core::registry::{netloc, registry_for, registry_part};
 
@@ -293,7 +294,8 @@ pub async fn for_image(
             username,
             password,
             server: registry.registry.clone(),
-            label: format!("{} ({})", registry.name, registry.registry),
+            // Shown in errors: the URL may carry credentials of its own.
+            label: format!("{} ({})", registry.name, redact::url(&registry.registry)),
             retry_attempts: registry.retry_attempts.max(1),
             retry_when: registry.retry_when.clone(),
         }));
@@ -347,6 +349,15 @@ mod tests {
             .unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("alice", "pw"));
         assert_eq!(c.label, "mine (http://127.0.0.1:5000)");
+        // The label is shown in errors: a registry URL's credentials are not.
+        let e = env(
+            "{mine: {registry: \"https://u:url-secret@reg.example/v2?key=query-secret\", username: alice, password: pw}}",
+        );
+        let c = for_image(&e, "mine/app", &config).await.unwrap().unwrap();
+        assert_eq!(
+            c.label,
+            "mine (https://u:<redacted>@reg.example/v2?<redacted>)"
+        );
         // No entry: the Docker config's.
         let e = env("{}");
         let c = for_image(&e, "127.0.0.1:5000/app:1", &config)

@@ -295,15 +295,6 @@ fn innermost(e: &reqwest::Error) -> Option<String> {
     causes(e).into_iter().skip(1).last().map(|c| c.to_string())
 }
 
-/// `scheme://host:port` of a URL, for messages: a path or query may be a credential
-/// (Slack's incoming webhooks, tokens in query strings).
-pub fn origin(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) if u.has_host() => u.origin().ascii_serialization(),
-        _ => "(a URL that cannot be read)".into(),
-    }
-}
-
 /// A path from the environment file: `~/` is the user's home, a relative path is relative
 /// to the file's folder (as ships' certificates).
 fn resolve(base_dir: &Path, path: &str) -> PathBuf {

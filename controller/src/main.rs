@@ -14,6 +14,7 @@ mod lock;
 mod output;
 mod play;
 mod readiness;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -199,6 +199,11 @@ pub struct Instance {
     /// six fixed ones, in MaestroNG's precedence; `None` is a name given without a value.
     /// The discovery variables are added by [`Environment::container_env`].
     pub env: IndexMap<String, Option<String>>,
+    /// The variables whose value is a secret (`NAME: {secret: "file:PATH"}`), read at
+    /// play time: in `env` their value is [`guestutils::redact::SECRET`], which is what
+    /// `config` and `plan` show; plays put the value in the container spec (see
+    /// [`crate::spec::apply_secrets`]).
+    pub secrets: IndexMap<String, SecretSource>,
     /// Bind mounts by host path.
     pub volumes: IndexMap<String, Bind>,
     pub container_volumes: Vec<String>,
@@ -539,6 +544,42 @@ impl Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+/// Where a secret variable's value is read from when a play needs it. The value is never
+/// part of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretSource {
+    /// `file:PATH`: the file's content, one trailing newline removed. `~/` is the user's
+    /// home; a relative path is relative to the environment file's folder.
+    File(String),
+    /// `env:NAME`: a variable of maestro's own environment.
+    Env(String),
+    /// `cmd:COMMAND`: what the command prints, one trailing newline removed. Its words
+    /// are split as a shell splits them, but no shell runs it.
+    Cmd(Vec<String>),
+}
+
+impl SecretSource {
+    /// `file`, `env` or `cmd`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SecretSource::File(_) => "file",
+            SecretSource::Env(_) => "env",
+            SecretSource::Cmd(_) => "cmd",
+        }
+    }
+}
+
+impl std::fmt::Display for SecretSource {
+    /// As written in the file (the source is not secret; its value is).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::File(path) => write!(f, "file:{path}"),
+            SecretSource::Env(name) => write!(f, "env:{name}"),
+            SecretSource::Cmd(words) => write!(f, "cmd:{}", words.join(" ")),
+        }
     }
 }
 

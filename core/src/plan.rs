@@ -1,7 +1,7 @@
 //! What a play will do to each instance, and why, from what exists now: the decisions of
 //! `start` and `restart`, shared by the plays and by `maestro plan` / `--dry-run`.
 
-use crate::spec::{ContainerSpec, changed_parts, labels};
+use crate::spec::{ContainerSpec, changed_parts, changed_secrets, labels};
 
 /// Whose a container found under an instance's name is. Docker names are unique per
 /// engine, so the name alone does not make a container the instance's: maestro's labels
@@ -65,6 +65,8 @@ pub struct Existing {
     /// Its variables (`NAME=value`, its image's included), when they were looked at:
     /// then a changed environment is explained variable by variable.
     pub env: Option<Vec<String>>,
+    /// Its [`labels::SECRETS`] label: the salted hashes of its secret variables.
+    pub secrets: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +169,10 @@ fn definition_difference(spec: &ContainerSpec, existing: &Existing) -> Option<St
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     };
+    // Secrets are compared by their salted hashes (the digest covers their names only).
+    let secrets = changed_secrets(existing.secrets.as_deref(), label(labels::SECRETS));
     if existing.digest.as_deref() == label(labels::DIGEST) && existing.digest.is_some() {
-        return None;
+        return (!secrets.is_empty()).then(|| format!("env changed{}", listed(secrets)));
     }
     let Some(old) = existing.parts.as_deref() else {
         return Some("not created by maestro (no definition digest)".into());
@@ -179,9 +183,9 @@ fn definition_difference(spec: &ContainerSpec, existing: &Existing) -> Option<St
     }
     let names = match &existing.env {
         Some(env) if changed.iter().any(|c| c == "env") => changed_variables(env, &spec.env),
-        _ => String::new(),
+        _ => Vec::new(),
     };
-    Some(format!("{} changed{names}", changed.join(", ")))
+    Some(format!("{} changed{}", changed.join(", "), listed(names)))
 }
 
 /// How many variable names a reason lists before it says how many more there are.
@@ -191,13 +195,13 @@ const NAMES_SHOWN: usize = 6;
 /// (values may be secrets): ` (A, B, C and 4 more)`. A variable `old` has and `new` does
 /// not may come from the image, so only those the file sets are compared. maestro's own
 /// per-play variables (`MAESTRO_READINESS_*`) are not part of a definition.
-fn changed_variables(old: &[String], new: &[String]) -> String {
+fn changed_variables(old: &[String], new: &[String]) -> Vec<String> {
     let split = |v: &String| -> (String, String) {
         let (name, value) = v.split_once('=').unwrap_or((v, ""));
         (name.to_owned(), value.to_owned())
     };
     let old: std::collections::HashMap<String, String> = old.iter().map(split).collect();
-    let mut names: Vec<String> = new
+    let names: Vec<String> = new
         .iter()
         .map(split)
         .filter(|(name, value)| {
@@ -205,6 +209,12 @@ fn changed_variables(old: &[String], new: &[String]) -> String {
         })
         .map(|(name, _)| name)
         .collect();
+    names
+}
+
+/// Variable names as a reason lists them: ` (A, B, C and 4 more)`, sorted; nothing when
+/// there are none.
+fn listed(mut names: Vec<String>) -> String {
     names.sort();
     names.dedup();
     match names.len() {
@@ -462,7 +472,52 @@ mod tests {
             digest: digest.map(Into::into),
             parts: parts.map(Into::into),
             image_id: Some("sha256:1111".into()),
+            secrets: None,
         }
+    }
+
+    /// Secrets are compared by their salted hashes: a rotated one is a change, named (its
+    /// value is not known here, its hash is not shown).
+    #[test]
+    fn a_rotated_secret_is_a_change_named_by_its_variable() {
+        let mut s = spec("d1", "image=1,env=2");
+        s.labels.push((
+            labels::SECRETS.into(),
+            "salt=ab;DB_PASSWORD=h2;OTHER=h1".into(),
+        ));
+        let mut e = existing(true, Some("d1"), Some("image=1,env=2"));
+        let cases = [
+            (
+                Some("salt=ab;DB_PASSWORD=h2;OTHER=h1"),
+                Action::Leave,
+                "running, up to date",
+            ),
+            (
+                Some("salt=ab;DB_PASSWORD=h1;OTHER=h1"),
+                Action::Restart,
+                "env changed (DB_PASSWORD)",
+            ),
+            // Another salt (or none): every secret is compared anew.
+            (
+                Some("salt=cd;DB_PASSWORD=h2;OTHER=h1"),
+                Action::Restart,
+                "env changed (DB_PASSWORD, OTHER)",
+            ),
+            (None, Action::Restart, "env changed (DB_PASSWORD, OTHER)"),
+        ];
+        for (label, action, reason) in cases {
+            e.secrets = label.map(Into::into);
+            let step = restart(&s, Some(&e), None, true);
+            assert_eq!(
+                (step.action, step.reason.as_str()),
+                (action, reason),
+                "{label:?}"
+            );
+        }
+        // The spec of an instance without secrets compares nothing.
+        let plain = spec("d1", "image=1,env=2");
+        e.secrets = Some("salt=ab;DB_PASSWORD=h1".into());
+        assert_eq!(restart(&plain, Some(&e), None, true).action, Action::Leave);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub mod labels {
     /// kept previous generation (whose policy is set to `no`) gets its own back when it
     /// is restored.
     pub const RESTART: &str = "io.maestro.restart";
+    /// The container's secret variables, by their salted hashes (see
+    /// [`super::apply_secrets`]): never their values.
+    pub const SECRETS: &str = "io.maestro.secrets";
 }
 
 /// The name a replaced container is kept under, as the instance's previous generation
@@ -207,6 +210,73 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
         (labels::DIGEST.to_owned(), digest),
     ]);
     spec
+}
+
+/// Puts the values of instance's secret variables into `spec` (made by [`container_spec`],
+/// where they are [`guestutils::redact::SECRET`]) and records them in the
+/// [`labels::SECRETS`] label as `salt=SALT;NAME=HASH;…` (by name), where HASH is
+/// `hash(salt, name, value)`. The digest does not change (it covers the placeholder):
+/// a rotated secret is told by its hash, which is salted per container so that a label
+/// cannot be matched against a list of likely values computed once for all containers.
+/// Comparing with an existing container takes its salt ([`secrets_salt`]); a new
+/// container gets a new one.
+///
+/// `values` are `(name, value)`; a secret variable without one stays the placeholder.
+pub fn apply_secrets(
+    spec: &mut ContainerSpec,
+    values: &[(&str, &str)],
+    salt: &str,
+    hash: &dyn Fn(&str, &str, &str) -> String,
+) {
+    if values.is_empty() {
+        return;
+    }
+    for entry in &mut spec.env {
+        let name = entry.split_once('=').map_or(entry.as_str(), |(n, _)| n);
+        if let Some((_, value)) = values.iter().find(|(n, _)| *n == name) {
+            *entry = format!("{name}={value}");
+        }
+    }
+    let mut hashes: Vec<(&str, String)> = values
+        .iter()
+        .map(|(name, value)| (*name, hash(salt, name, value)))
+        .collect();
+    hashes.sort();
+    let mut label = format!("salt={salt}");
+    for (name, hash) in hashes {
+        let _ = write!(label, ";{name}={hash}");
+    }
+    spec.labels.push((labels::SECRETS.to_owned(), label));
+}
+
+/// The salt of a [`labels::SECRETS`] label.
+pub fn secrets_salt(label: &str) -> Option<&str> {
+    label.split(';').next()?.strip_prefix("salt=")
+}
+
+/// The secret variables whose hash differs between two [`labels::SECRETS`] labels (all of
+/// `new`'s when the salts differ or there was none), by name. `new` is `None` when the
+/// instance has no secrets: nothing to compare (a variable that stopped being a secret
+/// changes the digest).
+pub fn changed_secrets(old: Option<&str>, new: Option<&str>) -> Vec<String> {
+    let Some(new) = new else {
+        return Vec::new();
+    };
+    let pairs = |label: &str| -> Vec<(String, String)> {
+        label
+            .split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let same_salt = old.and_then(secrets_salt) == secrets_salt(new);
+    let old = old.map(pairs).unwrap_or_default();
+    pairs(new)
+        .into_iter()
+        .filter(|pair| !same_salt || !old.contains(pair))
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// A port as the engine takes it: `(container port, host ip, host port or range)`.

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod jinja;
 pub mod names;
 pub mod net;
+pub mod redact;
 
 pub use discovery::{DiscoveryError, Vars};
 pub use names::env_var_name;

@@ -69,11 +69,18 @@ async fn plan_rollout<E: Engine>(
             let current = engine.inspect(&instance.name).await?;
             let previous = engine.inspect(&previous_name(&instance.name)).await?;
             let retiring = engine.inspect(&retiring_name(&instance.name)).await?;
-            let spec = container_spec(&ctx.env, id);
+            let current = current.map(|c| c.existing(&ctx.env, id));
+            let spec = ctx.spec(id, current.as_ref().and_then(tasks::secrets_salt_of));
             Ok(maestro_core::plan::deploy(
                 &spec,
-                current.map(|c| c.existing(&ctx.env, id)).as_ref(),
-                previous.map(|p| p.existing(&ctx.env, id)).as_ref(),
+                current.as_ref(),
+                // The previous generation's secrets were salted otherwise.
+                previous
+                    .map(|p| {
+                        ctx.secrets
+                            .comparable(p.existing(&ctx.env, id), instance, &spec)
+                    })
+                    .as_ref(),
                 retiring.is_some(),
                 ctx.images.id(instance.ship.0, &instance.image.name),
                 rolled_back,

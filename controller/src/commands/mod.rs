@@ -63,8 +63,10 @@ pub fn run(
             .map(|s| Arc::new(DockerEngine::new(s.clone(), base_dir.clone())))
             .collect(),
     );
-    let http = Arc::new(crate::http::Settings::from_env(base_dir));
-    runtime.block_on(dispatch(env, engines, command, json, readiness, http))
+    let http = Arc::new(crate::http::Settings::from_env(base_dir.clone()));
+    runtime.block_on(dispatch(
+        env, engines, command, json, readiness, http, &base_dir,
+    ))
 }
 
 async fn dispatch<E: Engine + crate::lock::LockStore>(
@@ -74,6 +76,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
     json: bool,
     readiness: Settings,
     http: Arc<crate::http::Settings>,
+    base_dir: &std::path::Path,
 ) -> u8 {
     let deps = Dependencies::new(&env);
     let printer = Printer::new(Mode::detect(json));
@@ -95,6 +98,33 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
         images: Arc::new(Resolved::default()),
         interrupted,
         http,
+        secrets: Arc::default(),
+    };
+    // The plays that create containers, and their plans, read the secrets of what they
+    // select before anything else (a missing one fails them before anything is made).
+    let with_secrets = |selection: &[InstanceId]| {
+        let ctx = ctx.clone();
+        let selection = selection.to_vec();
+        let process_env = &process_env;
+        async move {
+            let reader = crate::secrets::Reader {
+                base_dir,
+                process_env,
+                timeout: crate::secrets::COMMAND_TIMEOUT,
+            };
+            match crate::secrets::read(&ctx.env, &selection, &reader).await {
+                Ok(values) => Ok(Context {
+                    secrets: Arc::new(values),
+                    ..ctx
+                }),
+                Err(errors) => {
+                    for e in errors {
+                        output::eprint(&format!("error: {e}\n"));
+                    }
+                    Err(EXIT_FAILURE)
+                }
+            }
+        }
     };
     match command {
         Command::Status {
@@ -120,6 +150,10 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
             else {
                 return EXIT_INVALID;
             };
+            let ctx = match with_secrets(&selection).await {
+                Ok(ctx) => ctx,
+                Err(code) => return code,
+            };
             let ctx = lookup_images(&ctx, &selection).await;
             deploy::show(&ctx, &deps, &select, &selection, rollout, false, json).await
         }
@@ -135,6 +169,10 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 choose(&env, &deps, &select, Direction::Start, true, false, false)
             else {
                 return EXIT_INVALID;
+            };
+            let ctx = match with_secrets(&selection).await {
+                Ok(ctx) => ctx,
+                Err(code) => return code,
             };
             if dry_run {
                 let ctx = lookup_images(&ctx, &selection).await;
@@ -180,6 +218,10 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
             else {
                 return EXIT_INVALID;
             };
+            let ctx = match with_secrets(&selection).await {
+                Ok(ctx) => ctx,
+                Err(code) => return code,
+            };
             let kind = if restart {
                 PlanKind::Restart { only_if_changed }
             } else {
@@ -202,6 +244,10 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 choose(&env, &deps, &select, Direction::Start, true, false, false)
             else {
                 return EXIT_INVALID;
+            };
+            let ctx = match with_secrets(&selection).await {
+                Ok(ctx) => ctx,
+                Err(code) => return code,
             };
             if dry_run {
                 return plan::show_plan(
@@ -297,6 +343,10 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
             let Some(selection) = choose(&env, &deps, &select, Direction::Stop, false, true, false)
             else {
                 return EXIT_INVALID;
+            };
+            let ctx = match with_secrets(&selection).await {
+                Ok(ctx) => ctx,
+                Err(code) => return code,
             };
             if dry_run {
                 return plan::show_plan(

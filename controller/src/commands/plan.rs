@@ -29,7 +29,7 @@ pub(super) async fn plan<E: Engine>(
         let instance = ctx.env.instance(id);
         let observed = ctx.engines[instance.ship.0].inspect(&instance.name).await?;
         let existing = observed.map(|o| o.existing(&ctx.env, id));
-        let spec = container_spec(&ctx.env, id);
+        let spec = ctx.spec(id, existing.as_ref().and_then(tasks::secrets_salt_of));
         let image_now = ctx.images.id(instance.ship.0, &instance.image.name);
         Ok(match kind {
             PlanKind::Start { reuse } => {

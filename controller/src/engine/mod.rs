@@ -38,6 +38,9 @@ pub struct Observed {
     pub digest: Option<String>,
     /// The per-part digests recorded beside it.
     pub parts: Option<String>,
+    /// The salted hashes of its secret variables (see
+    /// [`maestro_core::spec::labels::SECRETS`]).
+    pub secrets: Option<String>,
     pub exit_code: Option<i64>,
     /// When it last stopped (Unix time in nanoseconds, on the engine's clock); `None` when
     /// it never did. Only `inspect` tells.
@@ -80,6 +83,7 @@ impl Observed {
             parts: self.parts.clone(),
             image_id: self.image_id.clone(),
             env: self.env.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 
@@ -112,6 +116,7 @@ impl Observed {
         self.service = labels.get(l::SERVICE).cloned();
         self.digest = labels.get(l::DIGEST).cloned();
         self.parts = labels.get(l::PARTS).cloned();
+        self.secrets = labels.get(l::SECRETS).cloned();
         self.ship = labels.get(l::SHIP).cloned();
         self.role = labels.get(l::ROLE).cloned();
         self.instance = labels.get(l::INSTANCE).cloned();

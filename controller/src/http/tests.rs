@@ -290,11 +290,6 @@ async fn errors_never_show_paths_queries_header_values_or_passwords() {
         .await
         .unwrap_err();
     assert_eq!(e.message, "the value of header x-key is not valid in HTTP");
-    assert_eq!(
-        origin("https://hooks.example.com/services/T0/B0/secret?x=1"),
-        "https://hooks.example.com"
-    );
-    assert_eq!(origin("http://127.0.0.1:8080/a"), "http://127.0.0.1:8080");
 }
 
 #[tokio::test]

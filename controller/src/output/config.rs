@@ -326,9 +326,11 @@ fn describe_check(check: &Check) -> String {
             max_wait,
             ..
         } => {
+            // The path's query may hold a token.
             format!(
-                "http {} {scheme}://{host}:{port}{path}, {max_wait}s",
-                method.to_uppercase()
+                "http {} {}, {max_wait}s",
+                method.to_uppercase(),
+                guestutils::redact::url(&format!("{scheme}://{host}:{port}{path}"))
             )
         }
         Check::Exec {
@@ -477,5 +479,40 @@ services:
         assert!(yaml.contains("    healthcheck: image\n"), "{yaml}");
         assert!(yaml.contains("      disable: true\n"), "{yaml}");
         assert_eq!(yaml.matches("healthcheck:").count(), 4, "{yaml}");
+    }
+
+    /// `config` shows an http check's URL without its query, and a secret variable as
+    /// its placeholder (its value is never read by `config`).
+    #[test]
+    fn checks_queries_and_secrets_are_not_shown() {
+        let text = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 10.0.0.1}}
+services:
+  web:
+    image: nginx
+    env: {DB_PASSWORD: {secret: \"cmd:false\"}}
+    lifecycle: {running: [{type: http, port: p, path: \"/health?token=query-secret\"}]}
+    ports: {p: 80}
+    instances:
+      web-1: {ship: s1}
+";
+        let env = maestro_core::load(
+            text,
+            &maestro_core::NoFiles,
+            &maestro_core::model::Ship::new("local", "127.0.0.1"),
+        )
+        .environment
+        .expect("valid");
+        let mut json = Vec::new();
+        write_config_json(&env, &mut json, false).unwrap();
+        for shown in [config_yaml(&env), String::from_utf8(json).unwrap()] {
+            assert!(shown.contains("/health?<redacted>"), "{shown}");
+            assert!(!shown.contains("query-secret"), "{shown}");
+            assert!(
+                shown.contains("\"<secret>\"") || shown.contains("DB_PASSWORD: <secret>"),
+                "{shown}"
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@ mod lock;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
+use guestutils::redact;
 use maestro_core::Diagnostic;
 
 pub use config::{config_yaml, write_config_json};
@@ -56,7 +57,9 @@ pub fn render_diagnostics(diagnostics: &[Diagnostic], source: &Source, color: bo
                 "  --> {}:{}:{}{templated}",
                 source.name, loc.line, loc.col
             );
-            if let Some(text) = lines.get(loc.line as usize - 1).filter(|_| loc.line > 0) {
+            if let Some(text) = loc.line.checked_sub(1).and_then(|l| lines.get(l as usize)) {
+                // The line may hold a credential (a password, a token, a secret variable).
+                let text = redact::yaml_line(text, redact::path_is_secret(&d.path));
                 let number = loc.line.to_string();
                 let pad = " ".repeat(number.len());
                 let caret_pad: String = text
@@ -197,6 +200,57 @@ mod visible_tests {
         ];
         for (given, shown) in cases {
             assert_eq!(visible(given), shown, "{given:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod diagnostics_tests {
+    use maestro_core::Diagnostic;
+    use maestro_core::yaml::Loc;
+
+    use super::render_diagnostics;
+    use crate::load::Source;
+
+    /// A diagnostic's source snippet never shows a credential: the value of a secret
+    /// field, of a secret-looking variable, or of the line its path says is secret.
+    #[test]
+    fn snippets_hide_secret_values() {
+        let rendered = [
+            "ships:",
+            "  a: {ip: 10.0.0.1, registries: {quay: {registry: \"https://quay.io\", username: u, password: hunter2}}}",
+            "      password: hunter3",
+            "      DB_PASSWORD: 0755",
+            "      X-Api: hunter4",
+            "      image: redis",
+        ]
+        .join("\n");
+        let source = Source {
+            name: "maestro.yaml".into(),
+            base_dir: ".".into(),
+            rendered,
+            templated: false,
+            read: true,
+        };
+        // (path, line, shown in the snippet)
+        let cases = [
+            ("ships.a.registries", 2, "password: <secret>}}}"),
+            ("ships.b.registries.r.password", 3, "password: <secret>"),
+            ("services.s.env.DB_PASSWORD", 4, "DB_PASSWORD: <secret>"),
+            (
+                "services.s.lifecycle.running[0].requests_options.headers.X-Api",
+                5,
+                "X-Api: <secret>",
+            ),
+            ("services.s.image", 6, "image: redis"),
+        ];
+        for (path, line, shown) in cases {
+            let d = Diagnostic::warning(path, Some(Loc { line, col: 7 }), "something");
+            let out = render_diagnostics(&[d], &source, false);
+            assert!(out.contains(shown), "{path}: {out}");
+            for secret in ["hunter", "0755"] {
+                assert!(!out.contains(secret), "{path}: {out}");
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use guestutils::redact;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
@@ -116,7 +117,12 @@ pub async fn run<E: Engine>(
                 false => host.clone(),
             };
             let url = format!("{scheme}://{host_in_url}:{port}{path}");
-            let what = format!("http check: {} {url}", method.to_uppercase());
+            // The path's query may hold a token.
+            let what = format!(
+                "http check: {} {}",
+                method.to_uppercase(),
+                redact::url(&url)
+            );
             let limits = http::Limits {
                 connect: options
                     .timeout

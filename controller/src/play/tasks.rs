@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 
 use maestro_core::model::{Environment, InstanceId, LifecycleState};
 use maestro_core::plan::{self, Action};
-use maestro_core::spec::container_spec;
+use maestro_core::spec::{ContainerSpec, container_spec};
 
 use super::images::Resolved;
 use super::{Event, Failure, Outcome, Reporter, checks};
@@ -33,6 +33,9 @@ pub struct Context<E: Engine> {
     pub interrupted: tokio::sync::watch::Receiver<bool>,
     /// What http checks and auditors trust, and where relative paths start.
     pub http: Arc<crate::http::Settings>,
+    /// The values of the secret variables, read once by the plays that create containers
+    /// (empty in the others).
+    pub secrets: Arc<crate::secrets::Values>,
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -46,6 +49,7 @@ impl<E: Engine> Clone for Context<E> {
             images: self.images.clone(),
             interrupted: self.interrupted.clone(),
             http: self.http.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 }
@@ -53,6 +57,14 @@ impl<E: Engine> Clone for Context<E> {
 impl<E: Engine> Context<E> {
     pub fn engine(&self, id: InstanceId) -> &E {
         &self.engines[self.env.instance(id).ship.0]
+    }
+
+    /// The spec of instance `id` with its secrets' values, their hashes salted with
+    /// `salt`: the salt of the container it is compared with, `None` for a new one.
+    pub fn spec(&self, id: InstanceId, salt: Option<&str>) -> ContainerSpec {
+        let mut spec = container_spec(&self.env, id);
+        self.secrets.apply(&mut spec, self.env.instance(id), salt);
+        spec
     }
 
     pub fn step(&self, row: usize, message: impl Into<String>) {
@@ -92,8 +104,9 @@ pub async fn start<E: Engine>(
         Ok(observed) => observed,
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
-    let spec = container_spec(&ctx.env, id);
     let existing = observed.as_ref().map(|o| o.existing(&ctx.env, id));
+    let salt = existing.as_ref().and_then(|e| secrets_salt_of(e));
+    let spec = ctx.spec(id, salt);
     let image_now = match image_now(&ctx, id).await {
         Ok(image) => image,
         Err(failure) => return Outcome::Failed(failure),
@@ -127,6 +140,11 @@ pub async fn start<E: Engine>(
     launch(&ctx, row, id, options).await
 }
 
+/// The salt of an existing container's secrets, to compare its secrets with the file's.
+pub fn secrets_salt_of(existing: &plan::Existing) -> Option<&str> {
+    crate::secrets::Values::salt_of(existing.secrets.as_deref())
+}
+
 /// What the instance's image resolves to on its ship: as the play prepared it, or asked
 /// now for a play that prepared none.
 pub async fn image_now<E: Engine>(
@@ -158,7 +176,8 @@ pub async fn launch<E: Engine>(
     let failed = Outcome::Failed;
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
-    let mut spec = container_spec(&ctx.env, id);
+    // A new container: a new salt for its secrets' hashes.
+    let mut spec = ctx.spec(id, None);
     if let Err(failure) = run_checks(ctx, row, id, None, LifecycleState::PreStart).await {
         return failed(failure);
     }

@@ -378,6 +378,7 @@ where
         images: Arc::default(),
         interrupted,
         http: Arc::default(),
+        secrets: Arc::default(),
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
@@ -1017,6 +1018,7 @@ async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
         images: Arc::default(),
         interrupted: tokio::sync::watch::channel(false).1,
         http: Arc::default(),
+        secrets: Arc::default(),
     };
     let resolved = Arc::new(Mutex::new(Resolved::default()));
     let pins = Arc::new(Pins::default());
@@ -1536,6 +1538,7 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
         images: Arc::default(),
         interrupted: tokio::sync::watch::channel(false).1,
         http: Arc::default(),
+        secrets: Arc::default(),
     };
     // Plays over the file's instances never touch it.
     play(&env, &fake, Direction::Start, None, stop_then_start).await;
@@ -1703,6 +1706,23 @@ mod https_checks {
             "{e}"
         );
         assert!(server.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_check_does_not_show_its_query() {
+        let server = Server::start(None, |_| (503, String::new()));
+        let check = check(&format!(
+            "{{type: http, port: {}, path: \"/health?token=query-secret\", max_wait: 0.2}}",
+            server.port
+        ));
+        let e = run(&check, &Settings::default()).await.unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "http check: GET http://127.0.0.1:{}/health?<redacted> did not pass within 0.2s (last: HTTP 503)",
+                server.port
+            )
+        );
     }
 
     #[tokio::test]

@@ -4,12 +4,38 @@
 
 use indexmap::IndexMap;
 
+use guestutils::redact::{SECRET, looks_secret};
+
 use crate::Files;
+use crate::model::SecretSource;
 use crate::yaml::{Node, Resolved, Scalar, Value, python};
 
 use super::read::{Reader, key};
 
-pub(crate) type Vars = IndexMap<String, Option<String>>;
+/// Variables as read so far: their values, in MaestroNG's order, and which of them are
+/// secrets (whose value is [`SECRET`] until a play reads it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Vars {
+    pub values: IndexMap<String, Option<String>>,
+    pub secrets: IndexMap<String, SecretSource>,
+}
+
+impl Vars {
+    pub fn new() -> Vars {
+        Vars::default()
+    }
+
+    /// Sets a variable (a later source wins, in the place of the first).
+    pub fn insert(&mut self, name: String, value: Option<String>) {
+        self.secrets.shift_remove(&name);
+        self.values.insert(name, value);
+    }
+
+    fn insert_secret(&mut self, name: String, source: SecretSource) {
+        self.values.insert(name.clone(), Some(SECRET.to_owned()));
+        self.secrets.insert(name, source);
+    }
+}
 
 /// Merges one source (`env` or `envfile` value) into `out`.
 pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str, out: &mut Vars) {
@@ -28,10 +54,81 @@ pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str,
             for (k, v) in entries {
                 let name = key(k).to_owned();
                 let item_path = format!("{path}.{name}");
-                if let Some(value) = value(r, v, &name, &item_path) {
+                if let Some(source) = secret_source(r, v, &item_path) {
+                    if let Some(source) = source {
+                        out.insert_secret(name, source);
+                    }
+                } else if let Some(value) = value(r, v, &name, &item_path) {
                     out.insert(name, value);
                 }
             }
+        }
+    }
+}
+
+/// A variable's `{secret: "KIND:WHAT"}` (maestro's; MaestroNG sends such a mapping as its
+/// Python repr): `None` when the value is not such a mapping, `Some(None)` when it is one
+/// with an error (reported).
+fn secret_source(r: &mut Reader, node: &Node, path: &str) -> Option<Option<SecretSource>> {
+    let Value::Map(entries) = &node.value else {
+        return None;
+    };
+    let (_, spec) = entries.iter().find(|(k, _)| key(k) == "secret")?;
+    let help = "write {secret: \"file:PATH\"}, {secret: \"env:NAME\"} or {secret: \"cmd:COMMAND\"}";
+    if entries.len() > 1 {
+        let others: Vec<&str> = entries
+            .iter()
+            .map(|(k, _)| key(k))
+            .filter(|k| *k != "secret")
+            .collect();
+        r.error(
+            path,
+            node,
+            format!(
+                "a secret takes only the key secret, found also {}",
+                others.join(", ")
+            ),
+        )
+        .help = Some(help.into());
+        return Some(None);
+    }
+    let secret_path = format!("{path}.secret");
+    let text = match spec.as_scalar() {
+        Some(s) if !spec.is_null() && s.yaml12() == Resolved::Str => s.text.as_str(),
+        _ => {
+            r.error(
+                &secret_path,
+                spec,
+                format!("expected a string KIND:WHAT, found {}", spec.kind()),
+            )
+            .help = Some(help.into());
+            return Some(None);
+        }
+    };
+    let source = match text.split_once(':') {
+        Some(("file", path)) if !path.trim().is_empty() => Ok(SecretSource::File(path.to_owned())),
+        Some(("env", name)) if !name.is_empty() && !name.contains(['=', '\0']) => {
+            Ok(SecretSource::Env(name.to_owned()))
+        }
+        Some(("cmd", line)) => match super::shell_words(line) {
+            Some(words) if !words.is_empty() => Ok(SecretSource::Cmd(words)),
+            Some(_) => Err("cmd: names no command".to_owned()),
+            None => Err("cmd: has an unbalanced quote".to_owned()),
+        },
+        Some(("file", _)) => Err("file: names no file".to_owned()),
+        Some(("env", _)) => Err("env: names no variable (or a name with = in it)".to_owned()),
+        // Not shown: it may be the secret itself, written where its source belongs.
+        _ => Err(
+            "expected file:PATH, env:NAME or cmd:COMMAND, found something else \
+                  (not shown: it may be the secret itself)"
+                .to_owned(),
+        ),
+    };
+    match source {
+        Ok(source) => Some(Some(source)),
+        Err(message) => {
+            r.error(&secret_path, spec, message).help = Some(help.into());
+            Some(None)
         }
     }
 }
@@ -96,22 +193,6 @@ fn value(r: &mut Reader, node: &Node, name: &str, path: &str) -> Option<Option<S
             Some(python::str_of(node))
         }
     }
-}
-
-/// Whether a variable's name says its value is a secret (then messages do not show it).
-fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    [
-        "PASS",
-        "SECRET",
-        "TOKEN",
-        "KEY",
-        "CREDENTIAL",
-        "AUTH",
-        "PRIVATE",
-    ]
-    .iter()
-    .any(|word| upper.contains(word))
 }
 
 /// What YAML 1.1 made of a plain scalar whose text is not what is sent.
@@ -247,10 +328,11 @@ fn env_file(
                 out.insert(k.to_owned(), Some(v.to_owned()));
             }
             None => {
+                // The line is not shown: it may be a secret value pasted without its name.
                 let what = if line.trim().is_empty() {
-                    "a blank line".to_owned()
+                    "a blank line"
                 } else {
-                    format!("a line without = {line:?}")
+                    "a line without ="
                 };
                 r.error(
                     path,

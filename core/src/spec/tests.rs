@@ -232,3 +232,63 @@ fn port_ranges_are_one_entry_per_port() {
             .contains(&"WEB_WEB_1_SAME_PORT=1234-1236".to_owned())
     );
 }
+
+/// A secret variable is the placeholder in the definition (the digest does not depend on
+/// its value); its value goes in the spec and its salted hash in a label.
+#[test]
+fn secrets_are_salted_hashes_in_labels_never_values() {
+    let text = BASE.replace(
+        "env: {A: 1, B: two}",
+        "env: {A: 1, B: two, DB_PASSWORD: {secret: \"file:db.pw\"}}",
+    );
+    let plain = spec_of(&text, "web-1");
+    assert!(plain.env.contains(&"DB_PASSWORD=<secret>".to_owned()));
+    let hash = |salt: &str, name: &str, value: &str| format!("H({salt},{name},{value})");
+    let with = |value: &str, salt: &str| {
+        let mut spec = plain.clone();
+        apply_secrets(&mut spec, &[("DB_PASSWORD", value)], salt, &hash);
+        spec
+    };
+    let spec = with("hunter2", "s1");
+    assert!(spec.env.contains(&"DB_PASSWORD=hunter2".to_owned()));
+    assert!(!spec.env.iter().any(|e| e.contains("<secret>")));
+    assert_eq!(
+        label(&spec, labels::SECRETS),
+        "salt=s1;DB_PASSWORD=H(s1,DB_PASSWORD,hunter2)"
+    );
+    // The digest covers the placeholder only: the value (rotated or not) is not in it.
+    assert_eq!(label(&spec, labels::DIGEST), label(&plain, labels::DIGEST));
+    assert_eq!(
+        label(&with("rotated", "s1"), labels::DIGEST),
+        label(&plain, labels::DIGEST)
+    );
+    assert_eq!(secrets_salt(label(&spec, labels::SECRETS)), Some("s1"));
+    // A rotated value changes its hash under the same salt; the same value under another
+    // salt is not comparable, so every secret counts as changed.
+    let rotated = with("rotated", "s1");
+    assert_eq!(
+        changed_secrets(
+            Some(label(&spec, labels::SECRETS)),
+            Some(label(&rotated, labels::SECRETS))
+        ),
+        ["DB_PASSWORD"]
+    );
+    assert!(
+        changed_secrets(
+            Some(label(&spec, labels::SECRETS)),
+            Some(label(&with("hunter2", "s1"), labels::SECRETS))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        changed_secrets(
+            Some(label(&spec, labels::SECRETS)),
+            Some(label(&with("hunter2", "s2"), labels::SECRETS))
+        ),
+        ["DB_PASSWORD"]
+    );
+    // No other label holds the secret.
+    for (k, v) in spec.labels.iter().filter(|(k, _)| k != labels::SECRETS) {
+        assert!(!v.contains("hunter2"), "{k}={v}");
+    }
+}

@@ -655,25 +655,31 @@ fn env_file_format() {
     for (content, want) in ok {
         assert_eq!(env_file(content), Ok(pairs(want)), "{content:?}");
     }
-    // (content, line number and what the message shows of it)
+    // (content, line number, what the message says of it, what it must not show: the
+    // line may be a value pasted without its name, a secret)
     let bad = [
-        ("A=1\n\nB=2\n", "line 2", "a blank line"),
-        ("   \n", "line 1", "a blank line"),
+        ("A=1\n\nB=2\n", "line 2", "a blank line", "B=2"),
+        ("   \n", "line 1", "a blank line", "A="),
         (
             "A=1\n  # indented comment\n",
             "line 2",
-            "\"  # indented comment\"",
+            "a line without =",
+            "indented comment",
         ),
-        ("export\n", "line 1", "\"export\""),
+        ("s3cret-value\n", "line 1", "a line without =", "s3cret"),
     ];
-    for (content, line, what) in bad {
+    for (content, line, what, hidden) in bad {
+        let diagnostics = env_file(content).expect_err(content);
         assert_errors(
-            &env_file(content).expect_err(content),
+            &diagnostics,
             &[(
                 "services.svc.instances.i1.envfile",
                 &["env file \"f.env\"", line, "expected NAME=value", what],
             )],
         );
+        for d in &diagnostics {
+            assert!(!d.contains(hidden), "{content:?}: {d}");
+        }
     }
 }
 
@@ -849,4 +855,129 @@ fn values_read_differently_than_written_are_warned_about() {
     assert!(at("MAP").message.contains("Python's repr"));
     // As written, or read the same: nothing to say.
     assert_eq!(warnings.len(), 4, "{warnings:#?}");
+}
+
+/// `NAME: {secret: "KIND:WHAT"}`: the variable is a secret read at play time; its value in
+/// the model is the placeholder, its source is kept; a later plain value (instance over
+/// service, env over envfile) makes it an ordinary variable again.
+#[test]
+fn secret_variables() {
+    use crate::model::SecretSource;
+    let text = |service_env: &str, instance_env: &str| {
+        format!(
+            "__maestro: {{schema: 2}}\nname: e\nships: {{s1: {{ip: 10.0.0.1}}}}\nservices:\n  svc:\n    image: img\n    env: {service_env}\n    instances:\n      i1: {{ship: s1, env: {instance_env}}}\n"
+        )
+    };
+    // (service env, instance env, the instance's secrets)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, SecretSource)]);
+    let ok: &[Case] = &[
+        (
+            "{DB: {secret: \"file:~/secrets/db\"}}",
+            "{}",
+            &[("DB", SecretSource::File("~/secrets/db".into()))],
+        ),
+        (
+            "{}",
+            "{T: {secret: \"env:DB_PASSWORD\"}}",
+            &[("T", SecretSource::Env("DB_PASSWORD".into()))],
+        ),
+        (
+            "{C: {secret: \"cmd:pass show 'db main'\"}}",
+            "{}",
+            &[(
+                "C",
+                SecretSource::Cmd(vec!["pass".into(), "show".into(), "db main".into()]),
+            )],
+        ),
+        // The instance's plain value wins: no secret left.
+        ("{DB: {secret: \"env:X\"}}", "{DB: plain}", &[]),
+        // The instance's secret wins over the service's plain value.
+        (
+            "{DB: plain}",
+            "{DB: {secret: \"env:X\"}}",
+            &[("DB", SecretSource::Env("X".into()))],
+        ),
+    ];
+    for (service_env, instance_env, want) in ok {
+        let loaded = load_with(&text(service_env, instance_env), &[]);
+        let env = loaded
+            .environment
+            .unwrap_or_else(|| panic!("{service_env} {instance_env}: {:?}", loaded.diagnostics));
+        let instance = &env.instances[0];
+        let got: Vec<(&str, SecretSource)> = instance
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        assert_eq!(got, want.to_vec(), "{service_env} {instance_env}");
+        for (name, _) in *want {
+            assert_eq!(
+                instance.env[*name].as_deref(),
+                Some("<secret>"),
+                "{service_env} {instance_env}"
+            );
+        }
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{service_env} {instance_env}: {:?}",
+            loaded.diagnostics
+        );
+    }
+    // (the variable's value, the error's path suffix, what it says, what it must not show)
+    let bad = [
+        (
+            "{secret: \"hunter2\"}",
+            "DB.secret",
+            "expected file:PATH, env:NAME or cmd:COMMAND",
+            "hunter2",
+        ),
+        (
+            "{secret: \"vault:x\"}",
+            "DB.secret",
+            "expected file:PATH, env:NAME or cmd:COMMAND",
+            "vault",
+        ),
+        (
+            "{secret: \"file:\"}",
+            "DB.secret",
+            "file: names no file",
+            "~",
+        ),
+        (
+            "{secret: \"env:\"}",
+            "DB.secret",
+            "env: names no variable",
+            "~",
+        ),
+        (
+            "{secret: \"cmd:\"}",
+            "DB.secret",
+            "cmd: names no command",
+            "~",
+        ),
+        (
+            "{secret: \"cmd:a 'b\"}",
+            "DB.secret",
+            "unbalanced quote",
+            "~",
+        ),
+        (
+            "{secret: 12}",
+            "DB.secret",
+            "expected a string KIND:WHAT",
+            "12",
+        ),
+        (
+            "{secret: \"env:X\", other: 1}",
+            "DB",
+            "only the key secret, found also other",
+            "~",
+        ),
+    ];
+    for (value, at, message, hidden) in bad {
+        let loaded = load_with(&text(&format!("{{DB: {value}}}"), "{}"), &[]);
+        let got = errors(&loaded.diagnostics);
+        assert_errors(&got, &[(&format!("services.svc.env.{at}"), &[message])]);
+        assert!(!got[0].contains(hidden), "{got:?}");
+    }
 }
