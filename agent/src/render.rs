@@ -262,7 +262,7 @@ impl Engine {
         let source = guestutils::jinja::rewrite(source);
         self.jinja
             .template_from_named_str(name, &source)
-            .and_then(|template| template.render(self.root.clone()))
+            .and_then(|template| guestutils::jinja::render_bounded(&template, self.root.clone()))
             .map_err(|err| describe(&err, name))
     }
 }
@@ -381,12 +381,13 @@ fn discovery_error(err: DiscoveryError) -> Error {
 fn describe(err: &Error, src: &str) -> String {
     let mark = std::error::Error::source(err).and_then(|s| s.downcast_ref::<Mark>());
     let detail = err.detail().unwrap_or_default();
-    let what = match (mark, err.kind()) {
-        (Some(Mark::Required), _) => format!("required: {detail}"),
-        (Some(Mark::Own), _) => detail.to_owned(),
-        (None, ErrorKind::UndefinedError) if !detail.is_empty() => detail.to_owned(),
-        (None, kind) if detail.is_empty() => kind.to_string(),
-        (None, kind) => format!("{kind}: {detail}"),
+    let what = match (mark, err.kind(), guestutils::jinja::explain_limit(err)) {
+        (_, _, Some(limit)) => limit,
+        (Some(Mark::Required), _, _) => format!("required: {detail}"),
+        (Some(Mark::Own), _, _) => detail.to_owned(),
+        (None, ErrorKind::UndefinedError, _) if !detail.is_empty() => detail.to_owned(),
+        (None, kind, _) if detail.is_empty() => kind.to_string(),
+        (None, kind, _) => format!("{kind}: {detail}"),
     };
     let name = err.name().unwrap_or(src);
     match err.line() {

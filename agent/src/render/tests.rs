@@ -826,3 +826,24 @@ fn bind_mounts_are_written_in_place() {
     assert_eq!((meta.ino(), meta.mode() & 0o7777), (inode, 0o640));
     assert_eq!(dir.read("mounted"), "new\n");
 }
+
+/// A template cannot hang the container's start or fill its memory: a loop with no end in
+/// sight runs out of steps, and what a template writes is bounded, each with a message
+/// that says which limit.
+#[test]
+fn template_bombs_are_refused() {
+    let cases = [
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "steps",
+        ),
+        (
+            "{% for a in range(100000) %}{% for b in range(1000) %}{{ 'x' * 1000 }}{% endfor %}{% endfor %}",
+            "MiB",
+        ),
+    ];
+    for (source, limit) in cases {
+        let err = render_text(&[], source).expect_err(source);
+        assert!(err.contains(limit), "{source}: {err}");
+    }
+}
