@@ -107,7 +107,9 @@ fn a_failed_play_is_posted_to_slack_and_an_https_webhook() {
     let log = std::fs::read_to_string(dir.join("audit.log")).unwrap();
     // Made for the operator alone: the log names what was done where, and when.
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.join("audit.log")).unwrap().permissions(),
+        &std::fs::metadata(dir.join("audit.log"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "audit.log mode {mode:o}");
     let lines: Vec<&str> = log.lines().map(|l| &l[20..]).collect();
