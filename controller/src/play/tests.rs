@@ -378,15 +378,16 @@ where
         images: Arc::default(),
         interrupted,
         http: Arc::default(),
+        ahead: None,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
     let waits = Dependencies::new(env).within(&selection, direction);
     let names: Vec<String> = env.instances.iter().map(|i| i.name.clone()).collect();
     // One ship: its limit, if any, is shared by every row.
-    let ship = env.ships[0]
-        .max_operations
-        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
-    let limits = vec![ship; names.len()];
+    let limits = super::ShipLimits {
+        places: vec![env.ships[0].max_operations.unwrap_or(usize::MAX)],
+        row_ship: vec![Some(0); names.len()],
+    };
     let (outcomes, interrupted) =
         schedule(&names, &waits, concurrency, &limits, &reporter, |row| {
             task(ctx.clone(), row, selection[row])
@@ -1017,6 +1018,7 @@ async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
         images: Arc::default(),
         interrupted: tokio::sync::watch::channel(false).1,
         http: Arc::default(),
+        ahead: None,
     };
     let resolved = Arc::new(Mutex::new(Resolved::default()));
     let pins = Arc::new(Pins::default());
@@ -1536,6 +1538,7 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
         images: Arc::default(),
         interrupted: tokio::sync::watch::channel(false).1,
         http: Arc::default(),
+        ahead: None,
     };
     // Plays over the file's instances never touch it.
     play(&env, &fake, Direction::Start, None, stop_then_start).await;
@@ -1573,7 +1576,7 @@ async fn a_panicking_task_fails_its_own_row_only() {
     // after-boom waits for boom.
     let waits = vec![vec![], vec![], vec![1]];
     let (outcomes, interrupted) =
-        schedule(&names, &waits, None, &[], &reporter, |row| async move {
+        schedule(&names, &waits, None, &Default::default(), &reporter, |row| async move {
             match row {
                 0 => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
