@@ -45,7 +45,9 @@ pub struct Slots {
 impl Slots {
     pub fn new(rows: usize) -> Arc<Self> {
         Arc::new(Slots {
-            slots: (0..rows).map(|_| watch::Sender::new(Slot::Waiting)).collect(),
+            slots: (0..rows)
+                .map(|_| watch::Sender::new(Slot::Waiting))
+                .collect(),
             closed: AtomicBool::new(false),
         })
     }

@@ -322,10 +322,7 @@ where
             while let Some(d) = stack.pop() {
                 if !decided[d] {
                     decided[d] = true;
-                    let why = format!(
-                        "not run: waits for {}, which did not succeed",
-                        names[row]
-                    );
+                    let why = format!("not run: waits for {}, which did not succeed", names[row]);
                     if let Some(outcome) = not_run(&mut set, &mut rows_of, d, why) {
                         outcomes[d] = Some(outcome);
                     }
@@ -359,7 +356,10 @@ where
             }
         }
     });
-    for (row, what) in left.iter().zip(futures_util::future::join_all(discards).await) {
+    for (row, what) in left
+        .iter()
+        .zip(futures_util::future::join_all(discards).await)
+    {
         let outcome = Outcome::NotRun(match what {
             Some(what) => format!("not run: interrupted; {what}"),
             None => "not run: interrupted".into(),

@@ -421,7 +421,11 @@ where
         // As `start` has them: every image looked up before the play.
         let mut images = super::images::Resolved::default();
         for i in &env.instances {
-            images.insert(i.ship.0, &i.image.name, Some(format!("sha256:{}", i.image.name)));
+            images.insert(
+                i.ship.0,
+                &i.image.name,
+                Some(format!("sha256:{}", i.image.name)),
+            );
         }
         let slots = super::ahead::Slots::new(selection.len());
         let ctx = Context {
@@ -1638,8 +1642,13 @@ async fn a_panicking_task_fails_its_own_row_only() {
     let names: Vec<String> = ["slow", "boom", "after-boom"].map(String::from).to_vec();
     // after-boom waits for boom.
     let waits = vec![vec![], vec![], vec![1]];
-    let (outcomes, interrupted) =
-        schedule(&names, &waits, None, &Default::default(), &reporter, |row| async move {
+    let (outcomes, interrupted) = schedule(
+        &names,
+        &waits,
+        None,
+        &Default::default(),
+        &reporter,
+        |row| async move {
             match row {
                 0 => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1648,8 +1657,9 @@ async fn a_panicking_task_fails_its_own_row_only() {
                 1 => panic!("boom"),
                 _ => Outcome::Done("never".into()),
             }
-        })
-        .await;
+        },
+    )
+    .await;
     assert!(!interrupted);
     assert_eq!(outcomes[0], Outcome::Done("slow done".into()));
     assert!(
@@ -1853,14 +1863,15 @@ services:
 }
 
 fn slow_health() -> HashMap<String, Result<u64, Vec<String>>> {
-    HashMap::from([
-        ("db-1".to_owned(), Ok(100)),
-        ("api-1".to_owned(), Ok(100)),
-    ])
+    HashMap::from([("db-1".to_owned(), Ok(100)), ("api-1".to_owned(), Ok(100))])
 }
 
 fn steps_of(events: &[Event], env: &Environment, instance: &str) -> Vec<String> {
-    let row = env.instances.iter().position(|i| i.name == instance).unwrap();
+    let row = env
+        .instances
+        .iter()
+        .position(|i| i.name == instance)
+        .unwrap();
     events
         .iter()
         .filter_map(|e| match e {
@@ -1910,7 +1921,10 @@ async fn a_failed_dependency_removes_what_was_created_ahead_and_says_so() {
         ..Fake::default()
     });
     let (outcomes, _) = start_ahead(&env, &fake).await;
-    assert!(matches!(outcomes["db-2"], Outcome::Failed(_)), "{outcomes:?}");
+    assert!(
+        matches!(outcomes["db-2"], Outcome::Failed(_)),
+        "{outcomes:?}"
+    );
     // web-1 waits for db-2 through api-1.
     for (instance, waits_for) in [("api-1", "db-2"), ("web-1", "db-2")] {
         match &outcomes[instance] {
@@ -2025,10 +2039,6 @@ services:
                 .position(|i| i.name == instance)
                 .unwrap(),
         );
-        assert_eq!(
-            super::ahead::eligible(&ctx, id),
-            expected,
-            "{instance}"
-        );
+        assert_eq!(super::ahead::eligible(&ctx, id), expected, "{instance}");
     }
 }
