@@ -422,3 +422,68 @@ fn output_that_cannot_be_written_fails_the_command() {
     assert!(!stderr.contains("cannot write"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// A chain of five levels on a ship slow to answer: the containers of the later levels
+/// are created while the first comes up, so each level's turn is its start alone; and
+/// still no level starts before the one it requires is running.
+#[test]
+fn a_chain_creates_its_later_levels_ahead() {
+    let sim = SimShips::with(
+        1,
+        Options::new(Duration::from_millis(40), 0).images(&["simship/app:1"]),
+    )
+    .unwrap();
+    let mut yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-chain\nships:\n{}services:\n",
+        ships_yaml("ship", &sim.ports())
+    );
+    for level in 1..=5 {
+        let requires = if level == 1 {
+            String::new()
+        } else {
+            format!("    requires: [level{}]\n", level - 1)
+        };
+        yaml.push_str(&format!(
+            "  level{level}:\n    image: simship/app:1\n{requires}    instances: {{level{level}-1: {{ship: ship-1}}}}\n"
+        ));
+    }
+    let dir = Dir::new("chain", &yaml);
+    let out = dir.maestro(&["--json", "start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let journal = sim.ships[0].journal();
+    let at = |entry: &str| {
+        journal
+            .iter()
+            .position(|j| j == entry)
+            .unwrap_or_else(|| panic!("{entry} not in {journal:?}"))
+    };
+    // Every container is created before the second level starts: ahead of its turn.
+    for level in 2..=5 {
+        assert!(
+            at(&format!("create level{level}-1")) < at("start level2-1"),
+            "{journal:?}"
+        );
+    }
+    // Each started once, in order, after what it requires.
+    for level in 2..=5 {
+        assert!(
+            at(&format!("start level{}-1", level - 1)) < at(&format!("start level{level}-1")),
+            "{journal:?}"
+        );
+    }
+    assert_eq!(
+        journal
+            .iter()
+            .filter(|j| j.starts_with("create level"))
+            .count(),
+        5,
+        "{journal:?}"
+    );
+    assert!(states(&sim)[0].values().all(|s| *s == "running"));
+    // The step that says so.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("waiting for level2-1"),
+        "{}",
+        text(&out)
+    );
+}

@@ -266,6 +266,7 @@ pub(super) async fn deploy<E: Engine>(
         selection,
         select.concurrency,
         planned.waits,
+        None,
         |ctx, row, id| {
             let steps = steps.clone();
             let settings = settings.clone();
@@ -356,6 +357,7 @@ pub(super) async fn rollback<E: Engine>(
         selection,
         select.concurrency,
         waits,
+        None,
         |ctx, row, id| {
             let kept = kept.clone();
             let settings = settings.clone();

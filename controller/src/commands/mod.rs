@@ -99,6 +99,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
         interrupted,
         http,
         secrets: Arc::default(),
+        ahead: None,
     };
     // The plays that create containers, and their plans, read the secrets of what they
     // select before anything else (a missing one fails them before anything is made).
@@ -274,13 +275,29 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                     Err(code) => return code,
                 };
                 let ctx = with_handshake(&ctx, &selection, readiness).await;
-                let (outcomes, interrupted) = run_play(
+                // Later levels' containers are created while earlier levels come up.
+                let slots = play::ahead::Slots::new(selection.len());
+                let ctx = Context {
+                    ahead: Some(slots.clone()),
+                    ..ctx
+                };
+                let ahead: Arc<dyn play::Ahead> = Arc::new(play::ahead::Creates {
+                    ctx: ctx.clone(),
+                    selection: selection.clone(),
+                    slots,
+                });
+                let waits = if select.ignore_dependencies {
+                    vec![Vec::new(); selection.len()]
+                } else {
+                    deps.within(&selection, Direction::Start)
+                };
+                let (outcomes, interrupted) = run_play_with(
                     &ctx,
-                    &deps,
                     "start",
                     &selection,
-                    &select,
-                    Some(Direction::Start),
+                    select.concurrency,
+                    waits,
+                    Some(ahead),
                     move |ctx, row, id| tasks::start(ctx, row, id, options),
                 )
                 .await;
@@ -473,16 +490,18 @@ where
         Some(d) if !select.ignore_dependencies => deps.within(selection, d),
         _ => vec![Vec::new(); selection.len()],
     };
-    run_play_with(ctx, name, selection, select.concurrency, waits, task).await
+    run_play_with(ctx, name, selection, select.concurrency, waits, None, task).await
 }
 
-/// [`run_play`] with the waits given: `waits[row]` lists the rows `row` waits for.
+/// [`run_play`] with the waits given: `waits[row]` lists the rows `row` waits for; with
+/// `ahead`, work done ahead of the rows' turns (see [`play::schedule_ahead`]).
 async fn run_play_with<E, F, Fut>(
     ctx: &Context<E>,
     name: &'static str,
     selection: &[InstanceId],
     concurrency: Option<usize>,
     waits: Vec<Vec<usize>>,
+    ahead: Option<Arc<dyn play::Ahead>>,
     task: F,
 ) -> (Vec<Outcome>, bool)
 where
@@ -500,17 +519,14 @@ where
     let names: Vec<String> = rows.iter().map(|r| r.instance.clone()).collect();
     (ctx.reporter)(Event::Began { play: name, rows });
     // A ship's own limit (`max_operations`) applies on top of the play's `-c`.
-    let ship_limits = ship_limits(ctx);
-    let row_limits: Vec<_> = selection
-        .iter()
-        .map(|&i| ship_limits[ctx.env.instance(i).ship.0].clone())
-        .collect();
-    let (outcomes, interrupted) = play::schedule(
+    let limits = play_limits(ctx, selection.iter().map(|&i| ctx.env.instance(i).ship.0));
+    let (outcomes, interrupted) = play::schedule_ahead(
         &names,
         &waits,
         concurrency,
-        &row_limits,
+        &limits,
         &ctx.reporter,
+        ahead,
         |row| {
             let id = selection[row];
             let work = task(ctx.clone(), row, id);
@@ -621,13 +637,12 @@ async fn prepare_images<E: Engine>(
             .map(|r| format!("{} on {}", r.instance, r.ship))
             .collect();
         (ctx.reporter)(Event::Began { play: "pull", rows });
-        let limits = ship_limits(ctx);
-        let row_limits: Vec<_> = to_pull.iter().map(|w| limits[w.ship].clone()).collect();
+        let limits = play_limits(ctx, to_pull.iter().map(|w| w.ship));
         let (outcomes, interrupted) = play::schedule(
             &names,
             &vec![Vec::new(); to_pull.len()],
             select.concurrency,
-            &row_limits,
+            &limits,
             &ctx.reporter,
             |row| {
                 images::prepare(
@@ -703,6 +718,22 @@ async fn lookup_images<E: Engine>(ctx: &Context<E>, selection: &[InstanceId]) ->
     Context {
         images: Arc::new(resolved),
         ..ctx.clone()
+    }
+}
+
+/// The ships' limits (`max_operations`) of a play whose rows run on `row_ships` (ship ids).
+fn play_limits<E: Engine>(
+    ctx: &Context<E>,
+    row_ships: impl Iterator<Item = usize>,
+) -> play::ShipLimits {
+    play::ShipLimits {
+        places: ctx
+            .env
+            .ships
+            .iter()
+            .map(|s| s.max_operations.unwrap_or(SHIP_OPERATIONS))
+            .collect(),
+        row_ship: row_ships.map(Some).collect(),
     }
 }
 

@@ -115,13 +115,12 @@ async fn remove<E: Engine>(
         play: "clean --orphans",
         rows,
     });
-    let limits = ship_limits(ctx);
-    let row_limits: Vec<_> = orphans.iter().map(|o| limits[o.ship.0].clone()).collect();
+    let limits = play_limits(ctx, orphans.iter().map(|o| o.ship.0));
     let (outcomes, interrupted) = play::schedule(
         &names,
         &vec![Vec::new(); orphans.len()],
         concurrency,
-        &row_limits,
+        &limits,
         &ctx.reporter,
         |row| found::remove(ctx.clone(), row, orphans[row].clone()),
     )

@@ -4,6 +4,8 @@
 //! failed instance, and stops launching on Ctrl-C. Tasks report through typed
 //! [`Event`]s; `output::events` renders them.
 
+pub mod ahead;
+pub mod budget;
 pub mod checks;
 pub mod deploy;
 pub mod health;
@@ -11,11 +13,14 @@ pub mod images;
 pub mod orphans;
 pub mod tasks;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use futures_util::future::BoxFuture;
 use tokio::task::JoinSet;
+
+use budget::{Budget, Priority};
 
 use maestro_core::model::{Environment, InstanceId};
 
@@ -113,16 +118,59 @@ pub fn rows(env: &Environment, selection: &[InstanceId]) -> Vec<Row> {
 /// How long in-flight operations may go on after Ctrl-C before they are abandoned.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// Where each row runs, for the ships' limits (`max_operations`): ship `s` has
+/// `places[s]` places, row `r` runs on ship `row_ship[r]` (`None`: no ship's limit).
+#[derive(Clone, Debug, Default)]
+pub struct ShipLimits {
+    pub places: Vec<usize>,
+    pub row_ship: Vec<Option<usize>>,
+}
+
+/// Work a play can do for a row before the rows it waits for have succeeded (creating
+/// its container: see [`ahead`]).
+pub trait Ahead: Send + Sync + 'static {
+    /// Whether the row has work to do ahead of its turn.
+    fn wants(&self, row: usize) -> bool;
+    /// Does it, holding a place of [`budget::Priority::Ahead`]; `waiting_for` names the
+    /// rows it waits for. Does nothing once the row's turn began or it was discarded.
+    fn prepare(&self, row: usize, waiting_for: String) -> BoxFuture<'static, ()>;
+    /// The row will not have its turn: undoes what was done ahead (waiting for work in
+    /// flight to end); what became of it, in words, if anything was done.
+    fn discard(&self, row: usize) -> BoxFuture<'static, Option<String>>;
+    /// No more work ahead begins (Ctrl-C).
+    fn close(&self);
+}
+
 /// Runs `task(row)` for every row once the rows it waits for (`waits[row]`, positions in
-/// the same list) have succeeded, at most `concurrency` at once and at most as many as
-/// `row_limits[row]` allows among the rows sharing that limit. Returns each row's outcome and whether the play was
+/// the same list) have succeeded, at most `concurrency` at once and at most as many on a
+/// ship as `ships` allows. Returns each row's outcome and whether the play was
 /// interrupted.
 pub async fn schedule<F, Fut>(
     names: &[String],
     waits: &[Vec<usize>],
     concurrency: Option<usize>,
-    row_limits: &[Option<Arc<Semaphore>>],
+    ships: &ShipLimits,
     reporter: &Reporter,
+    task: F,
+) -> (Vec<Outcome>, bool)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
+    schedule_ahead(names, waits, concurrency, ships, reporter, None, task).await
+}
+
+/// [`schedule`], with work done ahead of the rows' turns: for each row that waits for
+/// others and that `ahead` wants, [`Ahead::prepare`] runs from the start of the play
+/// with the places the turns leave free; a row that will not have its turn is
+/// [discarded](Ahead::discard) before its outcome is told.
+pub async fn schedule_ahead<F, Fut>(
+    names: &[String],
+    waits: &[Vec<usize>],
+    concurrency: Option<usize>,
+    ships: &ShipLimits,
+    reporter: &Reporter,
+    ahead: Option<Arc<dyn Ahead>>,
     task: F,
 ) -> (Vec<Outcome>, bool)
 where
@@ -137,40 +185,69 @@ where
             dependents[w].push(row);
         }
     }
-    let limit = concurrency.filter(|&c| c > 0).unwrap_or(n.max(1));
-    let permits = Arc::new(Semaphore::new(limit));
+    let limit = concurrency.filter(|&c| c > 0);
+    let budget = Budget::new(limit, ships.places.clone());
+    let ship_of = |row: usize| ships.row_ship.get(row).copied().flatten();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    // Rows whose turn began, or whose outcome is decided (a discard may still run).
+    let mut decided = vec![false; n];
     let mut set: JoinSet<(usize, Outcome, Duration)> = JoinSet::new();
     // Which row each task is, so that a task that panics is reported on its own row.
-    let mut rows_of: std::collections::HashMap<tokio::task::Id, usize> = Default::default();
-    let spawn =
-        |set: &mut JoinSet<_>, rows_of: &mut std::collections::HashMap<_, _>, row: usize| {
-            let permits = permits.clone();
-            let row_limit = row_limits.get(row).cloned().flatten();
-            let work = task(row);
-            let handle = set.spawn(async move {
-                // The row's own limit (its ship's) first, so that waiting for it does not
-                // hold one of the play's places.
-                let _row_permit = match row_limit {
-                    Some(limit) => Some(
-                        limit
-                            .acquire_owned()
-                            .await
-                            .expect("the semaphore is never closed"),
-                    ),
-                    None => None,
-                };
-                let _permit = permits
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                let started = Instant::now();
-                let outcome = work.await;
-                (row, outcome, started.elapsed())
+    let mut rows_of: HashMap<tokio::task::Id, usize> = Default::default();
+    let spawn = |set: &mut JoinSet<_>, rows_of: &mut HashMap<_, _>, row: usize| {
+        let budget = budget.clone();
+        let ship = ship_of(row);
+        let work = task(row);
+        let handle = set.spawn(async move {
+            let _place = budget.acquire(ship, Priority::Turn).await;
+            let started = Instant::now();
+            let outcome = work.await;
+            (row, outcome, started.elapsed())
+        });
+        rows_of.insert(handle.id(), row);
+    };
+    // A row that will not have its turn: its work ahead is undone first, then its outcome
+    // is told (with what became of that work).
+    let wanted: Vec<bool> = (0..n)
+        .map(|row| remaining[row] > 0 && ahead.as_ref().is_some_and(|a| a.wants(row)))
+        .collect();
+    let not_run = |set: &mut JoinSet<_>, rows_of: &mut HashMap<_, _>, row: usize, why: String| {
+        let Some(ahead) = ahead.clone().filter(|_| wanted[row]) else {
+            let outcome = Outcome::NotRun(why);
+            reporter(Event::Finished {
+                row,
+                outcome: outcome.clone(),
+                elapsed: Duration::ZERO,
             });
-            rows_of.insert(handle.id(), row);
+            return Some(outcome);
         };
-    for (row, _) in remaining.iter().enumerate().filter(|(_, r)| **r == 0) {
+        let handle = set.spawn(async move {
+            let outcome = match ahead.discard(row).await {
+                Some(what) => Outcome::NotRun(format!("{why}; {what}")),
+                None => Outcome::NotRun(why),
+            };
+            (row, outcome, Duration::ZERO)
+        });
+        rows_of.insert(handle.id(), row);
+        None
+    };
+    let mut ahead_set: JoinSet<()> = JoinSet::new();
+    if let Some(ahead) = &ahead {
+        for row in (0..n).filter(|&r| wanted[r]) {
+            let waiting_for = waits[row]
+                .iter()
+                .map(|&w| names[w].as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (ahead, budget, ship) = (ahead.clone(), budget.clone(), ship_of(row));
+            ahead_set.spawn(async move {
+                let _place = budget.acquire(ship, Priority::Ahead).await;
+                ahead.prepare(row, waiting_for).await;
+            });
+        }
+    }
+    for row in (0..n).filter(|&r| remaining[r] == 0) {
+        decided[row] = true;
         spawn(&mut set, &mut rows_of, row);
     }
     let mut interrupted = false;
@@ -189,8 +266,13 @@ where
         } else {
             tokio::select! {
                 joined = set.join_next() => joined,
+                // Work ahead ends on its own; nothing waits for it here.
+                Some(_) = ahead_set.join_next(), if !ahead_set.is_empty() => continue,
                 _ = &mut ctrl_c => {
                     interrupted = true;
+                    if let Some(ahead) = &ahead {
+                        ahead.close();
+                    }
                     drain_deadline = Some(tokio::time::Instant::now() + DRAIN);
                     continue;
                 }
@@ -229,7 +311,8 @@ where
         if success {
             for &d in &dependents[row] {
                 remaining[d] -= 1;
-                if remaining[d] == 0 && outcomes[d].is_none() && !interrupted {
+                if remaining[d] == 0 && !decided[d] && !interrupted {
+                    decided[d] = true;
                     spawn(&mut set, &mut rows_of, d);
                 }
             }
@@ -237,36 +320,60 @@ where
             // Everything that (transitively) waits for this row will not run.
             let mut stack = dependents[row].clone();
             while let Some(d) = stack.pop() {
-                if outcomes[d].is_none() {
-                    let outcome = Outcome::NotRun(format!(
-                        "not run: waits for {}, which did not succeed",
-                        names[row]
-                    ));
-                    reporter(Event::Finished {
-                        row: d,
-                        outcome: outcome.clone(),
-                        elapsed: Duration::ZERO,
-                    });
-                    outcomes[d] = Some(outcome);
+                if !decided[d] {
+                    decided[d] = true;
+                    let why = format!("not run: waits for {}, which did not succeed", names[row]);
+                    if let Some(outcome) = not_run(&mut set, &mut rows_of, d, why) {
+                        outcomes[d] = Some(outcome);
+                    }
                     stack.extend(dependents[d].iter().copied());
                 }
             }
         }
     }
+    // What was begun ahead ends (nothing new begins): within what is left of the grace
+    // period after Ctrl-C, else abandoned (a row whose create was abandoned says so).
+    if let Some(ahead) = &ahead {
+        ahead.close();
+    }
+    let drained = async { while ahead_set.join_next().await.is_some() {} };
+    match drain_deadline {
+        Some(deadline) => {
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                ahead_set.abort_all();
+                while ahead_set.join_next().await.is_some() {}
+            }
+        }
+        None => drained.await,
+    }
+    let left: Vec<usize> = (0..n).filter(|&r| outcomes[r].is_none()).collect();
+    let discards = left.iter().map(|&row| {
+        let ahead = ahead.clone().filter(|_| wanted[row]);
+        async move {
+            match ahead {
+                Some(ahead) => ahead.discard(row).await,
+                None => None,
+            }
+        }
+    });
+    for (row, what) in left
+        .iter()
+        .zip(futures_util::future::join_all(discards).await)
+    {
+        let outcome = Outcome::NotRun(match what {
+            Some(what) => format!("not run: interrupted; {what}"),
+            None => "not run: interrupted".into(),
+        });
+        reporter(Event::Finished {
+            row: *row,
+            outcome: outcome.clone(),
+            elapsed: Duration::ZERO,
+        });
+        outcomes[*row] = Some(outcome);
+    }
     let outcomes = outcomes
         .into_iter()
-        .enumerate()
-        .map(|(row, o)| {
-            o.unwrap_or_else(|| {
-                let outcome = Outcome::NotRun("not run: interrupted".into());
-                reporter(Event::Finished {
-                    row,
-                    outcome: outcome.clone(),
-                    elapsed: Duration::ZERO,
-                });
-                outcome
-            })
-        })
+        .map(|o| o.unwrap_or_else(|| Outcome::NotRun("not run: interrupted".into())))
         .collect();
     (outcomes, interrupted)
 }

@@ -36,6 +36,9 @@ pub struct Context<E: Engine> {
     /// The values of the secret variables, read once by the plays that create containers
     /// (empty in the others).
     pub secrets: Arc<crate::secrets::Values>,
+    /// The containers created ahead of their instances' turns, in a play that does so
+    /// (by row).
+    pub ahead: Option<Arc<super::ahead::Slots>>,
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -50,6 +53,7 @@ impl<E: Engine> Clone for Context<E> {
             interrupted: self.interrupted.clone(),
             http: self.http.clone(),
             secrets: self.secrets.clone(),
+            ahead: self.ahead.clone(),
         }
     }
 }
@@ -97,6 +101,11 @@ pub async fn start<E: Engine>(
     id: InstanceId,
     options: StartOptions,
 ) -> Outcome {
+    if let Some(slots) = &ctx.ahead {
+        if let Some(made) = slots.take(row).await {
+            return start_made(&ctx, row, id, made, options).await;
+        }
+    }
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     ctx.step(row, "checking container");
@@ -173,14 +182,37 @@ pub async fn launch<E: Engine>(
     id: InstanceId,
     options: StartOptions,
 ) -> Outcome {
-    let failed = Outcome::Failed;
+    if let Err(failure) = run_checks(ctx, row, id, None, LifecycleState::PreStart).await {
+        return Outcome::Failed(failure);
+    }
+    match create(ctx, row, id, options.refresh_images).await {
+        Ok(made) => start_made(ctx, row, id, made, options).await,
+        Err(failure) => Outcome::Failed(failure),
+    }
+}
+
+/// A container created for this play and not started yet.
+pub struct Made {
+    pub container_id: String,
+    /// What the engine left out of the definition.
+    pub warnings: Vec<String>,
+    /// This play's readiness token for it, and the endpoint it reports to.
+    pub expectation: Option<(Expectation, String)>,
+}
+
+/// Creates the instance's container under its name (none may exist) with this play's
+/// readiness token, pulling the image first if the play did not prepare it (`refresh`:
+/// even when present). A create the engine did not answer leaves nothing behind.
+pub async fn create<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    refresh: bool,
+) -> Result<Made, Failure> {
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     // A new container: a new salt for its secrets' hashes.
     let mut spec = ctx.spec(id, None);
-    if let Err(failure) = run_checks(ctx, row, id, None, LifecycleState::PreStart).await {
-        return failed(failure);
-    }
     let mut expectation = None;
     if let Some(handshake) = &ctx.handshake {
         match handshake.expect(&instance.name, instance.ship.0) {
@@ -192,27 +224,46 @@ pub async fn launch<E: Engine>(
                 expectation = Some((invitation.expected, invitation.endpoint));
             }
             Ok(None) => {}
-            Err(e) => return failed(Failure::new(e)),
+            Err(e) => return Err(Failure::new(e)),
         }
     }
     if !ctx.images.contains(instance.ship.0, &instance.image.name) {
-        if let Err(failure) = ensure_image(ctx, row, id, options.refresh_images).await {
-            return failed(failure);
-        }
+        ensure_image(ctx, row, id, refresh).await?;
     }
     ctx.step(row, "creating container");
-    let (container_id, created_warnings) = match engine.create(&spec).await {
-        Ok(created) => (created.id, created.warnings),
+    match engine.create(&spec).await {
+        Ok(created) => Ok(Made {
+            container_id: created.id,
+            warnings: created.warnings,
+            expectation,
+        }),
         Err(e @ EngineError::NoAnswer { .. }) => {
             // Boxed, as the other rare path below: a task's future is as large as all the
             // futures it may await, and plays nest tasks deep.
             let left = Box::pin(unanswered_create(ctx, id)).await;
-            return failed(Failure::new(format!(
+            Err(Failure::new(format!(
                 "cannot create the container: {e}; {left}"
-            )));
+            )))
         }
-        Err(e) => return failed(Failure::new(format!("cannot create the container: {e}"))),
-    };
+        Err(e) => Err(Failure::new(format!("cannot create the container: {e}"))),
+    }
+}
+
+/// Starts a container [`create`] made and waits for its readiness ([`await_ready`], then
+/// the health gate). A container whose start fails is removed.
+pub async fn start_made<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    made: Made,
+    options: StartOptions,
+) -> Outcome {
+    let engine = ctx.engine(id);
+    let Made {
+        container_id,
+        warnings: created_warnings,
+        expectation,
+    } = made;
     crate::failpoint::pause("launch:created").await;
     ctx.step(row, "starting container");
     if let Err(e) = engine.start(&container_id).await {

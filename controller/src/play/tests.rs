@@ -20,7 +20,7 @@ struct Fake {
     log: Mutex<Vec<String>>,
     /// Containers (by name or id) that exit (code 3) as soon as they start.
     crash: HashSet<String>,
-    /// How many operations run at once right now, and the most ever.
+    /// How many creates and starts run at once right now, and the most ever.
     busy: Mutex<(usize, usize)>,
     /// Each created container's variables, by name.
     envs: Mutex<HashMap<String, Vec<String>>>,
@@ -48,6 +48,18 @@ type GuestPlayer = Box<dyn Fn(&str, &[String]) + Send + Sync>;
 impl Fake {
     fn record(&self, what: String) {
         self.log.lock().unwrap().push(what);
+    }
+
+    /// Takes `ms`, counted among the operations in flight (long enough for overlapping
+    /// ones to be seen).
+    async fn occupy(&self, ms: u64) {
+        {
+            let mut busy = self.busy.lock().unwrap();
+            busy.0 += 1;
+            busy.1 = busy.1.max(busy.0);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        self.busy.lock().unwrap().0 -= 1;
     }
 
     fn log(&self) -> Vec<String> {
@@ -169,6 +181,7 @@ impl Engine for Fake {
         Ok(())
     }
     async fn create(&self, spec: &ContainerSpec) -> Result<Created, EngineError> {
+        self.occupy(5).await;
         self.record(format!("create {}", spec.name));
         if self.containers.lock().unwrap().contains_key(&spec.name) {
             // As Docker: a name is one container's.
@@ -213,14 +226,7 @@ impl Engine for Fake {
     }
     async fn start(&self, id: &str) -> Result<(), EngineError> {
         let name = self.by_id(id).expect("created");
-        {
-            let mut busy = self.busy.lock().unwrap();
-            busy.0 += 1;
-            busy.1 = busy.1.max(busy.0);
-        }
-        // Long enough for overlapping starts to be seen.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        self.busy.lock().unwrap().0 -= 1;
+        self.occupy(20).await;
         self.record(format!("start {name}"));
         let crash = self.crash.contains(&name) || self.crash.contains(id);
         let mut containers = self.containers.lock().unwrap();
@@ -364,6 +370,36 @@ where
     F: Fn(Context<Fake>, usize, InstanceId) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    run(env, fake, handshake, direction, concurrency, false, task)
+        .await
+        .0
+}
+
+/// A `start` play that creates ahead, as the command runs it (every image prepared);
+/// the outcomes by instance name, and the events.
+async fn start_ahead(
+    env: &Arc<Environment>,
+    fake: &Arc<Fake>,
+) -> (HashMap<String, Outcome>, Vec<Event>) {
+    run(env, fake, None, Direction::Start, None, true, |c, r, i| {
+        tasks::start(c, r, i, StartOptions::default())
+    })
+    .await
+}
+
+async fn run<F, Fut>(
+    env: &Arc<Environment>,
+    fake: &Arc<Fake>,
+    handshake: Option<Arc<Handshake>>,
+    direction: Direction,
+    concurrency: Option<usize>,
+    ahead: bool,
+    task: F,
+) -> (HashMap<String, Outcome>, Vec<Event>)
+where
+    F: Fn(Context<Fake>, usize, InstanceId) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
     let sink = events.clone();
     let reporter: Reporter = Arc::new(move |e| sink.lock().unwrap().push(e));
@@ -379,20 +415,51 @@ where
         interrupted,
         http: Arc::default(),
         secrets: Arc::default(),
+        ahead: None,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
+    let (ctx, ahead) = if ahead {
+        // As `start` has them: every image looked up before the play.
+        let mut images = super::images::Resolved::default();
+        for i in &env.instances {
+            images.insert(
+                i.ship.0,
+                &i.image.name,
+                Some(format!("sha256:{}", i.image.name)),
+            );
+        }
+        let slots = super::ahead::Slots::new(selection.len());
+        let ctx = Context {
+            images: Arc::new(images),
+            ahead: Some(slots.clone()),
+            ..ctx
+        };
+        let creates: Arc<dyn super::Ahead> = Arc::new(super::ahead::Creates {
+            ctx: ctx.clone(),
+            selection: selection.clone(),
+            slots,
+        });
+        (ctx, Some(creates))
+    } else {
+        (ctx, None)
+    };
     let waits = Dependencies::new(env).within(&selection, direction);
     let names: Vec<String> = env.instances.iter().map(|i| i.name.clone()).collect();
     // One ship: its limit, if any, is shared by every row.
-    let ship = env.ships[0]
-        .max_operations
-        .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
-    let limits = vec![ship; names.len()];
-    let (outcomes, interrupted) =
-        schedule(&names, &waits, concurrency, &limits, &reporter, |row| {
-            task(ctx.clone(), row, selection[row])
-        })
-        .await;
+    let limits = super::ShipLimits {
+        places: vec![env.ships[0].max_operations.unwrap_or(usize::MAX)],
+        row_ship: vec![Some(0); names.len()],
+    };
+    let (outcomes, interrupted) = super::schedule_ahead(
+        &names,
+        &waits,
+        concurrency,
+        &limits,
+        &reporter,
+        ahead,
+        |row| task(ctx.clone(), row, selection[row]),
+    )
+    .await;
     assert!(!interrupted);
     // Every row is reported finished exactly once.
     let finished: Vec<usize> = events
@@ -412,7 +479,8 @@ where
     sorted.dedup();
     assert_eq!(sorted.len(), finished.len(), "a row finished twice");
     assert_eq!(finished.len(), names.len());
-    names.into_iter().zip(outcomes).collect()
+    let events = events.lock().unwrap().clone();
+    (names.into_iter().zip(outcomes).collect(), events)
 }
 
 fn position(log: &[String], entry: &str) -> usize {
@@ -1019,6 +1087,7 @@ async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
         interrupted: tokio::sync::watch::channel(false).1,
         http: Arc::default(),
         secrets: Arc::default(),
+        ahead: None,
     };
     let resolved = Arc::new(Mutex::new(Resolved::default()));
     let pins = Arc::new(Pins::default());
@@ -1539,6 +1608,7 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
         interrupted: tokio::sync::watch::channel(false).1,
         http: Arc::default(),
         secrets: Arc::default(),
+        ahead: None,
     };
     // Plays over the file's instances never touch it.
     play(&env, &fake, Direction::Start, None, stop_then_start).await;
@@ -1575,8 +1645,13 @@ async fn a_panicking_task_fails_its_own_row_only() {
     let names: Vec<String> = ["slow", "boom", "after-boom"].map(String::from).to_vec();
     // after-boom waits for boom.
     let waits = vec![vec![], vec![], vec![1]];
-    let (outcomes, interrupted) =
-        schedule(&names, &waits, None, &[], &reporter, |row| async move {
+    let (outcomes, interrupted) = schedule(
+        &names,
+        &waits,
+        None,
+        &Default::default(),
+        &reporter,
+        |row| async move {
             match row {
                 0 => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1585,8 +1660,9 @@ async fn a_panicking_task_fails_its_own_row_only() {
                 1 => panic!("boom"),
                 _ => Outcome::Done("never".into()),
             }
-        })
-        .await;
+        },
+    )
+    .await;
     assert!(!interrupted);
     assert_eq!(outcomes[0], Outcome::Done("slow done".into()));
     assert!(
@@ -1787,4 +1863,203 @@ async fn a_lost_answer_leaves_no_half_made_container() {
         matches!(outcomes["api-1"], Outcome::NotRun(_)),
         "{outcomes:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Creating ahead
+
+/// db <- api <- web, each ready only once its health check passes (after `ms`).
+fn chain_env() -> Arc<Environment> {
+    environment(
+        "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, healthcheck: {test: \"exit 0\"}, instances: {db-1: {ship: s1}}}
+  api: {image: api, requires: [db], healthcheck: {test: \"exit 0\"}, instances: {api-1: {ship: s1}}}
+  web: {image: web, requires: [api], instances: {web-1: {ship: s1}}}
+",
+    )
+}
+
+fn slow_health() -> HashMap<String, Result<u64, Vec<String>>> {
+    HashMap::from([("db-1".to_owned(), Ok(100)), ("api-1".to_owned(), Ok(100))])
+}
+
+fn steps_of(events: &[Event], env: &Environment, instance: &str) -> Vec<String> {
+    let row = env
+        .instances
+        .iter()
+        .position(|i| i.name == instance)
+        .unwrap();
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step { row: r, message } if *r == row => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Later levels are created while the first comes up; none starts before what it waits
+/// for is ready (healthy).
+#[tokio::test]
+async fn later_levels_are_created_while_earlier_ones_come_up() {
+    let env = chain_env();
+    let fake = Arc::new(Fake {
+        health: slow_health(),
+        ..Fake::default()
+    });
+    let (outcomes, events) = start_ahead(&env, &fake).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    let log = fake.log();
+    let at = |entry: &str| position(&log, entry);
+    // Created ahead: before the first level is ready.
+    assert!(at("create api-1") < at("healthy db-1"), "{log:?}");
+    assert!(at("create web-1") < at("healthy db-1"), "{log:?}");
+    // The invariant: started only once what it waits for is ready.
+    assert!(at("healthy db-1") < at("start api-1"), "{log:?}");
+    assert!(at("healthy api-1") < at("start web-1"), "{log:?}");
+    // Each created once: the turn starts what was made ahead.
+    assert_eq!(log.iter().filter(|l| l.starts_with("create")).count(), 3);
+    let steps = steps_of(&events, &env, "api-1");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("created id-api-1") && s.ends_with("waiting for db-1")),
+        "{steps:?}"
+    );
+}
+
+/// A dependency that fails: what was created ahead for its dependents is removed, and
+/// their outcomes say so; independent branches carry on.
+#[tokio::test]
+async fn a_failed_dependency_removes_what_was_created_ahead_and_says_so() {
+    let env = environment(ENV);
+    let fake = Arc::new(Fake {
+        crash: HashSet::from(["db-2".to_owned()]),
+        ..Fake::default()
+    });
+    let (outcomes, _) = start_ahead(&env, &fake).await;
+    assert!(
+        matches!(outcomes["db-2"], Outcome::Failed(_)),
+        "{outcomes:?}"
+    );
+    // web-1 waits for db-2 through api-1.
+    for (instance, waits_for) in [("api-1", "db-2"), ("web-1", "db-2")] {
+        match &outcomes[instance] {
+            Outcome::NotRun(why) => assert!(
+                why.starts_with(&format!(
+                    "not run: waits for {waits_for}, which did not succeed; its container id-{instance}-"
+                )) && why.ends_with(", created ahead, was removed"),
+                "{instance}: {why}"
+            ),
+            other => panic!("{instance}: {other:?}"),
+        }
+    }
+    assert_eq!(outcomes["batch-1"], Outcome::Done("started".into()));
+    let log = fake.log();
+    for instance in ["api-1", "web-1"] {
+        assert!(
+            position(&log, &format!("create {instance}"))
+                < position(&log, &format!("remove {instance}")),
+            "{log:?}"
+        );
+        assert!(!log.contains(&format!("start {instance}")), "{log:?}");
+    }
+    let left: Vec<String> = fake.containers.lock().unwrap().keys().cloned().collect();
+    assert!(
+        !left.iter().any(|n| n == "api-1" || n == "web-1"),
+        "{left:?}"
+    );
+}
+
+/// Creates ahead and starts share the ship's places: never more in flight than
+/// `max_operations`.
+#[tokio::test]
+async fn creating_ahead_stays_within_the_ships_limit() {
+    let text = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1, max_operations: 2}}
+services:
+  db: {image: db, instances: {db-1: {ship: s1}, db-2: {ship: s1}, db-3: {ship: s1}}}
+  api:
+    image: api
+    requires: [db]
+    instances: {api-1: {ship: s1}, api-2: {ship: s1}, api-3: {ship: s1}, api-4: {ship: s1}}
+";
+    let env = environment(text);
+    let fake = Arc::new(Fake::default());
+    let (outcomes, _) = start_ahead(&env, &fake).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    assert_eq!(fake.busy.lock().unwrap().1, 2);
+    let log = fake.log();
+    // Some were created ahead (before the last db was ready), none started before.
+    let last_db = ["db-1", "db-2", "db-3"]
+        .iter()
+        .map(|d| position(&log, &format!("start {d}")))
+        .max()
+        .unwrap();
+    assert!(
+        (1..=4).any(|i| position(&log, &format!("create api-{i}")) < last_db),
+        "{log:?}"
+    );
+    assert!(
+        (1..=4).all(|i| position(&log, &format!("start api-{i}")) > last_db),
+        "{log:?}"
+    );
+}
+
+/// What is created ahead: nothing that names another container, needs a `pre-start`
+/// check first, or whose image the play did not prepare.
+#[test]
+fn only_a_self_contained_create_is_done_ahead() {
+    let env = environment(
+        "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, instances: {db-1: {ship: s1}}}
+  plain: {image: app, requires: [db], instances: {plain-1: {ship: s1}}}
+  vols: {image: app, instances: {vols-1: {ship: s1, volumes_from: [db-1]}}}
+  linked: {image: app, requires: [db], instances: {linked-1: {ship: s1, links: {db-1: db}}}}
+  netns: {image: app, requires: [db], instances: {netns-1: {ship: s1, net: \"container:db-1\"}}}
+  checked:
+    image: app
+    requires: [db]
+    lifecycle: {pre-start: [{type: tcp, port: p}]}
+    instances: {checked-1: {ship: s1, ports: {p: 1}}}
+  unprepared: {image: other, requires: [db], instances: {unprepared-1: {ship: s1}}}
+",
+    );
+    let mut images = super::images::Resolved::default();
+    images.insert(0, "app", Some("sha256:app".into()));
+    let ctx = Context {
+        env: env.clone(),
+        engines: Arc::new(vec![Arc::new(Fake::default())]),
+        docker_config: Arc::default(),
+        reporter: Arc::new(|_| {}),
+        handshake: None,
+        images: Arc::new(images),
+        interrupted: tokio::sync::watch::channel(false).1,
+        http: Arc::default(),
+        secrets: Arc::default(),
+        ahead: None,
+    };
+    for (instance, expected) in [
+        ("plain-1", true),
+        ("vols-1", false),
+        ("linked-1", false),
+        ("netns-1", false),
+        ("checked-1", false),
+        ("unprepared-1", false),
+    ] {
+        let id = InstanceId(
+            env.instances
+                .iter()
+                .position(|i| i.name == instance)
+                .unwrap(),
+        );
+        assert_eq!(super::ahead::eligible(&ctx, id), expected, "{instance}");
+    }
 }

@@ -14,7 +14,8 @@
 //! (pull from the simulated registry, or import with `fromSrc=-`), `DELETE
 //! images/{name}`, `distribution/{name}/json`, and `events` (`since`, `until`, filters
 //! `type`, `container`, `event`, `image`, `label`, `scope`). Anything else is refused with
-//! a message naming it. `GET /_simship/stats` (no latency, no limit) tells its counters.
+//! a message naming it. `GET /_simship/stats` (no latency, no limit) tells its counters;
+//! [`Ship::journal`] what was done to containers, in order.
 
 mod server;
 mod state;
@@ -204,6 +205,8 @@ pub struct Ship {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
     stats: Stats,
+    /// The containers' creates, starts, stops, kills and removals, in order.
+    journal: Mutex<Vec<String>>,
 }
 
 impl Ship {
@@ -228,6 +231,16 @@ impl Ship {
             exited: count(state::Run::Exited),
             created: count(state::Run::Created),
         }
+    }
+
+    /// What was done to containers, in order, as `KIND NAME` (kind `create`, `start`,
+    /// `stop`, `kill`, `remove`; a removal names what it was asked for, the container
+    /// being gone).
+    pub fn journal(&self) -> Vec<String> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Each container: name (without `/`), state (`created`, `running`, `exited`), exit
@@ -277,6 +290,7 @@ pub async fn launch(n: usize, options: Options) -> std::io::Result<Vec<Arc<Ship>
             state: Mutex::new(State::default()),
             events: broadcast::channel(1024).0,
             stats: Stats::default(),
+            journal: Mutex::default(),
         });
         tokio::spawn(server::accept(listener, ship.clone()));
         ships.push(ship);

@@ -61,6 +61,27 @@ fn count(ship: &Ship, kind: &str) {
     ship.stats.counts[at].fetch_add(1, Ordering::Relaxed);
 }
 
+/// Adds a container's create, start, stop, kill or removal that succeeded to the ship's
+/// journal, as `KIND NAME`, in the order they were done.
+fn record(ship: &Ship, kind: &'static str, segments: &[&str], query: &BTreeMap<String, String>) {
+    let name = match (kind, segments) {
+        ("create", _) => query.get("name").cloned().unwrap_or_default(),
+        ("start" | "stop" | "kill" | "remove", ["containers", target, ..]) => {
+            let state = ship.state();
+            match state.find(target) {
+                Ok(id) => state.containers[id].bare_name().to_owned(),
+                // Removed already: its id is all there is.
+                Err(_) => (*target).to_owned(),
+            }
+        }
+        _ => return,
+    };
+    ship.journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(format!("{kind} {name}"));
+}
+
 fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()).boxed());
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -206,6 +227,9 @@ async fn handle(
         tokio::time::sleep(ship.options.latency).await;
     }
     let response = route(&ship, &method, &segments, &query, &body, on_upgrade).await;
+    if response.is_ok() {
+        record(&ship, kind, &segments, &query);
+    }
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     drop(permit);
     Ok(match response {

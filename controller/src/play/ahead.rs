@@ -1,0 +1,231 @@
+//! Creating ahead: while the instances of earlier dependency levels come up, the
+//! containers of later levels are created (not started), so that an instance's turn costs
+//! only its start and its readiness. An instance still starts only once everything it
+//! waits for is ready: what is done ahead is the create alone, and only when nothing the
+//! create needs depends on the play's progress (see [`eligible`]).
+//!
+//! Each row has a [`Slot`]. The scheduler runs [`Creates::prepare`] for a row with a place
+//! of low priority (see [`super::budget`]); the row's turn takes what was made
+//! ([`Slots::take`]); a row that will not have its turn (a dependency failed, Ctrl-C) has
+//! it removed ([`Creates::discard`]), and its outcome says so.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+
+use maestro_core::model::{Environment, InstanceId, LifecycleState};
+
+use super::tasks::{self, Context, Made, short};
+use crate::engine::Engine;
+
+/// What was done ahead for one row.
+enum Slot {
+    /// Nothing yet: its turn or [`Creates::prepare`], whichever comes first, decides.
+    Waiting,
+    /// A create in flight.
+    Creating,
+    Made(Made),
+    /// Nothing to hand over: its turn began first, nothing was created ahead, or what was
+    /// made was handed over or removed.
+    Done,
+    /// A create whose end nobody saw (the play gave up on it): whether the container
+    /// exists is unknown.
+    Unknown,
+}
+
+/// The rows' slots, shared by the play's tasks (through [`Context::ahead`]).
+pub struct Slots {
+    slots: Vec<watch::Sender<Slot>>,
+    /// No work ahead begins any more (Ctrl-C).
+    closed: AtomicBool,
+}
+
+impl Slots {
+    pub fn new(rows: usize) -> Arc<Self> {
+        Arc::new(Slots {
+            slots: (0..rows)
+                .map(|_| watch::Sender::new(Slot::Waiting))
+                .collect(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends the row's slot: waits for a create in flight to end, and returns what it
+    /// made, if anything (`Err(())`: whether it made one is unknown). Nothing is created
+    /// ahead for the row afterwards.
+    async fn finish(&self, row: usize) -> Result<Option<Made>, ()> {
+        let Some(slot) = self.slots.get(row) else {
+            return Ok(None);
+        };
+        let mut changes = slot.subscribe();
+        loop {
+            let mut taken = None;
+            slot.send_if_modified(|s| match s {
+                Slot::Creating => false,
+                s => {
+                    taken = Some(std::mem::replace(s, Slot::Done));
+                    true
+                }
+            });
+            match taken {
+                Some(Slot::Made(made)) => return Ok(Some(made)),
+                Some(Slot::Unknown) => return Err(()),
+                Some(_) => return Ok(None),
+                // Its sender lives as long as `self`, so this ends when the create does.
+                None => {
+                    if changes.changed().await.is_err() {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The container created ahead for the row, at its turn (`None`: the turn creates
+    /// it as usual).
+    pub async fn take(&self, row: usize) -> Option<Made> {
+        self.finish(row).await.ok().flatten()
+    }
+}
+
+/// Marks the slot [`Slot::Unknown`] if dropped while its create is in flight.
+struct InFlight<'a>(&'a watch::Sender<Slot>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_if_modified(|s| match s {
+            Slot::Creating => {
+                *s = Slot::Unknown;
+                true
+            }
+            _ => false,
+        });
+    }
+}
+
+/// Whether the container of `id` can be created before the instances it waits for are
+/// ready: its image is on its ship already (the play prepared it), it has no `pre-start`
+/// checks (they come before the create), and its definition names no other container
+/// (`volumes_from`, `links`, `network_mode: container:…`), which Docker looks up at the
+/// create and which may be replaced by the play before then.
+pub fn eligible<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
+    let env: &Environment = &ctx.env;
+    let instance = env.instance(id);
+    ctx.images
+        .id(instance.ship.0, &instance.image.name)
+        .is_some()
+        && instance
+            .lifecycle
+            .get(&LifecycleState::PreStart)
+            .is_none_or(Vec::is_empty)
+        && instance.volumes_from.is_empty()
+        && instance.links.is_empty()
+        && !instance
+            .net
+            .as_deref()
+            .is_some_and(|n| n.starts_with("container:"))
+}
+
+/// Creating ahead in a `start` play: `selection[row]` is the row's instance.
+pub struct Creates<E: Engine> {
+    pub ctx: Context<E>,
+    pub selection: Vec<InstanceId>,
+    pub slots: Arc<Slots>,
+}
+
+impl<E: Engine> super::Ahead for Creates<E> {
+    fn wants(&self, row: usize) -> bool {
+        self.selection
+            .get(row)
+            .is_some_and(|&id| eligible(&self.ctx, id))
+    }
+
+    fn prepare(&self, row: usize, waiting_for: String) -> BoxFuture<'static, ()> {
+        let ctx = self.ctx.clone();
+        let slots = self.slots.clone();
+        let id = self.selection[row];
+        Box::pin(async move {
+            let Some(slot) = slots.slots.get(row) else {
+                return;
+            };
+            if slots.closed.load(Ordering::SeqCst)
+                || !slot.send_if_modified(|s| match s {
+                    Slot::Waiting => {
+                        *s = Slot::Creating;
+                        true
+                    }
+                    _ => false,
+                })
+            {
+                return;
+            }
+            let in_flight = InFlight(slot);
+            let name = &ctx.env.instance(id).name;
+            // Only where no container is: one there is the turn's to decide on (left,
+            // replaced, started), after the dependencies are ready, as without creating
+            // ahead.
+            let made = match ctx.engine(id).inspect(name).await {
+                Ok(None) => {
+                    match tasks::create(&ctx, row, id, false).await {
+                        Ok(made) => {
+                            ctx.step(
+                                row,
+                                format!(
+                                    "created {}, waiting for {waiting_for}",
+                                    short(&made.container_id)
+                                ),
+                            );
+                            Slot::Made(made)
+                        }
+                        // Tried again at its turn, which reports what it finds.
+                        Err(failure) => {
+                            ctx.step(
+                                row,
+                                format!(
+                                    "not created ahead ({}); created at its turn",
+                                    failure.message
+                                ),
+                            );
+                            Slot::Done
+                        }
+                    }
+                }
+                Ok(Some(_)) | Err(_) => Slot::Done,
+            };
+            slot.send_replace(made);
+            drop(in_flight);
+        })
+    }
+
+    fn discard(&self, row: usize) -> BoxFuture<'static, Option<String>> {
+        let ctx = self.ctx.clone();
+        let slots = self.slots.clone();
+        let id = self.selection.get(row).copied();
+        Box::pin(async move {
+            let id = id?;
+            match slots.finish(row).await {
+                Ok(None) => None,
+                Ok(Some(made)) => {
+                    let what = short(&made.container_id).to_owned();
+                    Some(match ctx.engine(id).remove(&made.container_id).await {
+                        Ok(()) => format!("its container {what}, created ahead, was removed"),
+                        Err(e) => format!(
+                            "its container {what}, created ahead, is left created: cannot remove it: {e}"
+                        ),
+                    })
+                }
+                Err(()) => Some(
+                    "it was being created ahead when the play gave up: if the engine created \
+                     it, the next start finds it"
+                        .to_owned(),
+                ),
+            }
+        })
+    }
+
+    fn close(&self) {
+        self.slots.closed.store(true, Ordering::SeqCst);
+    }
+}
