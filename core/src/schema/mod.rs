@@ -909,7 +909,7 @@ fn volumes_from_cycles(
             let provider = instances[source.0].service;
             if provider == instance.service {
                 within[i].push(source.0);
-            } else if !across[instance.service.0].contains(&provider.0) {
+            } else {
                 across[instance.service.0].push(provider.0);
             }
         }
@@ -917,26 +917,50 @@ fn volumes_from_cycles(
     if !has_volumes_from {
         return;
     }
-    let requires_only = crate::graph::requires_cycles(services);
-    for cycle in crate::graph::cycles(&across) {
-        let as_ids: Vec<ServiceId> = cycle.iter().map(|&s| ServiceId(s)).collect();
-        if requires_only.contains(&as_ids) {
-            continue; // Already reported as a requires cycle.
-        }
-        let names: Vec<&str> = cycle
+    // Sorted without repeats: many instances of one service may name the same sources.
+    for next in &mut across {
+        next.sort_unstable();
+        next.dedup();
+    }
+    let requires: Vec<Vec<ServiceId>> = services
+        .iter()
+        .map(|s| {
+            let mut r = s.requires.clone();
+            r.sort_unstable();
+            r
+        })
+        .collect();
+    // A cycle needs a volumes_from edge when some instance takes volumes from a service
+    // in the same strongly connected group as its own along an edge `requires` does not
+    // give (those cycles are reported as requires cycles). One report per group: the
+    // first such instance, with the shortest way back from its source's service.
+    let (component, count) = crate::graph::strongly_connected(&across);
+    let mut reported = vec![false; count];
+    for (i, instance) in instances.iter().enumerate() {
+        let own = instance.service;
+        let Some(provider) = instance
+            .volumes_from
             .iter()
-            .chain([&cycle[0]])
-            .map(|&s| services[s].name.as_str())
-            .collect();
-        let Some((i, instance)) = instances.iter().enumerate().find(|(_, inst)| {
-            inst.service.0 == cycle[0]
-                && inst
-                    .volumes_from
-                    .iter()
-                    .any(|v| instances[v.0].service.0 != cycle[0])
-        }) else {
+            .map(|source| instances[source.0].service)
+            .find(|p| {
+                *p != own
+                    && component[p.0] == component[own.0]
+                    && requires[own.0].binary_search(p).is_err()
+            })
+        else {
             continue;
         };
+        if std::mem::replace(&mut reported[component[own.0]], true) {
+            continue;
+        }
+        let Some(back) = crate::graph::path_within(&across, &component, provider.0, own.0)
+        else {
+            continue;
+        };
+        let names: Vec<&str> = std::iter::once(own.0)
+            .chain(back)
+            .map(|s| services[s].name.as_str())
+            .collect();
         let (_, node, path) = &nodes[i];
         let at = node.get("volumes_from").unwrap_or(node);
         r.error(
@@ -948,8 +972,8 @@ fn volumes_from_cycles(
             ),
         )
         .help = Some(format!(
-            "instance {} of {} takes volumes from a service that depends on {}",
-            instance.name, names[0], names[0]
+            "instance {} of {} takes volumes from {}, which depends on {}",
+            instance.name, names[0], names[1], names[0]
         ));
     }
     for cycle in crate::graph::cycles(&within) {

@@ -1521,6 +1521,72 @@ fn dependency_errors() {
 }
 
 #[test]
+fn volumes_from_cycles() {
+    // (services, errors as (path, fragments)): a cycle that needs a volumes_from edge is
+    // reported at the instance whose volumes_from closes it, wherever the cycle's
+    // lowest-numbered service is.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a [&'a str])]);
+    let cases: &[Case] = &[
+        // The service with volumes_from comes first.
+        (
+            "  a: {image: a, instances: {a1: {ship: s1, volumes_from: b1}}}\n  b: {image: b, requires: [a], instances: {b1: {ship: s1}}}\n",
+            &[(
+                "services.a.instances.a1.volumes_from",
+                &["dependency cycle through volumes_from: a -> b -> a"],
+            )],
+        ),
+        // ... or not.
+        (
+            "  a: {image: a, requires: [b], instances: {a1: {ship: s1}}}\n  b: {image: b, instances: {b1: {ship: s1, volumes_from: a1}}}\n",
+            &[(
+                "services.b.instances.b1.volumes_from",
+                &["dependency cycle through volumes_from: b -> a -> b"],
+            )],
+        ),
+        (
+            "  a: {image: a, requires: [b], instances: {a1: {ship: s1}}}\n  b: {image: b, requires: [c], instances: {b1: {ship: s1}}}\n  c: {image: c, instances: {c1: {ship: s1, volumes_from: [a1]}}}\n",
+            &[(
+                "services.c.instances.c1.volumes_from",
+                &["dependency cycle through volumes_from: c -> a -> b -> c"],
+            )],
+        ),
+        // A requires cycle in the same group does not hide the volumes_from one.
+        (
+            "  a: {image: a, requires: [b, c], instances: {a1: {ship: s1}}}\n  b: {image: b, requires: [a], instances: {b1: {ship: s1}}}\n  c: {image: c, instances: {c1: {ship: s1, volumes_from: a1}}}\n",
+            &[
+                ("services.a.requires", &["dependency cycle: a -> b -> a"]),
+                (
+                    "services.c.instances.c1.volumes_from",
+                    &["dependency cycle through volumes_from: c -> a -> c"],
+                ),
+            ],
+        ),
+        // volumes_from along a requires edge adds no cycle of its own.
+        (
+            "  a: {image: a, requires: [b], instances: {a1: {ship: s1, volumes_from: b1}}}\n  b: {image: b, requires: [a], instances: {b1: {ship: s1}}}\n",
+            &[("services.a.requires", &["dependency cycle: a -> b -> a"])],
+        ),
+        // Within one service, instance to instance.
+        (
+            "  a: {image: a, instances: {a1: {ship: s1, volumes_from: a2}, a2: {ship: s1, volumes_from: a1}}}\n",
+            &[(
+                "services.a.instances.a1.volumes_from",
+                &["volumes_from cycle: a1 -> a2 -> a1"],
+            )],
+        ),
+    ];
+    for (services, errors) in cases {
+        let loaded = load_text(&format!("{HEAD}{services}"));
+        assert!(loaded.environment.is_none(), "{services} accepted");
+        assert_diags(
+            &rendered(&loaded.diagnostics, Severity::Error),
+            errors,
+            services,
+        );
+    }
+}
+
+#[test]
 fn accepted_dependencies() {
     // wants_info may go both ways and point at itself; requires may be a single name and
     // repeat; neither makes a cycle.
