@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use indexmap::IndexMap;
 
 use crate::Files;
-use crate::diag::{Diagnostic, suggestion};
+use crate::diag::Diagnostic;
 use crate::model::*;
 use crate::yaml::{self, Node, Resolved, Value};
 
@@ -102,7 +102,10 @@ pub struct Loaded {
 /// Reads an environment file's (already Jinja-rendered) text. `local_ship` is the ship
 /// used when the file has no `ships:` section.
 pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
-    let mut r = Reader { diags: Vec::new() };
+    let mut r = Reader {
+        diags: Vec::new(),
+        suggester: Default::default(),
+    };
     let environment =
         match yaml::parse(text) {
             Err(e) => {
@@ -143,8 +146,9 @@ fn environment(
         let name = key(k);
         // `_anchors:` and `x-anchors:` are the usual homes of YAML anchors.
         if !TOP_LEVEL.contains(&name) && !name.starts_with('_') && !name.starts_with("x-") {
+            let help = r.suggester.suggestion(name, TOP_LEVEL.iter().copied());
             r.warn(name, k, format!("unknown key {name:?} is ignored"))
-                .help = Some(suggestion(name, TOP_LEVEL.iter().copied()));
+                .help = Some(help);
         }
     }
 
@@ -259,7 +263,8 @@ fn ships(
                     let help = if matches!(key(k), "ip" | "endpoint") {
                         "ip and endpoint are per ship and cannot have defaults".to_owned()
                     } else {
-                        suggestion(key(k), SHIP_DEFAULTS.iter().copied())
+                        r.suggester
+                            .suggestion(key(k), SHIP_DEFAULTS.iter().copied())
                     };
                     r.warn(
                         &join("ship_defaults", key(k)),
@@ -775,15 +780,16 @@ fn resolve_dependencies(
                         }
                     }
                     None => {
-                        r.error(&path, node, format!("unknown service {name:?}"))
-                            .help = Some(suggestion(
+                        let help = r.suggester.suggestion(
                             &name,
                             services
                                 .iter()
                                 .enumerate()
                                 .filter(|(j, _)| *j != i)
                                 .map(|(_, s)| s.name.as_str()),
-                        ));
+                        );
+                        r.error(&path, node, format!("unknown service {name:?}"))
+                            .help = Some(help);
                     }
                 }
             }
@@ -821,19 +827,20 @@ fn resolve_volumes_from(
         let mut resolved = Vec::new();
         for name in names {
             let Some(&(j, _)) = index.get(&name) else {
-                r.error(
-                    &vpath,
-                    vf_node,
-                    format!("unknown instance {name:?} to get volumes from"),
-                )
-                .help = Some(suggestion(
+                let help = r.suggester.suggestion(
                     &name,
                     instances
                         .iter()
                         .enumerate()
                         .filter(|(j, _)| *j != i)
                         .map(|(_, other)| other.name.as_str()),
-                ));
+                );
+                r.error(
+                    &vpath,
+                    vf_node,
+                    format!("unknown instance {name:?} to get volumes from"),
+                )
+                .help = Some(help);
                 continue;
             };
             if j == i {
@@ -1030,11 +1037,11 @@ fn instance(
             match ships.ships.iter().position(|s| s.name == ship_name) {
                 Some(i) => ShipId(i),
                 None => {
+                    let help = r
+                        .suggester
+                        .suggestion(&ship_name, ships.ships.iter().map(|s| s.name.as_str()));
                     r.error(&p("ship"), n, format!("unknown ship {ship_name:?}"))
-                        .help = Some(suggestion(
-                        &ship_name,
-                        ships.ships.iter().map(|s| s.name.as_str()),
-                    ));
+                        .help = Some(help);
                     // Go on with the first ship so the instance's other problems are
                     // reported too; the error keeps the environment from being used.
                     if ships.ships.is_empty() {
@@ -1207,15 +1214,16 @@ fn instance(
                             |ship_name| match ships.ships.iter().find(|s| s.name == ship_name) {
                                 Some(s) => Some(s.ip.clone()),
                                 None => {
+                                    let help = r.suggester.suggestion(
+                                        &ship_name,
+                                        ships.ships.iter().map(|s| s.name.as_str()),
+                                    );
                                     r.error(
                                         &join(&hpath, "ship"),
                                         sn,
                                         format!("unknown ship {ship_name:?}"),
                                     )
-                                    .help = Some(suggestion(
-                                        &ship_name,
-                                        ships.ships.iter().map(|s| s.name.as_str()),
-                                    ));
+                                    .help = Some(help);
                                     None
                                 }
                             },
@@ -1553,6 +1561,10 @@ fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
     let check_name = |r: &mut Reader, name: &str, node: &Node| -> bool {
         let ok = RESTART_POLICIES.contains(&name);
         if !ok {
+            let help = r
+                .suggester
+                .closest(name, RESTART_POLICIES.iter().copied())
+                .map(|best| format!("did you mean {best:?}?"));
             r.error(
                 path,
                 node,
@@ -1561,8 +1573,7 @@ fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
                     RESTART_POLICIES.join(", ")
                 ),
             )
-            .help = crate::diag::closest(name, RESTART_POLICIES)
-                .map(|best| format!("did you mean {best:?}?"));
+            .help = help;
         }
         ok
     };
@@ -1658,8 +1669,9 @@ fn limits(r: &mut Reader, nodes: &[(&Node, &Node)], path: &str) -> Limits {
             "memory" => limits.memory = bytes(r, v, &lpath),
             "swap" => limits.swap = bytes(r, v, &lpath),
             other => {
+                let help = r.suggester.suggestion(other, ["cpu", "memory", "swap"]);
                 r.warn(&lpath, k, format!("unknown key {other:?} is ignored"))
-                    .help = Some(suggestion(other, ["cpu", "memory", "swap"]));
+                    .help = Some(help);
             }
         }
     }

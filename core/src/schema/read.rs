@@ -2,11 +2,13 @@
 //! path, location, value and expectation) instead of failing, so one pass finds every
 //! problem.
 
-use crate::diag::{Diagnostic, suggestion};
+use crate::diag::{Diagnostic, Suggester};
 use crate::yaml::{Node, Resolved, Value};
 
 pub(crate) struct Reader {
     pub diags: Vec<Diagnostic>,
+    /// Every "did you mean" of one file shares one bound on the work it does.
+    pub suggester: Suggester,
 }
 
 /// A YAML path, built as the reader descends.
@@ -217,7 +219,7 @@ impl Reader {
         for (key, _) in entries {
             let name = key.text().unwrap_or_default();
             if !known.contains(&name) {
-                let help = suggestion(name, known.iter().copied());
+                let help = self.suggester.suggestion(name, known.iter().copied());
                 self.warn(
                     &join(path, name),
                     key,

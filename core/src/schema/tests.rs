@@ -1587,6 +1587,31 @@ fn volumes_from_cycles() {
 }
 
 #[test]
+fn suggestions_for_many_unknown_names_are_bounded() {
+    // Every service requires an unknown name close to every other service's name: each
+    // lookup against all names would compare N * N pairs.
+    const N: usize = 20_000;
+    let mut text = String::from(HEAD);
+    for i in 0..N {
+        text.push_str(&format!(
+            "  s{i}: {{image: i, requires: [x{i}], instances: {{}}}}\n"
+        ));
+    }
+    crate::diag::tests::COMPARED.with(|c| c.set(0));
+    let loaded = load_text(&text);
+    let compared = crate::diag::tests::COMPARED.with(|c| c.get());
+    let errors: Vec<&Diagnostic> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), N);
+    assert!(
+        compared <= crate::diag::SUGGESTION_BUDGET,
+        "{compared} character pairs compared"
+    );
+    // Within the budget, the first ones still get a suggestion; all get some help.
+    assert_eq!(errors[0].help.as_deref(), Some("did you mean \"s1\"?"));
+    assert!(errors.iter().all(|d| d.help.is_some()));
+}
+
+#[test]
 fn accepted_dependencies() {
     // wants_info may go both ways and point at itself; requires may be a single name and
     // repeat; neither makes a cycle.
