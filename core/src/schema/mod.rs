@@ -296,6 +296,7 @@ fn ships(
     let mut out = Vec::new();
     for (k, v) in entries {
         let name = key(k).to_owned();
+        check_name(r, NameKind::Ship, "ships", k, &name);
         let path = join("ships", &name);
         let Some(fields) = r.map(v, &path, "a ship ({ip: ADDRESS, ...})") else {
             continue;
@@ -592,6 +593,7 @@ fn services(
 
     for (k, v) in entries {
         let service_name = key(k).to_owned();
+        check_name(r, NameKind::Service, "services", k, &service_name);
         let path = join("services", &service_name);
         let service_id = ServiceId(services.len());
         let Some(fields) = r.map(v, &path, "a service ({image: ..., instances: {...}})") else {
@@ -707,6 +709,7 @@ fn services(
         };
         for (ik, iv) in instance_entries {
             let instance_name = key(ik).to_owned();
+            check_name(r, NameKind::Instance, &p("instances"), ik, &instance_name);
             let ipath = join(&p("instances"), &instance_name);
             if let Some((_, other)) = instance_index.get(&instance_name) {
                 r.error(&ipath, ik, format!("instance {instance_name} is already defined in service {other}"))
@@ -748,6 +751,66 @@ fn services(
     );
     volumes_from_cycles(r, &services, &instances, &instance_nodes);
     (services, instances)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameKind {
+    Service,
+    Instance,
+    Ship,
+}
+
+/// Refuses names the engine would refuse later, or worse. An instance name is the
+/// container's name: Docker's rule, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, and none of the names
+/// deploy gives an instance's other generations. Service names (variable prefixes and
+/// labels) and ship names (labels, host names) may be anything printable without `/`;
+/// a ship name beginning with `-` would read as an option on the command line (`-S`).
+/// The error is at `parent`: the name itself may not belong in a path.
+fn check_name(r: &mut Reader, kind: NameKind, parent: &str, node: &Node, name: &str) {
+    let what = match kind {
+        NameKind::Service => "service",
+        NameKind::Instance => "instance",
+        NameKind::Ship => "ship",
+    };
+    let problem = if kind == NameKind::Instance {
+        let mut chars = name.chars();
+        let docker = name.len() >= 2
+            && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        let generation = [
+            crate::spec::previous_name(""),
+            crate::spec::retiring_name(""),
+            crate::spec::swapping_name(""),
+        ]
+        .into_iter()
+        .find(|suffix| name.ends_with(suffix.as_str()));
+        if !docker {
+            Some("a container name is two or more characters: a letter or digit, then letters, digits, '_', '.' or '-'".to_owned())
+        } else {
+            generation.map(|suffix| {
+                format!(
+                    "names ending in {suffix} are what deploy and rollback name an instance's other generations"
+                )
+            })
+        }
+    } else if name.is_empty() {
+        Some("a name cannot be empty".to_owned())
+    } else if name.chars().any(char::is_control) {
+        Some("a name cannot hold control characters".to_owned())
+    } else if name.contains('/') {
+        Some("a name cannot hold '/'".to_owned())
+    } else if kind == NameKind::Ship && name.starts_with('-') {
+        Some("a ship name cannot begin with '-'".to_owned())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        r.error(
+            parent,
+            node,
+            format!("invalid {what} name {name:?}: {problem}"),
+        );
+    }
 }
 
 /// A service's `requires` and `wants_info` entries: each name with the node it came from.
@@ -960,8 +1023,7 @@ fn volumes_from_cycles(
         if std::mem::replace(&mut reported[component[own.0]], true) {
             continue;
         }
-        let Some(back) = crate::graph::path_within(&across, &component, provider.0, own.0)
-        else {
+        let Some(back) = crate::graph::path_within(&across, &component, provider.0, own.0) else {
             continue;
         };
         let names: Vec<&str> = std::iter::once(own.0)

@@ -1612,6 +1612,152 @@ fn suggestions_for_many_unknown_names_are_bounded() {
 }
 
 #[test]
+fn names_are_checked() {
+    // (services and ships as YAML, error at path with fragments, or None when accepted)
+    let svc =
+        |instance: &str| format!("  svc: {{image: i, instances: {{{instance}: {{ship: s1}}}}}}\n");
+    let cases: Vec<(String, &str, Option<(&str, &[&str])>)> = vec![
+        // Instance names are container names: Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+.
+        (svc("web-1"), "", None),
+        (svc("Web_1.a-b"), "", None),
+        (svc("9x"), "", None),
+        (
+            svc("\"\""),
+            "",
+            Some((
+                "services.svc.instances",
+                &["invalid instance name \"\"", "letter or digit"],
+            )),
+        ),
+        (
+            svc("w"),
+            "",
+            Some((
+                "services.svc.instances",
+                &["invalid instance name \"w\"", "two or more"],
+            )),
+        ),
+        (
+            svc("\"a/b\""),
+            "",
+            Some(("services.svc.instances", &["\"a/b\""])),
+        ),
+        (
+            svc("\"a\\nb\""),
+            "",
+            Some(("services.svc.instances", &["\"a\\nb\""])),
+        ),
+        (
+            svc("\"a\\0b\""),
+            "",
+            Some(("services.svc.instances", &["\"a\\0b\""])),
+        ),
+        (
+            svc("-web"),
+            "",
+            Some(("services.svc.instances", &["\"-web\""])),
+        ),
+        (
+            svc("_web"),
+            "",
+            Some(("services.svc.instances", &["\"_web\""])),
+        ),
+        (
+            svc("web@1"),
+            "",
+            Some(("services.svc.instances", &["\"web@1\""])),
+        ),
+        (
+            svc("caf\u{e9}"),
+            "",
+            Some(("services.svc.instances", &["\"caf\u{e9}\""])),
+        ),
+        // deploy's names for an instance's other generations.
+        (
+            svc("web.previous"),
+            "",
+            Some((
+                "services.svc.instances",
+                &["\"web.previous\"", ".previous", "deploy"],
+            )),
+        ),
+        (
+            svc("web.retiring"),
+            "",
+            Some(("services.svc.instances", &[".retiring"])),
+        ),
+        (
+            svc("web.swapping"),
+            "",
+            Some(("services.svc.instances", &[".swapping"])),
+        ),
+        (svc("web.previousx"), "", None),
+        // Service names: anything but empty, control characters and `/`.
+        (
+            "  \"my service.x\": {image: i, instances: {}}\n".into(),
+            "",
+            None,
+        ),
+        (
+            "  \"\": {image: i, instances: {}}\n".into(),
+            "",
+            Some(("services", &["invalid service name \"\"", "empty"])),
+        ),
+        (
+            "  \"a/b\": {image: i, instances: {}}\n".into(),
+            "",
+            Some(("services", &["invalid service name \"a/b\"", "/"])),
+        ),
+        (
+            "  \"a\\tb\": {image: i, instances: {}}\n".into(),
+            "",
+            Some(("services", &["\"a\\tb\"", "control"])),
+        ),
+        // Ship names: the same, and not beginning with `-`.
+        (String::new(), "  \"ship one\": {ip: 10.0.0.3}\n", None),
+        (
+            String::new(),
+            "  \"-s\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["invalid ship name \"-s\"", "-"])),
+        ),
+        (
+            String::new(),
+            "  \"s/3\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["\"s/3\""])),
+        ),
+        (
+            String::new(),
+            "  \"s\\r3\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["\"s\\r3\""])),
+        ),
+        (
+            String::new(),
+            "  \"\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["invalid ship name \"\""])),
+        ),
+    ];
+    for (services, ships, want) in cases {
+        let services = if services.is_empty() {
+            svc("web-1")
+        } else {
+            services
+        };
+        let text = format!(
+            "__maestro: {{schema: 2}}\nname: t\nships:\n  s1: {{ip: 10.0.0.1}}\n{ships}services:\n{services}"
+        );
+        let loaded = load_text(&text);
+        let errors = rendered(&loaded.diagnostics, Severity::Error);
+        match want {
+            None => assert_eq!(errors, Vec::<String>::new(), "{text}"),
+            Some(want) => {
+                assert!(loaded.environment.is_none(), "{text}");
+                assert_diags(&errors, &[want], &text);
+            }
+        }
+    }
+}
+
+#[test]
 fn accepted_dependencies() {
     // wants_info may go both ways and point at itself; requires may be a single name and
     // repeat; neither makes a cycle.
