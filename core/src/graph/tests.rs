@@ -639,7 +639,12 @@ fn deep_graphs_are_walked_without_recursion() {
         // every instance in between.
         let deps = Dependencies {
             start: (0..DEEP)
-                .map(|i| (i + 1 < DEEP).then_some(InstanceId(i + 1)).into_iter().collect())
+                .map(|i| {
+                    (i + 1 < DEEP)
+                        .then_some(InstanceId(i + 1))
+                        .into_iter()
+                        .collect()
+                })
                 .collect(),
             stop: vec![Vec::new(); DEEP],
         };

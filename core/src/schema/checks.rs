@@ -713,9 +713,7 @@ fn auditor(r: &mut Reader, node: &Node, path: &str) -> Option<Auditor> {
         }
         "_fail" => AuditorKind::Fail,
         other => {
-            let help = r
-                .suggester
-                .suggestion(other, AUDITORS[..5].iter().copied());
+            let help = r.suggester.suggestion(other, AUDITORS[..5].iter().copied());
             r.error(
                 &p("type"),
                 kind_node,

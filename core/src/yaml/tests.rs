@@ -186,6 +186,12 @@ fn deep_nesting_is_refused_with_a_location() {
         );
     }
     // Depth up to the limit is fine.
-    let ok = format!("a: &a {}x{}\nb: {}*a{}\n", "[".repeat(200), "]".repeat(200), "[".repeat(200), "]".repeat(200));
+    let ok = format!(
+        "a: &a {}x{}\nb: {}*a{}\n",
+        "[".repeat(200),
+        "]".repeat(200),
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     parse_ok(&ok);
 }
