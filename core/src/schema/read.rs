@@ -11,10 +11,17 @@ pub(crate) struct Reader {
     pub suggester: Suggester,
 }
 
-/// A YAML path, built as the reader descends.
+/// A YAML path, built as the reader descends. A key holding control characters (refused
+/// as a name, but its values are still read) is quoted and escaped, so that a message
+/// shows it rather than obeys it.
 pub(crate) fn join(path: &str, key: &str) -> String {
+    let key: std::borrow::Cow<'_, str> = if key.chars().any(char::is_control) {
+        format!("{key:?}").into()
+    } else {
+        key.into()
+    };
     if path.is_empty() {
-        key.to_owned()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }

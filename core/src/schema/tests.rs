@@ -1755,6 +1755,12 @@ fn names_are_checked() {
             }
         }
     }
+    // Paths below a name with a control character show it escaped, not obeyed.
+    let loaded = load_text(&format!(
+        "{HEAD}  \"a\\nb\": {{image: i, instances: {{x1: {{ship: s9}}}}}}\n"
+    ));
+    let paths: Vec<&str> = loaded.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["services", "services.\"a\\nb\".instances.x1.ship"]);
 }
 
 #[test]
