@@ -1616,7 +1616,8 @@ fn names_are_checked() {
     // (services and ships as YAML, error at path with fragments, or None when accepted)
     let svc =
         |instance: &str| format!("  svc: {{image: i, instances: {{{instance}: {{ship: s1}}}}}}\n");
-    let cases: Vec<(String, &str, Option<(&str, &[&str])>)> = vec![
+    type Want<'a> = Option<(&'a str, &'a [&'a str])>;
+    let cases: Vec<(String, &str, Want)> = vec![
         // Instance names are container names: Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+.
         (svc("web-1"), "", None),
         (svc("Web_1.a-b"), "", None),
