@@ -88,7 +88,9 @@ fn main() -> ExitCode {
                 }
                 roots
             };
-            finish(output::print(&output::deptree(&env, &roots, recursive)))
+            finish(output::print_with(|out| {
+                output::write_deptree(&env, &roots, recursive, out)
+            }))
         }
         Command::Completions { .. } => unreachable!("handled before loading"),
         play => {

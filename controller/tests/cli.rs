@@ -492,3 +492,70 @@ fn plan_options_need_the_plan_they_apply_to() {
         );
     }
 }
+
+/// Runs the binary in a fresh folder holding `yaml` as `maestro.yaml`, with stdout thrown
+/// away (the output of a huge environment is not the point): exit code and stderr.
+fn run_discarding_stdout(name: &str, yaml: &str, args: &[&str]) -> (Option<i32>, String) {
+    let dir = case_dir(name);
+    std::fs::write(dir.join("maestro.yaml"), yaml).expect("write maestro.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_maestro"))
+        .args(["-f", "maestro.yaml"])
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("HOME", "/home/test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run maestro");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A dependency chain 100,000 services deep (through volumes_from: a `requires` chain
+/// gives each service the variables of all those below it, which is quadratic by
+/// MaestroNG's contract) is loaded, checked for cycles and printed without overflowing
+/// the stack; values nested 100,000 deep are refused with their place in the file.
+#[test]
+fn deep_environments() {
+    const DEPTH: usize = 100_000;
+    let mut yaml = String::from("name: deep\nships: {s: {ip: 10.0.0.1}}\nservices:\n");
+    for i in 0..DEPTH {
+        let from = if i + 1 < DEPTH {
+            format!(", volumes_from: c{}", i + 1)
+        } else {
+            String::new()
+        };
+        yaml.push_str(&format!(
+            "  s{i}: {{image: i, instances: {{c{i}: {{ship: s{from}}}}}}}\n"
+        ));
+    }
+    let near_the_end = format!("s{}", DEPTH - 500);
+    for args in [&["config", "--json"][..], &["deptree", "-r", &near_the_end]] {
+        let (code, stderr) = run_discarding_stdout("deep_chain", &yaml, args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    // Closing the chain into a ring: one cycle, reported.
+    let ring = yaml.replacen(
+        "{c99999: {ship: s}}",
+        "{c99999: {ship: s, volumes_from: c0}}",
+        1,
+    );
+    assert_ne!(ring, yaml);
+    let (code, stderr) = run_discarding_stdout("deep_ring", &ring, &["config"]);
+    assert_eq!(code, Some(2), "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(stderr.contains("dependency cycle through volumes_from: s0 -> s1 -> s2 -> "));
+
+    let nested = format!(
+        "name: nested\nservices:\n  a: {}{}\n",
+        "[".repeat(DEPTH),
+        "]".repeat(DEPTH)
+    );
+    let (code, stderr) = run_discarding_stdout("deep_yaml", &nested, &["config"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("maestro.yaml:3:"), "{stderr}");
+}

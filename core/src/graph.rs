@@ -7,9 +7,6 @@
 //! `volumes_from` source does not wait on stop: Docker only needs it to exist, not to run.
 //! `wants_info` never orders anything.
 
-use petgraph::algo::tarjan_scc;
-use petgraph::graph::{DiGraph, NodeIndex};
-
 use crate::diag::suggestion;
 use crate::model::{Environment, InstanceId, Service, ServiceId};
 
@@ -21,43 +18,138 @@ pub enum Direction {
     Stop,
 }
 
-/// The cycles of a graph given as adjacency lists, each as the nodes along it (the first
-/// repeated implicitly at the end), starting from its lowest node. Empty when acyclic.
-pub fn cycles(adjacency: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let mut graph = DiGraph::<usize, ()>::with_capacity(adjacency.len(), 0);
-    let nodes: Vec<NodeIndex> = (0..adjacency.len()).map(|i| graph.add_node(i)).collect();
-    for (i, next) in adjacency.iter().enumerate() {
-        for &j in next {
-            graph.add_edge(nodes[i], nodes[j], ());
-        }
-    }
-    let mut cycles = Vec::new();
-    for scc in tarjan_scc(&graph) {
-        let members: Vec<usize> = scc.iter().map(|n| graph[*n]).collect();
-        let start = *members.iter().min().expect("an SCC is never empty");
-        if members.len() == 1 && !adjacency[start].contains(&start) {
+/// The strongly connected components of a graph given as adjacency lists: each node's
+/// component number, and how many there are. Tarjan's algorithm with an explicit stack
+/// (a recursive walk overflows the stack on a long chain of services).
+pub fn strongly_connected(adjacency: &[Vec<usize>]) -> (Vec<usize>, usize) {
+    const UNSEEN: usize = usize::MAX;
+    let n = adjacency.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut component = vec![UNSEEN; n];
+    let mut stack: Vec<usize> = Vec::new();
+    // The walk: each node being visited, with how many of its edges it has followed.
+    let mut walk: Vec<(usize, usize)> = Vec::new();
+    let (mut next_index, mut count) = (0, 0);
+    for root in 0..n {
+        if index[root] != UNSEEN {
             continue;
         }
-        // Walk from the lowest node along edges inside the SCC until a node repeats:
-        // that walk ends in a cycle.
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        walk.push((root, 0));
+        while let Some((v, followed)) = walk.last_mut() {
+            let v = *v;
+            if let Some(&w) = adjacency[v].get(*followed) {
+                *followed += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    walk.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            walk.pop();
+            if let Some(&(parent, _)) = walk.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = count;
+                    if w == v {
+                        break;
+                    }
+                }
+                count += 1;
+            }
+        }
+    }
+    (component, count)
+}
+
+/// The cycles of a graph given as adjacency lists, one per strongly connected group, each
+/// as the nodes along it (the first repeated implicitly at the end). Empty when acyclic.
+pub fn cycles(adjacency: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    const NONE: usize = usize::MAX;
+    let (component, count) = strongly_connected(adjacency);
+    let mut size = vec![0usize; count];
+    let mut lowest = vec![NONE; count];
+    for (node, &c) in component.iter().enumerate() {
+        size[c] += 1;
+        lowest[c] = lowest[c].min(node);
+    }
+    // Where each node is on the current walk (NONE when not on it): reset after each
+    // walk, so the whole search stays linear in the graph's size.
+    let mut position = vec![NONE; adjacency.len()];
+    let mut cycles = Vec::new();
+    for c in 0..count {
+        let start = lowest[c];
+        if size[c] == 1 && !adjacency[start].contains(&start) {
+            continue;
+        }
+        // Walk from the lowest node along edges inside the group until a node repeats:
+        // that walk ends in a cycle (every node of the group has an edge inside it).
         let mut path = vec![start];
+        position[start] = 0;
         let mut current = start;
-        loop {
-            let next = adjacency[current]
-                .iter()
-                .copied()
-                .find(|n| members.contains(n))
-                .expect("every node of a cycle has an edge inside it");
-            if let Some(pos) = path.iter().position(|&p| p == next) {
-                cycles.push(path[pos..].to_vec());
+        while let Some(&next) = adjacency[current].iter().find(|&&n| component[n] == c) {
+            if position[next] != NONE {
+                cycles.push(path[position[next]..].to_vec());
                 break;
             }
+            position[next] = path.len();
             path.push(next);
             current = next;
+        }
+        for node in path {
+            position[node] = NONE;
         }
     }
     cycles.sort();
     cycles
+}
+
+/// The shortest path from `from` to `to` (both included) along edges between nodes of
+/// `component` (as numbered by [`strongly_connected`]); `None` when there is none.
+pub fn path_within(
+    adjacency: &[Vec<usize>],
+    component: &[usize],
+    from: usize,
+    to: usize,
+) -> Option<Vec<usize>> {
+    const NONE: usize = usize::MAX;
+    let group = component[from];
+    let mut came_from = std::collections::HashMap::from([(from, NONE)]);
+    let mut queue = std::collections::VecDeque::from([from]);
+    while let Some(node) = queue.pop_front() {
+        if node == to {
+            let mut path = vec![to];
+            let mut at = to;
+            while came_from[&at] != NONE {
+                at = came_from[&at];
+                path.push(at);
+            }
+            path.reverse();
+            return Some(path);
+        }
+        for &next in &adjacency[node] {
+            if component[next] == group && !came_from.contains_key(&next) {
+                came_from.insert(next, node);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
 }
 
 /// The `requires` cycles among services.
@@ -385,43 +477,49 @@ impl Dependencies {
             position[i.0] = p;
         }
         // reach[i]: the selected instances reachable from unselected instance i, memoised.
+        // Computed by an iterative post-order walk: a recursive one overflows the stack on
+        // a long chain of instances outside the play.
         let mut reach: Vec<Option<Vec<usize>>> = vec![None; edges.len()];
-        fn through(
-            i: usize,
-            edges: &[Vec<InstanceId>],
-            position: &[usize],
-            reach: &mut Vec<Option<Vec<usize>>>,
-        ) -> Vec<usize> {
-            if let Some(done) = &reach[i] {
-                return done.clone();
-            }
+        // Expanded once each, so that even a cyclic graph (validation rules it out) ends.
+        let mut expanded = vec![false; edges.len()];
+        let mut stack: Vec<(usize, bool)> = Vec::new();
+        let reached = |i: usize, reach: &[Option<Vec<usize>>]| -> Vec<usize> {
             let mut out = Vec::new();
             for d in &edges[i] {
                 if position[d.0] != usize::MAX {
                     out.push(position[d.0]);
-                } else {
-                    out.extend(through(d.0, edges, position, reach));
+                } else if let Some(done) = &reach[d.0] {
+                    out.extend_from_slice(done);
                 }
             }
             out.sort_unstable();
             out.dedup();
-            reach[i] = Some(out.clone());
             out
-        }
+        };
         selection
             .iter()
             .map(|i| {
-                let mut out = Vec::new();
                 for d in &edges[i.0] {
-                    if position[d.0] != usize::MAX {
-                        out.push(position[d.0]);
-                    } else {
-                        out.extend(through(d.0, edges, &position, &mut reach));
+                    if position[d.0] == usize::MAX && reach[d.0].is_none() {
+                        stack.push((d.0, false));
                     }
                 }
-                out.sort_unstable();
-                out.dedup();
-                out
+                while let Some((u, children_done)) = stack.pop() {
+                    if children_done {
+                        reach[u] = Some(reached(u, &reach));
+                        continue;
+                    }
+                    if std::mem::replace(&mut expanded[u], true) {
+                        continue;
+                    }
+                    stack.push((u, true));
+                    for d in &edges[u] {
+                        if position[d.0] == usize::MAX && reach[d.0].is_none() {
+                            stack.push((d.0, false));
+                        }
+                    }
+                }
+                reached(i.0, &reach)
             })
             .collect()
     }

@@ -241,10 +241,16 @@ pub const NODE_BUDGET: usize = 5_000_000;
 /// See [`NODE_BUDGET`]: 64 MiB of scalar text.
 pub const BYTE_BUDGET: usize = 64 << 20;
 
+/// How deeply values may nest, aliases included, before the file is refused: far above
+/// any real environment, and low enough that every walk over the tree (many recurse, as
+/// dropping and cloning a node do) stays well within a thread's stack.
+pub const MAX_DEPTH: usize = 1_000;
+
 #[derive(Default)]
 struct Builder {
-    /// Each anchor's value and its size (nodes, bytes of scalars).
-    anchors: HashMap<usize, (Node, Size)>,
+    /// Each anchor's value, its size (nodes, bytes of scalars) and how deep its values
+    /// nest.
+    anchors: HashMap<usize, (Node, Size, usize)>,
     /// What anchors and aliases have copied so far.
     copied: Size,
 }
@@ -286,12 +292,15 @@ enum Frame {
         loc: Loc,
         anchor: usize,
         items: Vec<Node>,
+        /// How deep the items nest (1 for scalars only).
+        height: usize,
     },
     Map {
         loc: Loc,
         anchor: usize,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        height: usize,
     },
 }
 
@@ -306,7 +315,8 @@ impl Builder {
                 line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
                 col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
             };
-            let node = match event {
+            // The node this event completes, and how deep its values nest.
+            let (node, height) = match event {
                 Event::DocumentStart(..) => {
                     documents += 1;
                     if documents > 1 {
@@ -330,20 +340,20 @@ impl Builder {
                             tag,
                         }),
                     };
-                    self.anchor(anchor, &node)?;
-                    node
+                    self.anchor(anchor, &node, 1)?;
+                    (node, 1)
                 }
                 Event::Alias(id) => {
-                    let Some((target, size)) = self.anchors.get(&id) else {
+                    let Some((target, size, height)) = self.anchors.get(&id) else {
                         return Err(SyntaxError {
                             loc: Some(loc),
                             message: "alias to an unknown anchor".into(),
                         });
                     };
-                    let (mut node, size) = (target.clone(), *size);
+                    let (mut node, size, height) = (target.clone(), *size, *height);
                     self.charge(size, loc)?;
                     node.loc = loc;
-                    node
+                    (node, height)
                 }
                 Event::SequenceStart(_, anchor, tag) => {
                     if let Some(tag) = tag {
@@ -353,6 +363,7 @@ impl Builder {
                         loc,
                         anchor,
                         items: Vec::new(),
+                        height: 0,
                     });
                     continue;
                 }
@@ -365,25 +376,33 @@ impl Builder {
                         anchor,
                         entries: Vec::new(),
                         key: None,
+                        height: 0,
                     });
                     continue;
                 }
                 Event::SequenceEnd => {
-                    let Some(Frame::Seq { loc, anchor, items }) = stack.pop() else {
+                    let Some(Frame::Seq {
+                        loc,
+                        anchor,
+                        items,
+                        height,
+                    }) = stack.pop()
+                    else {
                         unreachable!("the parser balances sequence events")
                     };
                     let node = Node {
                         loc,
                         value: Value::Seq(items),
                     };
-                    self.anchor(anchor, &node)?;
-                    node
+                    self.anchor(anchor, &node, height + 1)?;
+                    (node, height + 1)
                 }
                 Event::MappingEnd => {
                     let Some(Frame::Map {
                         loc,
                         anchor,
                         entries,
+                        height,
                         ..
                     }) = stack.pop()
                     else {
@@ -393,15 +412,37 @@ impl Builder {
                         loc,
                         value: Value::Map(merge(entries)?),
                     };
-                    self.anchor(anchor, &node)?;
-                    node
+                    self.anchor(anchor, &node, height + 1)?;
+                    (node, height + 1)
                 }
                 _ => continue,
             };
+            // The parser bounds how deeply collections nest as written, but an alias can
+            // put a deep value inside another deep value, again and again.
+            if stack.len() + height > MAX_DEPTH {
+                return Err(SyntaxError {
+                    loc: Some(node.loc),
+                    message: format!(
+                        "values nested more than {MAX_DEPTH} levels deep (through aliases); refusing to go on"
+                    ),
+                });
+            }
             match stack.last_mut() {
                 None => root = Some(node),
-                Some(Frame::Seq { items, .. }) => items.push(node),
-                Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(Frame::Seq {
+                    items,
+                    height: parent,
+                    ..
+                }) => {
+                    *parent = (*parent).max(height);
+                    items.push(node);
+                }
+                Some(Frame::Map {
+                    entries,
+                    key,
+                    height: parent,
+                    ..
+                }) => match key.take() {
                     None => {
                         if node.as_scalar().is_none() {
                             return Err(SyntaxError {
@@ -414,18 +455,21 @@ impl Builder {
                         }
                         *key = Some(node);
                     }
-                    Some(k) => entries.push((k, node)),
+                    Some(k) => {
+                        *parent = (*parent).max(height);
+                        entries.push((k, node));
+                    }
                 },
             }
         }
         Ok(root.filter(|node| !node.is_null()))
     }
 
-    fn anchor(&mut self, anchor: usize, node: &Node) -> Result<(), SyntaxError> {
+    fn anchor(&mut self, anchor: usize, node: &Node, height: usize) -> Result<(), SyntaxError> {
         if anchor != 0 {
             let size = Size::of(node);
             self.charge(size, node.loc)?;
-            self.anchors.insert(anchor, (node.clone(), size));
+            self.anchors.insert(anchor, (node.clone(), size, height));
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use guestutils::redact;
 use maestro_core::Diagnostic;
 
 pub use config::{config_yaml, write_config_json};
-pub use deptree::deptree;
+pub use deptree::write_deptree;
 pub use lock::{lock_notice, lock_released, lock_status};
 
 use crate::load::Source;

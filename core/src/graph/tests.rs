@@ -610,3 +610,67 @@ fn waits_within_a_play() {
         vec![vec![], vec![0], vec![1]]
     );
 }
+
+/// Runs `f` on a thread with a small stack, so that a walk recursing once per node of a
+/// long chain overflows it (and the test fails) instead of passing by luck of a big stack.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .expect("thread")
+        .join()
+        .expect("no panic")
+}
+
+const DEEP: usize = 100_000;
+
+#[test]
+fn deep_graphs_are_walked_without_recursion() {
+    on_small_stack(|| {
+        // A chain 0 -> 1 -> ... has no cycle; closing it makes one cycle of every node.
+        let mut chain: Vec<Vec<usize>> = (1..DEEP).map(|i| vec![i]).collect();
+        chain.push(vec![]);
+        assert_eq!(cycles(&chain), Vec::<Vec<usize>>::new());
+        let mut ring = chain.clone();
+        ring[DEEP - 1] = vec![0];
+        assert_eq!(cycles(&ring), vec![(0..DEEP).collect::<Vec<_>>()]);
+
+        // A play on both ends of a start chain: the first waits for the last through
+        // every instance in between.
+        let deps = Dependencies {
+            start: (0..DEEP)
+                .map(|i| {
+                    (i + 1 < DEEP)
+                        .then_some(InstanceId(i + 1))
+                        .into_iter()
+                        .collect()
+                })
+                .collect(),
+            stop: vec![Vec::new(); DEEP],
+        };
+        let ends = [InstanceId(0), InstanceId(DEEP - 1)];
+        assert_eq!(deps.within(&ends, Direction::Start), vec![vec![1], vec![]]);
+        assert_eq!(deps.waves(&ends, Direction::Start, false).len(), 2);
+    });
+}
+
+#[test]
+fn cycles_of_larger_groups() {
+    // (adjacency, cycles): the walk leaves each node by its first edge inside the group,
+    // and the cycle it closes is reported from where it closes.
+    type Row<'a> = (&'a [&'a [usize]], &'a [&'a [usize]]);
+    let table: &[Row] = &[
+        // 0 -> 1 -> 2 -> 1: the cycle is 1, 2 even though 0 is in no cycle.
+        (&[&[1], &[2], &[1]], &[&[1, 2]]),
+        // A group of four with a chord; edges leaving the group are not followed, and
+        // the walk from 0 closes the cycle 1, 2, 3 first.
+        (&[&[4, 1], &[2], &[3, 0], &[1], &[]], &[&[1, 2, 3]]),
+        // Two groups joined by a one-way edge.
+        (&[&[1], &[0, 2], &[3], &[2]], &[&[0, 1], &[2, 3]]),
+    ];
+    for (adjacency, want) in table {
+        let adjacency: Vec<Vec<usize>> = adjacency.iter().map(|a| a.to_vec()).collect();
+        let want: Vec<Vec<usize>> = want.iter().map(|c| c.to_vec()).collect();
+        assert_eq!(cycles(&adjacency), want, "{adjacency:?}");
+    }
+}

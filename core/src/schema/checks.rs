@@ -274,15 +274,15 @@ pub(crate) fn check(r: &mut Reader, raw: &RawCheck<'_>, target: &CheckTarget<'_>
             })
         }
         other => {
+            let help = r
+                .suggester
+                .suggestion(other, ["tcp", "http", "exec", "rexec", "sleep"]);
             r.error(
                 &p("type"),
                 kind_node,
                 format!("unknown check type {other:?}"),
             )
-            .help = Some(crate::diag::suggestion(
-                other,
-                ["tcp", "http", "exec", "rexec", "sleep"],
-            ));
+            .help = Some(help);
             None
         }
     }
@@ -400,6 +400,9 @@ fn request_options(r: &mut Reader, node: &Node, path: &str) -> Option<RequestOpt
 }
 
 fn unknown_port(r: &mut Reader, name: &str, node: &Node, path: &str, target: &CheckTarget<'_>) {
+    let help = r
+        .suggester
+        .suggestion(name, target.ports.keys().map(String::as_str));
     r.error(
         path,
         node,
@@ -408,10 +411,7 @@ fn unknown_port(r: &mut Reader, name: &str, node: &Node, path: &str, target: &Ch
             target.instance
         ),
     )
-    .help = Some(crate::diag::suggestion(
-        name,
-        target.ports.keys().map(String::as_str),
-    ));
+    .help = Some(help);
 }
 
 fn named_port_number(
@@ -713,15 +713,13 @@ fn auditor(r: &mut Reader, node: &Node, path: &str) -> Option<Auditor> {
         }
         "_fail" => AuditorKind::Fail,
         other => {
+            let help = r.suggester.suggestion(other, AUDITORS[..5].iter().copied());
             r.error(
                 &p("type"),
                 kind_node,
                 format!("unknown auditor type {other:?}"),
             )
-            .help = Some(crate::diag::suggestion(
-                other,
-                AUDITORS[..5].iter().copied(),
-            ));
+            .help = Some(help);
             return None;
         }
     };

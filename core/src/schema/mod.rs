@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use indexmap::IndexMap;
 
 use crate::Files;
-use crate::diag::{Diagnostic, suggestion};
+use crate::diag::Diagnostic;
 use crate::model::*;
 use crate::yaml::{self, Node, Resolved, Value};
 
@@ -102,7 +102,10 @@ pub struct Loaded {
 /// Reads an environment file's (already Jinja-rendered) text. `local_ship` is the ship
 /// used when the file has no `ships:` section.
 pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
-    let mut r = Reader { diags: Vec::new() };
+    let mut r = Reader {
+        diags: Vec::new(),
+        suggester: Default::default(),
+    };
     let environment =
         match yaml::parse(text) {
             Err(e) => {
@@ -143,8 +146,9 @@ fn environment(
         let name = key(k);
         // `_anchors:` and `x-anchors:` are the usual homes of YAML anchors.
         if !TOP_LEVEL.contains(&name) && !name.starts_with('_') && !name.starts_with("x-") {
+            let help = r.suggester.suggestion(name, TOP_LEVEL.iter().copied());
             r.warn(name, k, format!("unknown key {name:?} is ignored"))
-                .help = Some(suggestion(name, TOP_LEVEL.iter().copied()));
+                .help = Some(help);
         }
     }
 
@@ -259,7 +263,8 @@ fn ships(
                     let help = if matches!(key(k), "ip" | "endpoint") {
                         "ip and endpoint are per ship and cannot have defaults".to_owned()
                     } else {
-                        suggestion(key(k), SHIP_DEFAULTS.iter().copied())
+                        r.suggester
+                            .suggestion(key(k), SHIP_DEFAULTS.iter().copied())
                     };
                     r.warn(
                         &join("ship_defaults", key(k)),
@@ -291,6 +296,7 @@ fn ships(
     let mut out = Vec::new();
     for (k, v) in entries {
         let name = key(k).to_owned();
+        check_name(r, NameKind::Ship, "ships", k, &name);
         let path = join("ships", &name);
         let Some(fields) = r.map(v, &path, "a ship ({ip: ADDRESS, ...})") else {
             continue;
@@ -587,6 +593,7 @@ fn services(
 
     for (k, v) in entries {
         let service_name = key(k).to_owned();
+        check_name(r, NameKind::Service, "services", k, &service_name);
         let path = join("services", &service_name);
         let service_id = ServiceId(services.len());
         let Some(fields) = r.map(v, &path, "a service ({image: ..., instances: {...}})") else {
@@ -702,6 +709,7 @@ fn services(
         };
         for (ik, iv) in instance_entries {
             let instance_name = key(ik).to_owned();
+            check_name(r, NameKind::Instance, &p("instances"), ik, &instance_name);
             let ipath = join(&p("instances"), &instance_name);
             if let Some((_, other)) = instance_index.get(&instance_name) {
                 r.error(&ipath, ik, format!("instance {instance_name} is already defined in service {other}"))
@@ -745,6 +753,66 @@ fn services(
     (services, instances)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameKind {
+    Service,
+    Instance,
+    Ship,
+}
+
+/// Refuses names the engine would refuse later, or worse. An instance name is the
+/// container's name: Docker's rule, `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, and none of the names
+/// deploy gives an instance's other generations. Service names (variable prefixes and
+/// labels) and ship names (labels, host names) may be anything printable without `/`;
+/// a ship name beginning with `-` would read as an option on the command line (`-S`).
+/// The error is at `parent`: the name itself may not belong in a path.
+fn check_name(r: &mut Reader, kind: NameKind, parent: &str, node: &Node, name: &str) {
+    let what = match kind {
+        NameKind::Service => "service",
+        NameKind::Instance => "instance",
+        NameKind::Ship => "ship",
+    };
+    let problem = if kind == NameKind::Instance {
+        let mut chars = name.chars();
+        let docker = name.len() >= 2
+            && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        let generation = [
+            crate::spec::previous_name(""),
+            crate::spec::retiring_name(""),
+            crate::spec::swapping_name(""),
+        ]
+        .into_iter()
+        .find(|suffix| name.ends_with(suffix.as_str()));
+        if !docker {
+            Some("a container name is two or more characters: a letter or digit, then letters, digits, '_', '.' or '-'".to_owned())
+        } else {
+            generation.map(|suffix| {
+                format!(
+                    "names ending in {suffix} are what deploy and rollback name an instance's other generations"
+                )
+            })
+        }
+    } else if name.is_empty() {
+        Some("a name cannot be empty".to_owned())
+    } else if name.chars().any(char::is_control) {
+        Some("a name cannot hold control characters".to_owned())
+    } else if name.contains('/') {
+        Some("a name cannot hold '/'".to_owned())
+    } else if kind == NameKind::Ship && name.starts_with('-') {
+        Some("a ship name cannot begin with '-'".to_owned())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        r.error(
+            parent,
+            node,
+            format!("invalid {what} name {name:?}: {problem}"),
+        );
+    }
+}
+
 /// A service's `requires` and `wants_info` entries: each name with the node it came from.
 type Dependencies<'n> = (Vec<(&'n Node, String)>, Vec<(&'n Node, String)>);
 
@@ -775,15 +843,16 @@ fn resolve_dependencies(
                         }
                     }
                     None => {
-                        r.error(&path, node, format!("unknown service {name:?}"))
-                            .help = Some(suggestion(
+                        let help = r.suggester.suggestion(
                             &name,
                             services
                                 .iter()
                                 .enumerate()
                                 .filter(|(j, _)| *j != i)
                                 .map(|(_, s)| s.name.as_str()),
-                        ));
+                        );
+                        r.error(&path, node, format!("unknown service {name:?}"))
+                            .help = Some(help);
                     }
                 }
             }
@@ -821,19 +890,20 @@ fn resolve_volumes_from(
         let mut resolved = Vec::new();
         for name in names {
             let Some(&(j, _)) = index.get(&name) else {
-                r.error(
-                    &vpath,
-                    vf_node,
-                    format!("unknown instance {name:?} to get volumes from"),
-                )
-                .help = Some(suggestion(
+                let help = r.suggester.suggestion(
                     &name,
                     instances
                         .iter()
                         .enumerate()
                         .filter(|(j, _)| *j != i)
                         .map(|(_, other)| other.name.as_str()),
-                ));
+                );
+                r.error(
+                    &vpath,
+                    vf_node,
+                    format!("unknown instance {name:?} to get volumes from"),
+                )
+                .help = Some(help);
                 continue;
             };
             if j == i {
@@ -909,7 +979,7 @@ fn volumes_from_cycles(
             let provider = instances[source.0].service;
             if provider == instance.service {
                 within[i].push(source.0);
-            } else if !across[instance.service.0].contains(&provider.0) {
+            } else {
                 across[instance.service.0].push(provider.0);
             }
         }
@@ -917,26 +987,49 @@ fn volumes_from_cycles(
     if !has_volumes_from {
         return;
     }
-    let requires_only = crate::graph::requires_cycles(services);
-    for cycle in crate::graph::cycles(&across) {
-        let as_ids: Vec<ServiceId> = cycle.iter().map(|&s| ServiceId(s)).collect();
-        if requires_only.contains(&as_ids) {
-            continue; // Already reported as a requires cycle.
-        }
-        let names: Vec<&str> = cycle
+    // Sorted without repeats: many instances of one service may name the same sources.
+    for next in &mut across {
+        next.sort_unstable();
+        next.dedup();
+    }
+    let requires: Vec<Vec<ServiceId>> = services
+        .iter()
+        .map(|s| {
+            let mut r = s.requires.clone();
+            r.sort_unstable();
+            r
+        })
+        .collect();
+    // A cycle needs a volumes_from edge when some instance takes volumes from a service
+    // in the same strongly connected group as its own along an edge `requires` does not
+    // give (those cycles are reported as requires cycles). One report per group: the
+    // first such instance, with the shortest way back from its source's service.
+    let (component, count) = crate::graph::strongly_connected(&across);
+    let mut reported = vec![false; count];
+    for (i, instance) in instances.iter().enumerate() {
+        let own = instance.service;
+        let Some(provider) = instance
+            .volumes_from
             .iter()
-            .chain([&cycle[0]])
-            .map(|&s| services[s].name.as_str())
-            .collect();
-        let Some((i, instance)) = instances.iter().enumerate().find(|(_, inst)| {
-            inst.service.0 == cycle[0]
-                && inst
-                    .volumes_from
-                    .iter()
-                    .any(|v| instances[v.0].service.0 != cycle[0])
-        }) else {
+            .map(|source| instances[source.0].service)
+            .find(|p| {
+                *p != own
+                    && component[p.0] == component[own.0]
+                    && requires[own.0].binary_search(p).is_err()
+            })
+        else {
             continue;
         };
+        if std::mem::replace(&mut reported[component[own.0]], true) {
+            continue;
+        }
+        let Some(back) = crate::graph::path_within(&across, &component, provider.0, own.0) else {
+            continue;
+        };
+        let names: Vec<&str> = std::iter::once(own.0)
+            .chain(back)
+            .map(|s| services[s].name.as_str())
+            .collect();
         let (_, node, path) = &nodes[i];
         let at = node.get("volumes_from").unwrap_or(node);
         r.error(
@@ -948,8 +1041,8 @@ fn volumes_from_cycles(
             ),
         )
         .help = Some(format!(
-            "instance {} of {} takes volumes from a service that depends on {}",
-            instance.name, names[0], names[0]
+            "instance {} of {} takes volumes from {}, which depends on {}",
+            instance.name, names[0], names[1], names[0]
         ));
     }
     for cycle in crate::graph::cycles(&within) {
@@ -1006,11 +1099,11 @@ fn instance(
             match ships.ships.iter().position(|s| s.name == ship_name) {
                 Some(i) => ShipId(i),
                 None => {
+                    let help = r
+                        .suggester
+                        .suggestion(&ship_name, ships.ships.iter().map(|s| s.name.as_str()));
                     r.error(&p("ship"), n, format!("unknown ship {ship_name:?}"))
-                        .help = Some(suggestion(
-                        &ship_name,
-                        ships.ships.iter().map(|s| s.name.as_str()),
-                    ));
+                        .help = Some(help);
                     // Go on with the first ship so the instance's other problems are
                     // reported too; the error keeps the environment from being used.
                     if ships.ships.is_empty() {
@@ -1183,15 +1276,16 @@ fn instance(
                             |ship_name| match ships.ships.iter().find(|s| s.name == ship_name) {
                                 Some(s) => Some(s.ip.clone()),
                                 None => {
+                                    let help = r.suggester.suggestion(
+                                        &ship_name,
+                                        ships.ships.iter().map(|s| s.name.as_str()),
+                                    );
                                     r.error(
                                         &join(&hpath, "ship"),
                                         sn,
                                         format!("unknown ship {ship_name:?}"),
                                     )
-                                    .help = Some(suggestion(
-                                        &ship_name,
-                                        ships.ships.iter().map(|s| s.name.as_str()),
-                                    ));
+                                    .help = Some(help);
                                     None
                                 }
                             },
@@ -1530,6 +1624,10 @@ fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
     let check_name = |r: &mut Reader, name: &str, node: &Node| -> bool {
         let ok = RESTART_POLICIES.contains(&name);
         if !ok {
+            let help = r
+                .suggester
+                .closest(name, RESTART_POLICIES.iter().copied())
+                .map(|best| format!("did you mean {best:?}?"));
             r.error(
                 path,
                 node,
@@ -1538,8 +1636,7 @@ fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
                     RESTART_POLICIES.join(", ")
                 ),
             )
-            .help = crate::diag::closest(name, RESTART_POLICIES)
-                .map(|best| format!("did you mean {best:?}?"));
+            .help = help;
         }
         ok
     };
@@ -1635,8 +1732,9 @@ fn limits(r: &mut Reader, nodes: &[(&Node, &Node)], path: &str) -> Limits {
             "memory" => limits.memory = bytes(r, v, &lpath),
             "swap" => limits.swap = bytes(r, v, &lpath),
             other => {
+                let help = r.suggester.suggestion(other, ["cpu", "memory", "swap"]);
                 r.warn(&lpath, k, format!("unknown key {other:?} is ignored"))
-                    .help = Some(suggestion(other, ["cpu", "memory", "swap"]));
+                    .help = Some(help);
             }
         }
     }

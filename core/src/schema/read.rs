@@ -2,17 +2,26 @@
 //! path, location, value and expectation) instead of failing, so one pass finds every
 //! problem.
 
-use crate::diag::{Diagnostic, suggestion};
+use crate::diag::{Diagnostic, Suggester};
 use crate::yaml::{Node, Resolved, Value};
 
 pub(crate) struct Reader {
     pub diags: Vec<Diagnostic>,
+    /// Every "did you mean" of one file shares one bound on the work it does.
+    pub suggester: Suggester,
 }
 
-/// A YAML path, built as the reader descends.
+/// A YAML path, built as the reader descends. A key holding control characters (refused
+/// as a name, but its values are still read) is quoted and escaped, so that a message
+/// shows it rather than obeys it.
 pub(crate) fn join(path: &str, key: &str) -> String {
+    let key: std::borrow::Cow<'_, str> = if key.chars().any(char::is_control) {
+        format!("{key:?}").into()
+    } else {
+        key.into()
+    };
     if path.is_empty() {
-        key.to_owned()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }
@@ -217,7 +226,7 @@ impl Reader {
         for (key, _) in entries {
             let name = key.text().unwrap_or_default();
             if !known.contains(&name) {
-                let help = suggestion(name, known.iter().copied());
+                let help = self.suggester.suggestion(name, known.iter().copied());
                 self.warn(
                     &join(path, name),
                     key,

@@ -1521,6 +1521,250 @@ fn dependency_errors() {
 }
 
 #[test]
+fn volumes_from_cycles() {
+    // (services, errors as (path, fragments)): a cycle that needs a volumes_from edge is
+    // reported at the instance whose volumes_from closes it, wherever the cycle's
+    // lowest-numbered service is.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a [&'a str])]);
+    let cases: &[Case] = &[
+        // The service with volumes_from comes first.
+        (
+            "  a: {image: a, instances: {a1: {ship: s1, volumes_from: b1}}}\n  b: {image: b, requires: [a], instances: {b1: {ship: s1}}}\n",
+            &[(
+                "services.a.instances.a1.volumes_from",
+                &["dependency cycle through volumes_from: a -> b -> a"],
+            )],
+        ),
+        // ... or not.
+        (
+            "  a: {image: a, requires: [b], instances: {a1: {ship: s1}}}\n  b: {image: b, instances: {b1: {ship: s1, volumes_from: a1}}}\n",
+            &[(
+                "services.b.instances.b1.volumes_from",
+                &["dependency cycle through volumes_from: b -> a -> b"],
+            )],
+        ),
+        (
+            "  a: {image: a, requires: [b], instances: {a1: {ship: s1}}}\n  b: {image: b, requires: [c], instances: {b1: {ship: s1}}}\n  c: {image: c, instances: {c1: {ship: s1, volumes_from: [a1]}}}\n",
+            &[(
+                "services.c.instances.c1.volumes_from",
+                &["dependency cycle through volumes_from: c -> a -> b -> c"],
+            )],
+        ),
+        // A requires cycle in the same group does not hide the volumes_from one.
+        (
+            "  a: {image: a, requires: [b, c], instances: {a1: {ship: s1}}}\n  b: {image: b, requires: [a], instances: {b1: {ship: s1}}}\n  c: {image: c, instances: {c1: {ship: s1, volumes_from: a1}}}\n",
+            &[
+                ("services.a.requires", &["dependency cycle: a -> b -> a"]),
+                (
+                    "services.c.instances.c1.volumes_from",
+                    &["dependency cycle through volumes_from: c -> a -> c"],
+                ),
+            ],
+        ),
+        // volumes_from along a requires edge adds no cycle of its own.
+        (
+            "  a: {image: a, requires: [b], instances: {a1: {ship: s1, volumes_from: b1}}}\n  b: {image: b, requires: [a], instances: {b1: {ship: s1}}}\n",
+            &[("services.a.requires", &["dependency cycle: a -> b -> a"])],
+        ),
+        // Within one service, instance to instance.
+        (
+            "  a: {image: a, instances: {a1: {ship: s1, volumes_from: a2}, a2: {ship: s1, volumes_from: a1}}}\n",
+            &[(
+                "services.a.instances.a1.volumes_from",
+                &["volumes_from cycle: a1 -> a2 -> a1"],
+            )],
+        ),
+    ];
+    for (services, errors) in cases {
+        let loaded = load_text(&format!("{HEAD}{services}"));
+        assert!(loaded.environment.is_none(), "{services} accepted");
+        assert_diags(
+            &rendered(&loaded.diagnostics, Severity::Error),
+            errors,
+            services,
+        );
+    }
+}
+
+#[test]
+fn suggestions_for_many_unknown_names_are_bounded() {
+    // Every service requires an unknown name close to every other service's name: each
+    // lookup against all names would compare N * N pairs.
+    const N: usize = 20_000;
+    let mut text = String::from(HEAD);
+    for i in 0..N {
+        text.push_str(&format!(
+            "  s{i}: {{image: i, requires: [x{i}], instances: {{}}}}\n"
+        ));
+    }
+    crate::diag::tests::COMPARED.with(|c| c.set(0));
+    let loaded = load_text(&text);
+    let compared = crate::diag::tests::COMPARED.with(|c| c.get());
+    let errors: Vec<&Diagnostic> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert_eq!(errors.len(), N);
+    assert!(
+        compared <= crate::diag::SUGGESTION_BUDGET,
+        "{compared} character pairs compared"
+    );
+    // Within the budget, the first ones still get a suggestion; all get some help.
+    assert_eq!(errors[0].help.as_deref(), Some("did you mean \"s1\"?"));
+    assert!(errors.iter().all(|d| d.help.is_some()));
+}
+
+#[test]
+fn names_are_checked() {
+    // (services and ships as YAML, error at path with fragments, or None when accepted)
+    let svc =
+        |instance: &str| format!("  svc: {{image: i, instances: {{{instance}: {{ship: s1}}}}}}\n");
+    type Want<'a> = Option<(&'a str, &'a [&'a str])>;
+    let cases: Vec<(String, &str, Want)> = vec![
+        // Instance names are container names: Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+.
+        (svc("web-1"), "", None),
+        (svc("Web_1.a-b"), "", None),
+        (svc("9x"), "", None),
+        (
+            svc("\"\""),
+            "",
+            Some((
+                "services.svc.instances",
+                &["invalid instance name \"\"", "letter or digit"],
+            )),
+        ),
+        (
+            svc("w"),
+            "",
+            Some((
+                "services.svc.instances",
+                &["invalid instance name \"w\"", "two or more"],
+            )),
+        ),
+        (
+            svc("\"a/b\""),
+            "",
+            Some(("services.svc.instances", &["\"a/b\""])),
+        ),
+        (
+            svc("\"a\\nb\""),
+            "",
+            Some(("services.svc.instances", &["\"a\\nb\""])),
+        ),
+        (
+            svc("\"a\\0b\""),
+            "",
+            Some(("services.svc.instances", &["\"a\\0b\""])),
+        ),
+        (
+            svc("-web"),
+            "",
+            Some(("services.svc.instances", &["\"-web\""])),
+        ),
+        (
+            svc("_web"),
+            "",
+            Some(("services.svc.instances", &["\"_web\""])),
+        ),
+        (
+            svc("web@1"),
+            "",
+            Some(("services.svc.instances", &["\"web@1\""])),
+        ),
+        (
+            svc("caf\u{e9}"),
+            "",
+            Some(("services.svc.instances", &["\"caf\u{e9}\""])),
+        ),
+        // deploy's names for an instance's other generations.
+        (
+            svc("web.previous"),
+            "",
+            Some((
+                "services.svc.instances",
+                &["\"web.previous\"", ".previous", "deploy"],
+            )),
+        ),
+        (
+            svc("web.retiring"),
+            "",
+            Some(("services.svc.instances", &[".retiring"])),
+        ),
+        (
+            svc("web.swapping"),
+            "",
+            Some(("services.svc.instances", &[".swapping"])),
+        ),
+        (svc("web.previousx"), "", None),
+        // Service names: anything but empty, control characters and `/`.
+        (
+            "  \"my service.x\": {image: i, instances: {}}\n".into(),
+            "",
+            None,
+        ),
+        (
+            "  \"\": {image: i, instances: {}}\n".into(),
+            "",
+            Some(("services", &["invalid service name \"\"", "empty"])),
+        ),
+        (
+            "  \"a/b\": {image: i, instances: {}}\n".into(),
+            "",
+            Some(("services", &["invalid service name \"a/b\"", "/"])),
+        ),
+        (
+            "  \"a\\tb\": {image: i, instances: {}}\n".into(),
+            "",
+            Some(("services", &["\"a\\tb\"", "control"])),
+        ),
+        // Ship names: the same, and not beginning with `-`.
+        (String::new(), "  \"ship one\": {ip: 10.0.0.3}\n", None),
+        (
+            String::new(),
+            "  \"-s\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["invalid ship name \"-s\"", "-"])),
+        ),
+        (
+            String::new(),
+            "  \"s/3\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["\"s/3\""])),
+        ),
+        (
+            String::new(),
+            "  \"s\\r3\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["\"s\\r3\""])),
+        ),
+        (
+            String::new(),
+            "  \"\": {ip: 10.0.0.3}\n",
+            Some(("ships", &["invalid ship name \"\""])),
+        ),
+    ];
+    for (services, ships, want) in cases {
+        let services = if services.is_empty() {
+            svc("web-1")
+        } else {
+            services
+        };
+        let text = format!(
+            "__maestro: {{schema: 2}}\nname: t\nships:\n  s1: {{ip: 10.0.0.1}}\n{ships}services:\n{services}"
+        );
+        let loaded = load_text(&text);
+        let errors = rendered(&loaded.diagnostics, Severity::Error);
+        match want {
+            None => assert_eq!(errors, Vec::<String>::new(), "{text}"),
+            Some(want) => {
+                assert!(loaded.environment.is_none(), "{text}");
+                assert_diags(&errors, &[want], &text);
+            }
+        }
+    }
+    // Paths below a name with a control character show it escaped, not obeyed.
+    let loaded = load_text(&format!(
+        "{HEAD}  \"a\\nb\": {{image: i, instances: {{x1: {{ship: s9}}}}}}\n"
+    ));
+    let paths: Vec<&str> = loaded.diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["services", "services.\"a\\nb\".instances.x1.ship"]);
+}
+
+#[test]
 fn accepted_dependencies() {
     // wants_info may go both ways and point at itself; requires may be a single name and
     // repeat; neither makes a cycle.

@@ -427,11 +427,11 @@ services:
     image: a
     requires: [a_b]
     instances:
-      b-c: {ship: s1, ports: {p: 1001}}
+      b-cd: {ship: s1, ports: {p: 1001}}
   a_b:
     image: ab
     instances:
-      c: {ship: s2, ports: {p: 2002}}
+      cd: {ship: s2, ports: {p: 2002}}
   top:
     image: t
     requires: [p_q, p-q]
@@ -455,11 +455,11 @@ services:
     let env = valid(text, &[]);
     let table = [
         // The dependency's value beats the own service's (applied later).
-        ("b-c", "A_B_C_P_PORT", "2002"),
-        ("b-c", "A_B_C_P_INTERNAL_PORT", "1001"),
-        ("b-c", "A_B_C_HOST", "10.0.0.2"),
-        ("c", "A_B_C_P_PORT", "2002"),
-        ("c", "A_B_C_P_INTERNAL_PORT", "2002"),
+        ("b-cd", "A_B_CD_P_PORT", "2002"),
+        ("b-cd", "A_B_CD_P_INTERNAL_PORT", "1001"),
+        ("b-cd", "A_B_CD_HOST", "10.0.0.2"),
+        ("cd", "A_B_CD_P_PORT", "2002"),
+        ("cd", "A_B_CD_P_INTERNAL_PORT", "2002"),
         // Two dependencies with the same normalised name: applied in name order
         // ("p-q" < "p_q"), so p_q wins, whatever the order in requires.
         ("top-1", "P_Q_R_S_HOST", "10.0.0.3"),
@@ -487,34 +487,35 @@ __maestro: {schema: 2}
 name: e
 ships: {s1: {ip: 10.0.0.1}}
 services:
-  café:
+  café-straße:
     image: c
     instances:
-      straße-1: {ship: s1, ports: {ñ-port: 80}}
-      b: {ship: s1}
-      Z: {ship: s1}
-      é: {ship: s1}
+      s-1: {ship: s1, ports: {ñ-port: 80}}
+      bb: {ship: s1}
+      ZZ: {ship: s1}
+      e9: {ship: s1}
       a--b: {ship: s1}
   my-svc.v2:
     image: m
-    requires: [café]
+    requires: [café-straße]
     instances:
-      with space: {ship: s1, ports: {x.y: 81}}
+      with.dot: {ship: s1, ports: {x.y: 81}}
 ";
     let env = valid(text, &[]);
     let table = [
-        ("straße-1", "CAFÉ_STRASSE_1_HOST", "10.0.0.1"),
-        ("straße-1", "CAFÉ_STRASSE_1_Ñ_PORT_PORT", "80"),
-        ("straße-1", "CAFÉ_STRASSE_1_Ñ_PORT_INTERNAL_PORT", "80"),
-        ("straße-1", "CAFÉ_É_HOST", "10.0.0.1"),
-        ("straße-1", "CAFÉ_A__B_HOST", "10.0.0.1"),
-        // Code-point order: upper case before lower case, ASCII before the rest.
-        ("straße-1", "CAFÉ_INSTANCES", "Z,a--b,b,straße-1,é"),
-        ("with space", "MY_SVC_V2_WITH_SPACE_HOST", "10.0.0.1"),
-        ("with space", "MY_SVC_V2_WITH_SPACE_X_Y_PORT", "81"),
-        ("with space", "MY_SVC_V2_INSTANCES", "with space"),
-        ("with space", "CAFÉ_STRASSE_1_Ñ_PORT_PORT", "80"),
-        ("with space", "CAFÉ_INSTANCES", "Z,a--b,b,straße-1,é"),
+        // Instance names are container names (ASCII); service and port names need not be.
+        ("s-1", "CAFÉ_STRASSE_S_1_HOST", "10.0.0.1"),
+        ("s-1", "CAFÉ_STRASSE_S_1_Ñ_PORT_PORT", "80"),
+        ("s-1", "CAFÉ_STRASSE_S_1_Ñ_PORT_INTERNAL_PORT", "80"),
+        ("s-1", "CAFÉ_STRASSE_E9_HOST", "10.0.0.1"),
+        ("s-1", "CAFÉ_STRASSE_A__B_HOST", "10.0.0.1"),
+        // Code-point order: upper case before lower case.
+        ("s-1", "CAFÉ_STRASSE_INSTANCES", "ZZ,a--b,bb,e9,s-1"),
+        ("with.dot", "MY_SVC_V2_WITH_DOT_HOST", "10.0.0.1"),
+        ("with.dot", "MY_SVC_V2_WITH_DOT_X_Y_PORT", "81"),
+        ("with.dot", "MY_SVC_V2_INSTANCES", "with.dot"),
+        ("with.dot", "CAFÉ_STRASSE_S_1_Ñ_PORT_PORT", "80"),
+        ("with.dot", "CAFÉ_STRASSE_INSTANCES", "ZZ,a--b,bb,e9,s-1"),
     ];
     for (instance, name, value) in table {
         assert_eq!(
@@ -525,7 +526,7 @@ services:
     }
     // A dependency's internal ports are not given.
     assert_eq!(
-        var(&env, "with space", "CAFÉ_STRASSE_1_Ñ_PORT_INTERNAL_PORT"),
+        var(&env, "with.dot", "CAFÉ_STRASSE_S_1_Ñ_PORT_INTERNAL_PORT"),
         None
     );
 }

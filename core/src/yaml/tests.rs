@@ -205,3 +205,42 @@ fn ordinary_aliases_pass() {
         Some("y")
     );
 }
+
+#[test]
+fn deep_nesting_is_refused_with_a_location() {
+    // Nesting as written: flow collections 100,000 deep, block ones 2,000 deep.
+    let flow = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let block: String = (0..2_000)
+        .map(|i| format!("{}-\n", " ".repeat(i)))
+        .collect();
+    // Through aliases: each anchor nests the previous one 200 levels deeper, 60 times,
+    // with few values in all (the alias budget does not stop it).
+    let mut aliased = String::from("a0: &a0 x\n");
+    for i in 1..60 {
+        let prev = i - 1;
+        aliased.push_str(&format!(
+            "a{i}: &a{i} {}*a{prev}{}\n",
+            "[".repeat(200),
+            "]".repeat(200)
+        ));
+    }
+    for (what, text) in [("flow", flow), ("block", block), ("aliases", aliased)] {
+        let err = parse(&text).expect_err(what);
+        let loc = err.loc.unwrap_or_else(|| panic!("{what}: not located"));
+        assert!(loc.line >= 1, "{what}: {loc}");
+        assert!(
+            err.message.contains("nest") || err.message.contains("limit"),
+            "{what}: {}",
+            err.message
+        );
+    }
+    // Depth up to the limit is fine.
+    let ok = format!(
+        "a: &a {}x{}\nb: {}*a{}\n",
+        "[".repeat(200),
+        "]".repeat(200),
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    parse_ok(&ok);
+}
