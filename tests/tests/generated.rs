@@ -25,19 +25,7 @@ impl Files for MemFiles {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use maestro_tests::rng::Rng;
 
 /// Fragments that matter to YAML and to the schema.
 const TOKENS: &[&str] = &[

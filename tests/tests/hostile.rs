@@ -207,22 +207,7 @@ fn special_files_are_refused() {
 // ---------------------------------------------------------------------------------------
 // The generator.
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use maestro_tests::rng::Rng;
 
 /// The head every generated file shares: a ship nothing listens on.
 const SHIPS: &str = "name: h\nships: {a: {ip: 127.0.0.1, docker_port: 1}}\n";
