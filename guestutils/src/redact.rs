@@ -4,7 +4,8 @@
 //!
 //! URLs keep their scheme, host, port and path; what may be a credential is replaced by
 //! [`REDACTED`]: a userinfo's password (a userinfo without one is a token, redacted
-//! whole), the query and the fragment. Two kinds of URLs carry their credential in the
+//! whole; one holding `/`, `?` or `#` unencoded, everything up to the last `@`), the
+//! query and the fragment. Two kinds of URLs carry their credential in the
 //! path, and lose it too:
 //! - webhooks of known hosts (`https://hooks.slack.com/services/T/B/SECRET`): the path
 //!   after its first segment ([`url`]);
@@ -59,6 +60,17 @@ pub fn endpoint(text: &str) -> String {
 }
 
 fn redact_url(text: &str, whole_path: bool) -> String {
+    // A userinfo holding `/`, `?` or `#` unencoded: the splits below would leave part of
+    // it in view, so everything up to the last `@` goes.
+    if let Some((scheme, rest)) = split_scheme(text) {
+        if let Some((userinfo, after)) = rest.rsplit_once('@') {
+            if userinfo.contains(['/', '?', '#']) {
+                let shown = redact_url(&format!("{scheme}://{after}"), whole_path);
+                let at = scheme.len() + 3;
+                return format!("{}{REDACTED}@{}", &shown[..at], &shown[at..]);
+            }
+        }
+    }
     let (text, fragment) = match text.split_once('#') {
         Some((before, _)) => (before, true),
         None => (text, false),
@@ -67,16 +79,9 @@ fn redact_url(text: &str, whole_path: bool) -> String {
         Some((before, _)) => (before, true),
         None => (text, false),
     };
-    let (scheme, rest) = match text.split_once("://") {
-        Some((scheme, rest))
-            if !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            (Some(scheme), rest)
-        }
-        _ => (None, text),
+    let (scheme, rest) = match split_scheme(text) {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, text),
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -129,6 +134,16 @@ fn redact_url(text: &str, whole_path: bool) -> String {
         out.push_str(REDACTED);
     }
     out
+}
+
+/// `scheme://rest` split at `://` when the scheme is one (`[a-zA-Z0-9+.-]+`).
+fn split_scheme(text: &str) -> Option<(&str, &str)> {
+    text.split_once("://").filter(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
 }
 
 /// The host of `host[:port]` (`[v6]:port` included).
@@ -339,9 +354,26 @@ mod tests {
             ("http://[::1]:80/a?b", "http://[::1]:80/a?<redacted>"),
             ("", ""),
             ("https://p@ss:w@rd@host/", "https://p@ss:<redacted>@host/"),
+            // A credential holding `/`, `?` or `#` unencoded (base64 tokens do): where the
+            // userinfo ends cannot be told from the host's side, so all of it goes, up to
+            // the last `@` (an `@` in a path is then taken for one: safe, if less clear).
+            (
+                "https://ab/cd+ef==@reg.example/v2",
+                "https://<redacted>@reg.example/v2",
+            ),
+            ("https://bob:p#ss@hooks.x/h", "https://<redacted>@hooks.x/h"),
+            (
+                "https://u:p?x@host/a?q",
+                "https://<redacted>@host/a?<redacted>",
+            ),
+            ("https://host/users/@me", "https://<redacted>@me"),
         ] {
             assert_eq!(url(given), shown, "{given}");
         }
+        assert_eq!(
+            endpoint("https://bob:p/ss@hooks.x/h"),
+            "https://<redacted>@hooks.x/<redacted>"
+        );
         for (given, shown) in [
             (
                 "https://127.0.0.1:9/hook/secret?x=1",
