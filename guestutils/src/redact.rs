@@ -219,17 +219,24 @@ fn secret_spans(line: &str, secret: bool) -> Vec<(usize, usize)> {
         }
         return spans;
     }
+    // By flow depth: whether the mapping is an `env` (its keys are variable names, whose
+    // look decides whatever their case: `{db_password: …}`), and the last key seen.
+    let mut env_maps: Vec<bool> = Vec::new();
+    let mut last_key = "";
     let mut i = key_start;
     while i < bytes.len() {
         match bytes[i] {
             b'"' | b'\'' => i = skip_quoted(bytes, i),
             b'#' if i == 0 || bytes[i - 1] == b' ' => break,
             b'{' | b'[' => {
+                env_maps.push(bytes[i] == b'{' && matches!(last_key, "env" | "envfile"));
+                last_key = "";
                 depth += 1;
                 i += 1;
                 key_start = i;
             }
             b'}' | b']' => {
+                env_maps.pop();
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
@@ -239,8 +246,11 @@ fn secret_spans(line: &str, secret: bool) -> Vec<(usize, usize)> {
             }
             b':' if bytes.get(i + 1).is_none_or(|b| *b == b' ') => {
                 let key = &line[key_start..i];
+                last_key = key.trim().trim_matches(|c| c == '"' || c == '\'');
                 let value_start = i + 1;
-                let hide = key_is_secret(key) || (secret && first);
+                let in_env = env_maps.last() == Some(&true);
+                let hide =
+                    key_is_secret(key) || (in_env && looks_secret(last_key)) || (secret && first);
                 first = false;
                 if hide {
                     let end = value_end(bytes, value_start, depth);
@@ -418,6 +428,11 @@ mod tests {
                 "    env: {DB_PASSWORD: {secret: \"file:~/db\"}, B: x}",
                 false,
                 "    env: {DB_PASSWORD: <secret>, B: x}",
+            ),
+            (
+                "    env: {db_password: hunter2, FOO: x}, keycloak: {image: k}",
+                false,
+                "    env: {db_password: <secret>, FOO: x}, keycloak: {image: k}",
             ),
             (
                 "    requests_options: {headers: {X-Key: k1, A: b}, auth: [alice, pw]}",
