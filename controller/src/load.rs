@@ -223,6 +223,13 @@ pub const MAX_FILE: u64 = 64 << 20;
 /// non-blocking (opening a FIFO without a writer would block) and its type checked
 /// before any read; the read is bounded by [`MAX_FILE`].
 pub fn read_file(path: &Path) -> std::io::Result<String> {
+    read_bounded(open_regular(path)?)
+}
+
+/// Opens `path` for reading if it is a regular file (see [`read_file`]): opened
+/// non-blocking, its type checked on the open file (no race with a swap of the path),
+/// then made blocking again.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let nonblock = rustix::fs::OFlags::NONBLOCK;
     let file = std::fs::OpenOptions::new()
@@ -248,7 +255,7 @@ pub fn read_file(path: &Path) -> std::io::Result<String> {
     }
     // A regular file never blocks; the flag goes so that reads behave as usual.
     rustix::fs::fcntl_setfl(&file, rustix::fs::fcntl_getfl(&file)? - nonblock)?;
-    read_bounded(file)
+    Ok(file)
 }
 
 /// Reads at most [`MAX_FILE`] bytes of UTF-8 text; more is an error.

@@ -206,7 +206,22 @@ pub async fn read(
 
 async fn read_one(source: &SecretSource, reader: &Reader<'_>) -> Result<Secret, String> {
     let bytes = match source {
-        SecretSource::File(path) => read_file(&resolve(reader, path))?,
+        SecretSource::File(path) => {
+            // Off the runtime's threads and bounded in time: a file on a hung network
+            // mount must not hold the play.
+            let path = resolve(reader, path);
+            let read = tokio::task::spawn_blocking(move || read_file(&path));
+            match tokio::time::timeout(reader.timeout, read).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(e)) => return Err(format!("cannot read it: {e}")),
+                Err(_) => {
+                    return Err(format!(
+                        "cannot read it within {}s",
+                        reader.timeout.as_secs_f64()
+                    ));
+                }
+            }
+        }
         SecretSource::Env(name) => match reader.process_env.get(name) {
             Some(value) => value.clone().into_bytes(),
             None => return Err(format!("maestro's environment has no variable {name}")),
@@ -239,11 +254,7 @@ fn resolve(reader: &Reader<'_>, path: &str) -> PathBuf {
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
     // A FIFO or a device would block or never end: only a regular file is read.
-    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if !metadata.is_file() {
-        return Err("it is not a regular file".into());
-    }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let file = crate::load::open_regular(path).map_err(|e| format!("cannot read it: {e}"))?;
     let mut bytes = Vec::new();
     file.take(VALUE_LIMIT as u64 + 1)
         .read_to_end(&mut bytes)

@@ -573,12 +573,17 @@ impl SecretSource {
 }
 
 impl std::fmt::Display for SecretSource {
-    /// As written in the file (the source is not secret; its value is).
+    /// For messages: a file's path and a variable's name as written; of a command, only
+    /// the program (its arguments may carry a credential: `curl -H "Authorization: …"`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SecretSource::File(path) => write!(f, "file:{path}"),
             SecretSource::Env(name) => write!(f, "env:{name}"),
-            SecretSource::Cmd(words) => write!(f, "cmd:{}", words.join(" ")),
+            SecretSource::Cmd(words) => match words.split_first() {
+                Some((program, [])) => write!(f, "cmd:{program}"),
+                Some((program, _)) => write!(f, "cmd:{program} …"),
+                None => write!(f, "cmd:"),
+            },
         }
     }
 }

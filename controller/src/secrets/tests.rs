@@ -123,7 +123,7 @@ async fn every_failure_names_the_variable_service_and_source_never_a_value() {
             "maestro's environment has no variable NOT_SET",
         ),
         (
-            "FAILS of service a (cmd secret cmd:sh -c",
+            "FAILS of service a (cmd secret cmd:sh …)",
             "sh failed (exit status: 3): no such key",
         ),
         (
@@ -156,6 +156,8 @@ async fn every_failure_names_the_variable_service_and_source_never_a_value() {
     }
     for e in &errors {
         assert!(!e.contains("leaked-value") && !e.contains("xxxx"), "{e}");
+        // A command's arguments may hold a credential: only its program is named.
+        assert!(!e.contains("cat value"), "{e}");
     }
 }
 
@@ -170,7 +172,7 @@ async fn a_command_that_does_not_answer_is_given_up() {
     assert!(began.elapsed() < Duration::from_secs(5));
     assert_eq!(
         errors,
-        ["secret S of service a (cmd secret cmd:sleep 30): sleep gave no answer within 0.3s"]
+        ["secret S of service a (cmd secret cmd:sleep …): sleep gave no answer within 0.3s"]
     );
 }
 
