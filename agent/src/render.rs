@@ -1,10 +1,10 @@
 //! `maestro-guest render SRC[:DST[:MODE]]...`: Jinja2 templates (minijinja) rendered with
-//! the environment and the discovery functions, written all or nothing.
+//! the environment and the discovery functions, checked and staged all or nothing.
 //!
 //! Every template is read and rendered to memory first (all failures are reported at
-//! once); only then are the files written, all or nothing (see [`files`]): checked,
-//! staged beside their destinations, renamed over them (a bind-mounted file, which rename
-//! cannot replace, is rewritten in place from the rendered text).
+//! once); only then are the files written (see [`files`]): checked and staged beside
+//! their destinations, all or nothing, then each renamed over its own (a bind-mounted
+//! file, which rename cannot replace, is rewritten in place from the rendered text).
 //!
 //! A destination whose bytes are already the rendered ones is not touched (its mtime is
 //! kept). The context a template sees is described in [`HELP`].
@@ -32,7 +32,8 @@ pub const HELP: &str = concat!(
     "any file is written: one failure writes nothing. A file whose content is the\n",
     "same is left alone; others are replaced atomically (temporary file, fsync,\n",
     "rename), or rewritten in place when they are bind-mounted. Only regular files\n",
-    "are written and read (a template is at most 16 MiB).\n",
+    "are written and read (a template is at most 16 MiB). A symbolic link is\n",
+    "followed only if this user or root owns it, in a folder only they can write.\n",
     "\n",
     "A template sees (Jinja2 syntax, Python string methods such as .split(',')):\n",
     "  env.NAME, NAME   every environment variable (a function wins over NAME)\n",

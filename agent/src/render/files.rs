@@ -8,18 +8,26 @@
 //!    missing one is written; a mount point (a bind-mounted file) is opened for writing
 //!    already, so that a refusal comes before any file is written;
 //! 2. every other changed file is staged beside its destination, as
-//!    `.NAME.maestro-guest.PID.N`, written, given the old file's owner and its mode,
+//!    `.NAME.maestro-guest.NONCE`, written, given the old file's owner and its mode,
 //!    fsynced (stale ones of killed runs are removed first);
 //! 3. only then is each staged file renamed over its destination, each mount point
-//!    rewritten, and the directories fsynced.
+//!    rewritten, and the directories fsynced. Each rename is atomic, the whole is not: a
+//!    failure here names the files already written.
+//!
+//! A destination's symbolic links are followed only where the kernel's
+//! protected_symlinks rule would, made stricter (see [`resolve`]): the guest usually runs
+//! as root, and a link on a volume the app user writes must not make it replace
+//! /etc/passwd.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags};
 
@@ -38,7 +46,7 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "stream did not contain valid UTF-8".to_owned())
 }
 
-enum Unreadable {
+pub(super) enum Unreadable {
     Io(io::Error),
     NotRegular(&'static str),
     TooLarge,
@@ -66,6 +74,11 @@ impl From<io::Error> for Unreadable {
 fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, Unreadable> {
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let file = File::from(rustix::fs::open(path, flags, Mode::empty()).map_err(io::Error::from)?);
+    read_open(&file, limit)
+}
+
+/// At most `limit` bytes of an open file, if it is a regular one.
+fn read_open(file: &File, limit: u64) -> Result<Vec<u8>, Unreadable> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(Unreadable::NotRegular(kind(&meta)));
@@ -116,7 +129,8 @@ pub fn nothing_written(mut messages: Vec<String>, specs: &[RenderSpec]) -> Strin
 enum Plan {
     Stdout,
     Keep,
-    Chmod(PathBuf, u32),
+    /// Through the destination opened (without following a link) while checking.
+    Chmod(File, u32),
     /// Rename the staged file over the target.
     Replace {
         temp: PathBuf,
@@ -142,8 +156,8 @@ enum Check {
     },
 }
 
-/// Writes every rendered text to its destination, all or nothing (see the module's
-/// documentation); the texts of standard output are returned.
+/// Writes every rendered text to its destination: checked and staged all or nothing,
+/// then renamed one by one (see the module's documentation); the texts of standard output are returned.
 pub fn write(specs: &[RenderSpec], texts: Vec<String>) -> Result<Vec<Rendered>, String> {
     let started = SystemTime::now();
     let mut checks = Vec::with_capacity(specs.len());
@@ -182,25 +196,19 @@ fn check(spec: &RenderSpec, bytes: &[u8], started: SystemTime) -> Result<Check, 
     let Destination::File(dst) = &spec.dst else {
         return Ok(Check::Ready(Plan::Stdout));
     };
-    // A symbolic link is followed: its target is what gets replaced, the link stays.
-    let target = match fs::symlink_metadata(dst) {
-        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(dst).map_err(|err| {
-            format!(
-                "cannot write {}: cannot follow the link: {err}",
-                dst.display()
-            )
-        })?,
-        _ => dst.clone(),
-    };
+    // A symbolic link is followed (if safe): its target is what gets replaced, the link
+    // stays.
+    let (target, followed) =
+        resolve(dst).map_err(|err| format!("cannot write {}: {err}", dst.display()))?;
     let fail = |what: &dyn fmt::Display| {
-        if &target == dst {
+        if !followed {
             format!("cannot write {}: {what}", dst.display())
         } else {
             let (dst, target) = (dst.display(), target.display());
             format!("cannot write {dst} (a link to {target}): {what}")
         }
     };
-    remove_stale(&target, started);
+    remove_stale(&target, started.checked_sub(STALE_AFTER));
     let existing = match fs::metadata(&target) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -218,14 +226,17 @@ fn check(spec: &RenderSpec, bytes: &[u8], started: SystemTime) -> Result<Check, 
     }
     let current_mode = existing.mode() & 0o7777;
     let mode = spec.mode.unwrap_or(current_mode);
-    // A file that cannot be read is taken as different.
-    let same = existing.len() == bytes.len() as u64
-        && read_regular(&target, bytes.len() as u64).is_ok_and(|old| old == bytes);
-    if same {
+    // A file that cannot be read is taken as different. Opened without following a link,
+    // so that a file swapped for one since resolving cannot redirect the chmod.
+    let same = (existing.len() == bytes.len() as u64)
+        .then(|| open_target(&target, OFlags::RDONLY).ok())
+        .flatten()
+        .filter(|file| read_open(file, bytes.len() as u64).is_ok_and(|old| old == bytes));
+    if let Some(file) = same {
         return Ok(Check::Ready(if mode == current_mode {
             Plan::Keep
         } else {
-            Plan::Chmod(target, mode)
+            Plan::Chmod(file, mode)
         }));
     }
     if !is_mount_point(&target, &existing) {
@@ -251,17 +262,89 @@ fn check(spec: &RenderSpec, bytes: &[u8], started: SystemTime) -> Result<Check, 
     }))
 }
 
-/// A regular file opened for writing (not truncated yet), or why not.
-fn open_in_place(target: &Path) -> Result<File, Unreadable> {
-    let file = OpenOptions::new()
-        .write(true)
-        .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
-        .open(target)?;
+/// The most symbolic links followed for one destination, as the kernel's limit (ELOOP).
+const MAX_LINKS: usize = 40;
+
+/// The path `dst` names with every symbolic link in it resolved, and whether there was
+/// one. A link is followed only if this user (the effective uid) or root owns it, and
+/// only this user or root can write its folder (no group or other write bit, sticky or
+/// not): the kernel's protected_symlinks rule, which covers sticky world-writable folders
+/// only, made strict enough that no other user can have planted or swapped the link.
+fn resolve(dst: &Path) -> Result<(PathBuf, bool), String> {
+    let euid = rustix::process::geteuid().as_raw();
+    let absolute = std::path::absolute(dst).map_err(|err| err.to_string())?;
+    // The parts still to walk, the next one last.
+    let mut pending: Vec<OsString> = Vec::new();
+    let push = |pending: &mut Vec<OsString>, path: &Path| {
+        let parts = path.components().filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        });
+        let parts: Vec<OsString> = parts.collect();
+        pending.extend(parts.into_iter().rev());
+    };
+    push(&mut pending, &absolute);
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let next = resolved.join(&part);
+        let meta = match fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => meta,
+            // A missing part or a file: what follows fails (or is created) later.
+            _ => {
+                resolved = next;
+                continue;
+            }
+        };
+        links += 1;
+        let refuse = |why: String| format!("will not follow the link {}: {why}", next.display());
+        if links > MAX_LINKS {
+            return Err(refuse(format!("more than {MAX_LINKS} links in a row")));
+        }
+        if meta.uid() != euid && meta.uid() != 0 {
+            return Err(refuse(format!(
+                "it belongs to uid {}, not to this user (uid {euid}) or root",
+                meta.uid()
+            )));
+        }
+        let folder = fs::metadata(&resolved).map_err(|err| refuse(err.to_string()))?;
+        let owner = folder.uid();
+        if (owner != euid && owner != 0) || folder.mode() & 0o022 != 0 {
+            return Err(refuse(format!(
+                "it is in {}, which users other than uid {euid} and root can write (owner uid {owner}, mode {:04o})",
+                resolved.display(),
+                folder.mode() & 0o7777
+            )));
+        }
+        let to = fs::read_link(&next).map_err(|err| refuse(err.to_string()))?;
+        if to.is_absolute() {
+            resolved = PathBuf::from("/");
+        }
+        push(&mut pending, &to);
+    }
+    Ok((resolved, links > 0))
+}
+
+/// `target` opened with `access`, without following a link (it was resolved: a link now
+/// is one swapped in since), and only if it is a regular file.
+pub(super) fn open_target(target: &Path, access: OFlags) -> Result<File, Unreadable> {
+    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let file = File::from(rustix::fs::open(target, flags, Mode::empty()).map_err(io::Error::from)?);
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(Unreadable::NotRegular(kind(&meta)));
     }
     Ok(file)
+}
+
+/// A regular file opened for writing (not truncated yet), or why not.
+fn open_in_place(target: &Path) -> Result<File, Unreadable> {
+    open_target(target, OFlags::WRONLY)
 }
 
 /// Whether `target` is a mount point (a bind-mounted file), which rename(2) cannot
@@ -285,53 +368,88 @@ fn folder_of(target: &Path) -> &Path {
     }
 }
 
-/// The prefix of the staged copies of `target`: `.NAME.maestro-guest.`, then `PID.N`.
-fn staging_prefix(target: &Path) -> String {
+/// How many bytes of a destination's name its staged copies keep; a longer name is cut
+/// and a hash of the whole added, so that the staged name fits in NAME_MAX (255 bytes).
+const KEPT_NAME: usize = 200;
+
+/// The prefix of the staged copies of `target`: `.NAME.maestro-guest.`, then a nonce.
+pub(super) fn staging_prefix(target: &Path) -> Vec<u8> {
     let name = target
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(OsStrExt::as_bytes)
         .unwrap_or_default();
-    format!(".{name}.maestro-guest.")
+    let mut prefix = b".".to_vec();
+    if name.len() <= KEPT_NAME {
+        prefix.extend_from_slice(name);
+    } else {
+        // `~` and 16 hex digits.
+        prefix.extend_from_slice(&name[..KEPT_NAME - 17]);
+        prefix.extend_from_slice(format!("~{:016x}", fnv1a(name)).as_bytes());
+    }
+    prefix.extend_from_slice(b".maestro-guest.");
+    prefix
 }
 
-/// Removes the staged copies of `target` left by runs killed between staging and
-/// renaming: those older than this run whose process is gone (or has this run's pid, as
-/// a restarted container's init does). A copy another live process is staging stays.
-fn remove_stale(target: &Path, started: SystemTime) {
+/// FNV-1a: a hash that stays the same across builds, so that a later run finds the
+/// staged copies of an earlier one.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// 16 hex digits unique to one staging: from /dev/urandom, else (no /dev in a container
+/// is unusual but possible) from the clock and pid. A pid alone is not unique: the guest
+/// is pid 1 in every container, and containers may share a volume.
+fn nonce() -> String {
+    let mut bytes = [0u8; 8];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(40)).to_le_bytes();
+    }
+    format!("{:016x}", u64::from_le_bytes(bytes))
+}
+
+/// How old a staged copy must be to be taken as left by a killed run: far longer than
+/// any staging takes, so that a copy another container is writing into a shared volume
+/// right now stays.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Removes the staged copies of `target` (this version's `NONCE` or earlier versions'
+/// `PID.N`) last modified before `cutoff`. Nothing else: no pid is trusted, as a pid
+/// means nothing across PID namespaces.
+fn remove_stale(target: &Path, cutoff: Option<SystemTime>) {
+    let Some(cutoff) = cutoff else {
+        return;
+    };
     let prefix = staging_prefix(target);
     let Ok(entries) = fs::read_dir(folder_of(target)) else {
         return;
     };
-    let own = std::process::id();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some((pid, attempt)) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|rest| rest.split_once('.'))
-        else {
-            continue;
-        };
-        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), attempt.parse::<u32>()) else {
-            continue;
-        };
+        let ours = name
+            .as_bytes()
+            .strip_prefix(prefix.as_slice())
+            .is_some_and(|rest| {
+                (1..=32).contains(&rest.len())
+                    && rest
+                        .iter()
+                        .all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'.')
+            });
         // `DirEntry::metadata` does not follow a link: only our own regular files.
         let old = entry
             .metadata()
-            .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < started));
-        if old && (pid == own || !alive(pid)) {
+            .is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < cutoff));
+        if ours && old {
             let _ = fs::remove_file(entry.path());
         }
     }
-}
-
-/// Whether process `pid` exists (signal 0; a process of another user answers EPERM).
-fn alive(pid: u32) -> bool {
-    // Only a positive pid names one process (0 and negative ones name groups).
-    let pid = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw);
-    pid.is_some_and(|pid| rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH))
 }
 
 fn discard(plans: &[Plan]) {
@@ -354,7 +472,9 @@ fn stage(
     let dir = folder_of(target);
     let mut attempt = 0;
     let (temp, file) = loop {
-        let temp = dir.join(format!("{prefix}{}.{attempt}", std::process::id()));
+        let mut name = prefix.clone();
+        name.extend_from_slice(nonce().as_bytes());
+        let temp = dir.join(OsString::from_vec(name));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -445,8 +565,8 @@ fn apply(plan: &Plan, bytes: &[u8], dirs: &mut BTreeSet<PathBuf>) -> io::Result<
     match plan {
         Plan::Stdout => Ok(None),
         Plan::Keep => Ok(Some(Change::Unchanged)),
-        Plan::Chmod(target, mode) => {
-            fs::set_permissions(target, Permissions::from_mode(*mode))?;
+        Plan::Chmod(file, mode) => {
+            file.set_permissions(Permissions::from_mode(*mode))?;
             Ok(Some(Change::ModeChanged))
         }
         Plan::InPlace { file, mode } => {

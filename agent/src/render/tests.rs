@@ -1,6 +1,8 @@
 //! Table-driven tests of the template context and functions, the spec grammar, and the
 //! all-or-nothing writes (each in its own temporary folder).
 
+use std::fs::Permissions;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -8,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use std::fs::File;
 use std::io;
 
-use super::files::{refused_rename, write_in_place};
+use super::files::{open_target, refused_rename, staging_prefix, write_in_place};
 use super::*;
 
 /// Part of what MaestroNG gives `kafka-2` in its zookeeper+kafka example.
@@ -519,9 +521,9 @@ fn mode_of(path: &str) -> u32 {
 
 const AN_HOUR_AGO: Duration = Duration::from_secs(3600);
 
-fn age(path: &str) {
+fn set_age(path: &str, age: Duration) {
     let file = File::options().write(true).open(path).expect("open");
-    file.set_modified(SystemTime::now() - AN_HOUR_AGO)
+    file.set_modified(SystemTime::now() - age)
         .expect("set mtime");
 }
 
@@ -538,7 +540,7 @@ fn writes_new_files_and_leaves_identical_ones_alone() {
     assert_eq!(dir.names(), ["app.conf", "app.conf.j2"]);
 
     // Same content: not rewritten (same inode, same mtime).
-    age(&out);
+    set_age(&out, AN_HOUR_AGO);
     let before = fs::metadata(&out).expect("metadata");
     assert_eq!(render(&[&src], vars), Ok(vec![Change::Unchanged]));
     let after = fs::metadata(&out).expect("metadata");
@@ -764,50 +766,137 @@ fn only_regular_files_of_bounded_size_are_read() {
     );
 }
 
-/// A run killed between staging and renaming leaves `.NAME.maestro-guest.PID.N` beside
-/// the file; the next run removes those of dead processes (or of its own pid, reused
-/// after a restart) that are older than itself, and nothing else.
+/// A run killed between staging and renaming leaves `.NAME.maestro-guest.NONCE` beside
+/// the file; the next run removes those older than 10 minutes, and nothing else. Pids say
+/// nothing: the guest is pid 1 in every container, and two containers may render into one
+/// shared volume, so a recent file with this run's own pid is another container's.
 #[test]
 fn stale_staging_files_are_removed() {
     let dir = TempDir::new();
     let src = dir.write("app.conf.j2", "{{ FOO }}\n");
     let own = std::process::id();
-    let parent = std::os::unix::process::parent_id();
     let stale = [
-        // No pid is this high (the kernel's maximum is 4194304).
+        ".app.conf.maestro-guest.0123456789abcdef".to_owned(),
+        // The names of earlier versions (`PID.N`).
         ".app.conf.maestro-guest.999999999.0".to_owned(),
         format!(".app.conf.maestro-guest.{own}.3"),
     ];
+    for name in &stale {
+        set_age(&dir.write(name, "half"), AN_HOUR_AGO);
+    }
     let kept = [
-        // A live process's (our parent's), and files that only look alike.
-        format!(".app.conf.maestro-guest.{parent}.0"),
+        // Files that only look alike, however old.
         ".app.conf.maestro-guest.x.0".to_owned(),
         ".other.maestro-guest.999999999.0".to_owned(),
         ".app.conf.other.999999999.0".to_owned(),
     ];
-    for name in stale.iter().chain(&kept) {
-        age(&dir.write(name, "half"));
+    for name in &kept {
+        set_age(&dir.write(name, "half"), AN_HOUR_AGO);
     }
-    // One of a dead process but newer than this run (another namespace's, being staged).
-    let fresh = dir.write(".app.conf.maestro-guest.999999998.0", "new");
-    File::options()
-        .write(true)
-        .open(&fresh)
-        .and_then(|f| f.set_modified(SystemTime::now() + AN_HOUR_AGO))
-        .expect("set mtime");
+    // Being staged by another container right now (older than this run, "its own" pid),
+    // or just now.
+    let busy = [
+        format!(".app.conf.maestro-guest.{own}.0"),
+        ".app.conf.maestro-guest.fedcba9876543210".to_owned(),
+    ];
+    set_age(&dir.write(&busy[0], "new"), Duration::from_secs(300));
+    dir.write(&busy[1], "new");
 
     assert_eq!(
         render(&[&src], &[("FOO", "bar")]),
         Ok(vec![Change::Written])
     );
-    let mut want: Vec<String> = kept.to_vec();
-    want.extend([
-        ".app.conf.maestro-guest.999999998.0".to_owned(),
-        "app.conf".to_owned(),
-        "app.conf.j2".to_owned(),
-    ]);
+    let mut want: Vec<String> = kept.iter().chain(&busy).cloned().collect();
+    want.extend(["app.conf".to_owned(), "app.conf.j2".to_owned()]);
     want.sort();
     assert_eq!(dir.names(), want);
+}
+
+/// A name of up to NAME_MAX (255) bytes can be staged: the staged copy's name is
+/// shortened (with a hash of the whole name) where the suffix would not fit, and stale
+/// copies of it are found again.
+#[test]
+fn long_names_are_staged() {
+    let dir = TempDir::new();
+    let src = dir.write("a.j2", "{{ FOO }}\n");
+    for len in [200, 230, 255] {
+        let name = "n".repeat(len - 4) + &format!("{len:04}");
+        let dst = dir.path(&name);
+        // A stale copy of a killed run, to be found and removed.
+        let mut stale = staging_prefix(Path::new(&dst));
+        stale.extend_from_slice(b"0123456789abcdef");
+        assert!(stale.len() <= 255, "{len}: {}", stale.len());
+        let stale = dir.0.join(std::ffi::OsStr::from_bytes(&stale));
+        fs::write(&stale, "half").expect("stale copy");
+        set_age(&stale.to_string_lossy(), AN_HOUR_AGO);
+        assert_eq!(
+            render(&[format!("{src}:{dst}")], &[("FOO", "bar")]),
+            Ok(vec![Change::Written]),
+            "{len}"
+        );
+        assert_eq!(dir.read(&name), "bar\n", "{len}");
+    }
+    assert_eq!(dir.names().len(), 4, "nothing staged is left");
+}
+
+/// A symbolic link is followed only where another user cannot have planted it (the
+/// kernel's protected_symlinks rule): a link owned by this user or root, in a folder only
+/// they can write. Otherwise the app user could make the guest (root) replace /etc/passwd
+/// through a link on a persistent volume.
+#[test]
+fn links_of_other_users_are_not_followed() {
+    let dir = TempDir::new();
+    let src = dir.write("a.j2", "{{ FOO }}\n");
+    dir.write("victim", "precious\n");
+    let victim = dir.path("victim");
+    // A folder anyone may write (sticky like /tmp, or not).
+    for (folder, mode) in [("open", 0o777), ("sticky", 0o1777), ("group", 0o775)] {
+        fs::create_dir(dir.path(folder)).expect("mkdir");
+        fs::set_permissions(dir.path(folder), Permissions::from_mode(mode)).expect("chmod");
+        let link = dir.path(&format!("{folder}/link"));
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        let got = render(&[format!("{src}:{link}")], &[("FOO", "bar")]);
+        let want = format!(
+            "cannot write {link}: will not follow the link {link}: it is in {}, which users other than uid {} and root can write",
+            dir.path(folder),
+            rustix::process::geteuid().as_raw()
+        );
+        assert!(
+            got.as_ref().is_err_and(|e| e.starts_with(&want)),
+            "{folder}: {got:?}"
+        );
+        assert_eq!(dir.read("victim"), "precious\n", "{folder}");
+    }
+    // What is written or chmodded in place is opened without following a link: one
+    // swapped in after resolving is refused (ELOOP), not followed.
+    let link = dir.path("open/link");
+    for access in [rustix::fs::OFlags::RDONLY, rustix::fs::OFlags::WRONLY] {
+        let opened = open_target(Path::new(&link), access).map(|_| ());
+        assert!(
+            matches!(&opened, Err(super::files::Unreadable::Io(e)) if e.raw_os_error() == Some(40)),
+            "{}",
+            opened.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    // A link owned by another user (only root can give one away).
+    if rustix::process::geteuid().is_root() {
+        let link = dir.path("theirs");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
+        for dst in [link.clone(), dir.path("ours")] {
+            if dst != link {
+                std::os::unix::fs::symlink(&link, &dst).expect("symlink");
+            }
+            let got = render(&[format!("{src}:{dst}")], &[("FOO", "bar")]);
+            assert_eq!(
+                got,
+                Err(format!(
+                    "cannot write {dst}: will not follow the link {link}: it belongs to uid 65534, not to this user (uid 0) or root"
+                ))
+            );
+            assert_eq!(dir.read("victim"), "precious\n");
+        }
+    }
 }
 
 #[test]
