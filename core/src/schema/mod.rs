@@ -208,7 +208,8 @@ fn environment(
     if r.diags.iter().any(Diagnostic::is_error) {
         return None;
     }
-    environment.discovery = crate::variables::discovery(&environment);
+    // Nothing is computed yet: each service's on first use (see `variables`).
+    environment.discovery = crate::model::Discovery::new(environment.services.len());
     Some(environment)
 }
 
