@@ -94,23 +94,30 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
         }
     };
 
-    let rendered = match render(&text, &name, &base_dir, process_env) {
-        Ok(rendered) => rendered,
-        Err(d) => {
-            return Loaded {
-                environment: None,
-                diagnostics: vec![*d],
-                source: Source {
-                    name,
-                    base_dir,
-                    rendered: text,
-                    templated: false,
-                    read: true,
-                },
-            };
+    // The text is moved, not copied, when it has no Jinja2 (a 50 MB file stays 50 MB).
+    let (rendered, templated) = if !has_jinja(&text) {
+        (text, false)
+    } else {
+        match render(&text, &name, &base_dir, process_env) {
+            Ok(rendered) => {
+                let templated = rendered != text;
+                (rendered, templated)
+            }
+            Err(d) => {
+                return Loaded {
+                    environment: None,
+                    diagnostics: vec![*d],
+                    source: Source {
+                        name,
+                        base_dir,
+                        rendered: text,
+                        templated: false,
+                        read: true,
+                    },
+                };
+            }
         }
     };
-    let templated = rendered != text;
     let files = DirFiles {
         base_dir: &base_dir,
     };
@@ -128,6 +135,11 @@ pub fn load(path: &Path, process_env: &BTreeMap<String, String>) -> Loaded {
     }
 }
 
+/// Whether `text` has any Jinja2 syntax.
+fn has_jinja(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
 /// Renders the file as Jinja2. A file without any Jinja2 syntax is returned as is: the
 /// common case costs nothing.
 fn render(
@@ -136,7 +148,7 @@ fn render(
     base_dir: &Path,
     process_env: &BTreeMap<String, String>,
 ) -> Result<String, Box<Diagnostic>> {
-    if !(text.contains("{{") || text.contains("{%") || text.contains("{#")) {
+    if !has_jinja(text) {
         return Ok(text.to_owned());
     }
     let mut jinja = minijinja::Environment::new();

@@ -59,7 +59,9 @@ fn main() -> ExitCode {
                 output::write_config_json(&env, out, pretty)
             }))
         }
-        Command::Config => finish(output::print(&output::config_yaml(&env))),
+        Command::Config => finish(output::print_with(|out| {
+            output::write_config_yaml(&env, out)
+        })),
         Command::Deptree { things, recursive } => {
             let roots = if things.is_empty() {
                 (0..env.services.len())

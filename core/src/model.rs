@@ -4,6 +4,8 @@
 //! Nouns: a *ship* is a Docker host, a *service* is a named group of *instances*, an
 //! instance is one container. Ids are indices into the [`Environment`]'s vectors.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -25,9 +27,10 @@ pub struct Environment {
     /// Every instance, services in file order and instances in file order within each.
     pub instances: Vec<Instance>,
     pub audit: Vec<Auditor>,
-    /// The discovery variables (reference section 6.4), shared by the instances that
-    /// receive them instead of copied into each: with deep `requires` chains they are
-    /// most of an environment's data.
+    /// The discovery variables (reference section 6.4), computed per service on first
+    /// use (see [`Environment::container_env`]) and shared by the instances that receive
+    /// them instead of copied into each: with deep `requires` chains they are most of an
+    /// environment's data.
     pub discovery: Discovery,
 }
 
@@ -54,13 +57,12 @@ impl Environment {
     pub fn container_env(&self, id: InstanceId) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         let instance = self.instance(id);
         let service = instance.service;
-        let discovery = &self.discovery;
         instance
             .env
             .iter()
-            .filter(move |(k, _)| !discovery.defines(service, k))
+            .filter(move |(k, _)| !crate::variables::defines(self, service, k))
             .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .chain(discovery.vars(service).map(|(k, v)| (k, Some(v))))
+            .chain(crate::variables::vars(self, service).map(|(k, v)| (k, Some(v))))
     }
 
     pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
@@ -675,42 +677,54 @@ pub enum Data {
     Map(Vec<(String, Data)>),
 }
 
-/// The discovery variables of every service, as blocks: each service's variables with
-/// internal ports (what its own instances receive) and without (what its dependents
-/// receive). Each service lists the blocks its instances receive, later ones winning.
+/// The discovery variables of every service, computed on first use and per service:
+/// loading computes none (`deptree` never needs them), a command that builds one
+/// instance's container computes its service's only. Each service's *block* (its
+/// instances' hosts, ports and instance list) is computed once and shared by every
+/// service that receives it, so instances of a service and the dependents of a service
+/// see the same memory rather than copies.
 #[derive(Clone, Debug, Default)]
 pub struct Discovery {
-    /// By service: its variables, each marked when only its own instances receive it
-    /// (internal ports). Block `2 * s` is service `s` with those, `2 * s + 1` without.
-    pub(crate) blocks: Vec<Vec<DiscoveryVar>>,
-    /// By service: the blocks its instances receive, in precedence order.
-    pub(crate) lists: Vec<Vec<usize>>,
-    /// By service: the merged variables, only where two blocks of its list define the
-    /// same name (names normalise alike, as `a-b` and `a_b` do).
-    pub(crate) merged: Vec<Option<IndexMap<String, String>>>,
-    /// Every name some block defines, with the blocks that define it.
-    pub(crate) names: std::collections::HashMap<String, Vec<usize>>,
+    /// By service: its variables (block `2 * s` is service `s` with internal ports,
+    /// `2 * s + 1` without).
+    pub(crate) blocks: Vec<OnceLock<Block>>,
+    /// By service: what its instances receive.
+    pub(crate) received: Vec<OnceLock<Received>>,
+}
+
+/// One service's discovery variables, with an index of their names.
+#[derive(Clone, Debug)]
+pub(crate) struct Block {
+    pub vars: Vec<DiscoveryVar>,
+    /// Each name, and whether some variable of that name is not internal (so is also
+    /// received by the service's dependents).
+    pub names: HashMap<String, bool>,
+}
+
+/// What one service's instances receive.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    /// The blocks, in precedence order (later ones win).
+    pub list: Vec<usize>,
+    /// The merged variables, only where a name comes twice in the blocks of `list`
+    /// (a service that wants its own info, or names that normalise alike, as `a-b` and
+    /// `a_b` do); otherwise the blocks are read as they are.
+    pub merged: Option<IndexMap<String, String>>,
 }
 
 impl Discovery {
-    /// The discovery variables of `service`'s instances, each name once.
-    pub fn vars(&self, service: ServiceId) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
-        match &self.merged[service.0] {
-            Some(merged) => Box::new(merged.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            None => Box::new(self.lists[service.0].iter().flat_map(move |&b| {
-                self.blocks[b / 2]
-                    .iter()
-                    .filter(move |v| b % 2 == 0 || !v.internal)
-                    .map(|v| (v.name.as_str(), v.value.as_str()))
-            })),
+    /// Room for `services` services, nothing computed.
+    pub(crate) fn new(services: usize) -> Self {
+        Discovery {
+            blocks: (0..services).map(|_| OnceLock::new()).collect(),
+            received: (0..services).map(|_| OnceLock::new()).collect(),
         }
     }
 
-    /// Whether `service`'s instances receive a discovery variable called `name`.
-    pub fn defines(&self, service: ServiceId, name: &str) -> bool {
-        self.names
-            .get(name)
-            .is_some_and(|blocks| blocks.iter().any(|b| self.lists[service.0].contains(b)))
+    /// How many services' discovery variables have been computed (for tests: loading
+    /// and `deptree` compute none).
+    pub fn computed_services(&self) -> usize {
+        self.received.iter().filter(|r| r.get().is_some()).count()
     }
 }
 

@@ -2,24 +2,29 @@
 //! service's hosts, ports, internal ports and instance list, then those of every service
 //! in the transitive closure of `requires` and of each direct `wants_info` service.
 //!
-//! A service's block of variables is computed once and shared by every instance that
-//! receives it; later blocks override earlier ones, as MaestroNG's `dict.update` does.
+//! Nothing is computed at load: a service's variables on first use (building one of its
+//! instances' containers, `config`). A service's block of variables is computed once and
+//! shared by every service and instance that receives it; later blocks override earlier
+//! ones, as MaestroNG's `dict.update` does.
 //! Dependencies through `volumes_from` give no variables (MaestroNG adds that dependency
 //! after computing them).
 
 use guestutils::names::{InstanceVars, instances_var};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 
-use crate::model::{Discovery, DiscoveryVar, Environment, ServiceId};
+use crate::model::{Block, DiscoveryVar, Environment, Received, ServiceId};
 
-type Block = Vec<DiscoveryVar>;
+/// Service `service`'s block, computed on first use.
+fn block(env: &Environment, service: ServiceId) -> &Block {
+    env.discovery.blocks[service.0].get_or_init(|| compute_block(env, service))
+}
 
-fn block(env: &Environment, service: ServiceId) -> Block {
+fn compute_block(env: &Environment, service: ServiceId) -> Block {
     let s = env.service(service);
-    let mut out = Block::new();
+    let mut vars = Vec::new();
     let var = |name: String, value: &str, internal: bool| DiscoveryVar {
         name,
         value: value.to_owned(),
@@ -27,100 +32,112 @@ fn block(env: &Environment, service: ServiceId) -> Block {
     };
     for &id in &s.instances {
         let instance = env.instance(id);
-        let vars = InstanceVars::new(&s.name, &instance.name);
-        out.push(var(vars.host(), &env.ship(instance.ship).ip, false));
+        let names = InstanceVars::new(&s.name, &instance.name);
+        vars.push(var(names.host(), &env.ship(instance.ship).ip, false));
         for (port_name, port) in &instance.ports {
-            out.push(var(vars.port(port_name), &port.external.number, false));
-            out.push(var(
-                vars.internal_port(port_name),
+            vars.push(var(names.port(port_name), &port.external.number, false));
+            vars.push(var(
+                names.internal_port(port_name),
                 &port.exposed.number,
                 true,
             ));
         }
     }
-    let mut names: Vec<&str> = s
+    let mut instance_names: Vec<&str> = s
         .instances
         .iter()
         .map(|&i| env.instance(i).name.as_str())
         .collect();
     // Code-point order, as Python's `sorted`.
-    names.sort_unstable();
-    out.push(var(instances_var(&s.name), &names.join(","), false));
-    out
+    instance_names.sort_unstable();
+    vars.push(var(
+        instances_var(&s.name),
+        &instance_names.join(","),
+        false,
+    ));
+    let mut names: HashMap<String, bool> = HashMap::with_capacity(vars.len());
+    for v in &vars {
+        *names.entry(v.name.clone()).or_default() |= !v.internal;
+    }
+    Block { vars, names }
 }
 
-/// The discovery variables of each service's instances: the own service's block (with
-/// internal ports), then the blocks of the transitive `requires` and direct `wants_info`
-/// services, later blocks winning. Requires an acyclic `requires` graph (validation
-/// guarantees it).
-pub(crate) fn discovery(env: &Environment) -> Discovery {
-    let n = env.services.len();
-    let blocks: Vec<Block> = (0..n).map(|s| block(env, ServiceId(s))).collect();
-    let lists: Vec<Vec<usize>> = (0..n)
-        .map(|service| {
-            let mut deps = crate::graph::requires_closure(&env.services, ServiceId(service));
-            for &w in &env.services[service].wants_info {
-                if !deps.contains(&w) {
-                    deps.push(w);
+/// The variables of block `b` (see [`crate::model::Discovery::blocks`]).
+fn block_vars(env: &Environment, b: usize) -> impl Iterator<Item = &DiscoveryVar> {
+    block(env, ServiceId(b / 2))
+        .vars
+        .iter()
+        .filter(move |v| b % 2 == 0 || !v.internal)
+}
+
+/// What `service`'s instances receive, computed on first use: the own service's block
+/// (with internal ports), then the blocks of the transitive `requires` and direct
+/// `wants_info` services, later blocks winning. Requires an acyclic `requires` graph
+/// (validation guarantees it).
+fn received(env: &Environment, service: ServiceId) -> &Received {
+    env.discovery.received[service.0].get_or_init(|| {
+        let mut deps = crate::graph::requires_closure(&env.services, service);
+        for &w in &env.services[service.0].wants_info {
+            if !deps.contains(&w) {
+                deps.push(w);
+            }
+        }
+        // MaestroNG iterates a set here (arbitrary order); sorting by name makes the
+        // outcome of colliding names at least stable.
+        deps.sort_by(|a, b| env.services[a.0].name.cmp(&env.services[b.0].name));
+        let list: Vec<usize> = std::iter::once(2 * service.0)
+            .chain(deps.iter().map(|d| 2 * d.0 + 1))
+            .collect();
+        // A name that comes twice in what this service receives needs a merged map;
+        // decided from these blocks alone, so the cost is what the service receives.
+        let mut seen = HashSet::new();
+        let colliding = list
+            .iter()
+            .flat_map(|&b| block_vars(env, b))
+            .any(|v| !seen.insert(v.name.as_str()));
+        let merged = colliding.then(|| {
+            let mut vars = IndexMap::new();
+            for &b in &list {
+                for v in block_vars(env, b) {
+                    vars.insert(v.name.clone(), v.value.clone());
                 }
             }
-            // MaestroNG iterates a set here (arbitrary order); sorting by name makes the
-            // outcome of colliding names at least stable.
-            deps.sort_by(|a, b| env.services[a.0].name.cmp(&env.services[b.0].name));
-            std::iter::once(2 * service)
-                .chain(deps.iter().map(|d| 2 * d.0 + 1))
-                .collect()
-        })
-        .collect();
-    let mut names: HashMap<String, Vec<usize>> = HashMap::new();
-    for (s, vars) in blocks.iter().enumerate() {
-        for v in vars {
-            let defining = names.entry(v.name.clone()).or_default();
-            defining.push(2 * s);
-            if !v.internal {
-                defining.push(2 * s + 1);
-            }
-        }
+            vars
+        });
+        Received { list, merged }
+    })
+}
+
+/// The discovery variables of `service`'s instances, each name once.
+pub(crate) fn vars(
+    env: &Environment,
+    service: ServiceId,
+) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+    let received = received(env, service);
+    match &received.merged {
+        Some(merged) => Box::new(merged.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        None => Box::new(
+            received
+                .list
+                .iter()
+                .flat_map(move |&b| block_vars(env, b))
+                .map(|v| (v.name.as_str(), v.value.as_str())),
+        ),
     }
-    // Names defined twice in what one service receives need a merged map for it: a
-    // service that wants its own info (its two blocks overlap), or names that normalise
-    // alike (`a-b` and `a_b`, within one block or across services). Everything else is
-    // shared as it is.
-    let mut colliding: Vec<bool> = (0..n).map(|s| lists[s].contains(&(2 * s + 1))).collect();
-    for defining in names.values() {
-        if defining.len() < 2 {
-            continue;
-        }
-        let one_service = defining.iter().all(|b| b / 2 == defining[0] / 2);
-        let no_repeat = defining.len() == 2 && defining[0] != defining[1];
-        if one_service && no_repeat {
-            continue; // The two variants of one service's block: handled above.
-        }
-        for (owner, list) in lists.iter().enumerate() {
-            if defining.iter().filter(|b| list.contains(b)).count() > 1 {
-                colliding[owner] = true;
-            }
-        }
+}
+
+/// Whether `service`'s instances receive a discovery variable called `name`.
+pub(crate) fn defines(env: &Environment, service: ServiceId, name: &str) -> bool {
+    let received = received(env, service);
+    if let Some(merged) = &received.merged {
+        return merged.contains_key(name);
     }
-    let merged = (0..n)
-        .map(|s| {
-            colliding[s].then(|| {
-                let mut vars = IndexMap::new();
-                for &b in &lists[s] {
-                    for v in blocks[b / 2].iter().filter(|v| b % 2 == 0 || !v.internal) {
-                        vars.insert(v.name.clone(), v.value.clone());
-                    }
-                }
-                vars
-            })
-        })
-        .collect();
-    Discovery {
-        blocks,
-        lists,
-        merged,
-        names,
-    }
+    received.list.iter().any(|&b| {
+        block(env, ServiceId(b / 2))
+            .names
+            .get(name)
+            .is_some_and(|&shared| b % 2 == 0 || shared)
+    })
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ pub(super) async fn status<E: Engine>(
                             if owner == Owner::Foreign {
                                 line.foreign = true;
                                 line.state.push_str(", not created by maestro");
-                            } else if o.digest.is_some() && o.digest != spec_digest(ctx, id) {
+                            } else if o.digest.is_some() && o.digest != spec_digest(&ctx.env, id) {
                                 line.state.push_str(", outdated");
                             }
                         }
@@ -196,8 +196,8 @@ pub(super) async fn status<E: Engine>(
     if all_ok { 0 } else { EXIT_FAILURE }
 }
 
-fn spec_digest<E: Engine>(ctx: &Context<E>, id: InstanceId) -> Option<String> {
-    container_spec(&ctx.env, id)
+fn spec_digest(env: &Environment, id: InstanceId) -> Option<String> {
+    container_spec(env, id)
         .labels
         .into_iter()
         .find(|(k, _)| k == labels::DIGEST)
@@ -487,4 +487,40 @@ async fn probe_ports<E: Engine>(
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maestro_core::model::Ship;
+
+    /// Status compares the digests of the instances it shows: only their services'
+    /// discovery variables are computed, not those of the whole environment.
+    #[test]
+    fn status_computes_discovery_only_for_the_services_it_compares() {
+        let mut services = String::new();
+        for s in 0..6 {
+            let requires = if s > 0 {
+                format!("[s{}]", s - 1)
+            } else {
+                "[]".into()
+            };
+            services.push_str(&format!(
+                "  s{s}: {{image: i, requires: {requires}, ports: {{p: 80}}, instances: {{s{s}-1: {{ship: a}}, s{s}-2: {{ship: a}}}}}}\n"
+            ));
+        }
+        let text = format!("name: t\nships: {{a: {{ip: 10.0.0.1}}}}\nservices:\n{services}");
+        let loaded = maestro_core::load(&text, &maestro_core::NoFiles, &Ship::new("l", "1"));
+        let env = loaded.environment.expect("valid");
+        assert_eq!(
+            env.discovery.computed_services(),
+            0,
+            "loading computed some"
+        );
+        for name in ["s4-1", "s4-2", "s2-1"] {
+            let id = env.instance_by_name(name).expect("exists");
+            assert!(spec_digest(&env, id).is_some());
+        }
+        assert_eq!(env.discovery.computed_services(), 2, "only s4 and s2");
+    }
 }

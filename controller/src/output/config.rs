@@ -407,8 +407,44 @@ impl std::io::Write for Chunked<'_> {
     }
 }
 
-pub fn config_yaml(env: &Environment) -> String {
+#[cfg(test)]
+fn config_yaml(env: &Environment) -> String {
     serde_saphyr::to_string(&view(env)).expect("the view serialises")
+}
+
+/// Writes the YAML view, streamed in chunks as the JSON one is: its size grows with
+/// the square of a `requires` chain's depth, so it is never built whole.
+pub fn write_config_yaml(env: &Environment, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut text = YamlText {
+        chunks: Chunked {
+            buffer: Vec::with_capacity(CHUNK + (CHUNK >> 2)),
+            out,
+        },
+        failure: None,
+    };
+    let written = serde_saphyr::to_fmt_writer(&mut text, &view(env));
+    if let Some(e) = text.failure {
+        return Err(e);
+    }
+    written.map_err(std::io::Error::other)?;
+    text.chunks.out.write_all(&text.chunks.buffer)
+}
+
+/// The serializer writes text (`fmt::Write`); this keeps the writer's error, which
+/// `fmt::Error` cannot carry.
+struct YamlText<'a> {
+    chunks: Chunked<'a>,
+    failure: Option<std::io::Error>,
+}
+
+impl std::fmt::Write for YamlText<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        use std::io::Write;
+        self.chunks.write_all(s.as_bytes()).map_err(|e| {
+            self.failure = Some(e);
+            std::fmt::Error
+        })
+    }
 }
 
 #[cfg(test)]
@@ -512,6 +548,69 @@ services:
             assert!(
                 shown.contains("\"<secret>\"") || shown.contains("DB_PASSWORD: <secret>"),
                 "{shown}"
+            );
+        }
+    }
+
+    /// A writer that keeps nothing: the total and the largest single write.
+    #[derive(Default)]
+    struct Sizes {
+        total: usize,
+        largest: usize,
+    }
+
+    impl std::io::Write for Sizes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.total += buf.len();
+            self.largest = self.largest.max(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Both outputs go to their writer in bounded pieces, never built whole in memory
+    /// (a 1,000-deep chain's plain `config` once took 24 GB as one String).
+    #[test]
+    fn config_streams_to_its_writer() {
+        // A 40-deep requires chain of 20 instances each: every instance receives the
+        // discovery variables of the services below it, several MB in all.
+        let mut services = String::new();
+        for s in 0..40 {
+            let requires = if s > 0 {
+                format!("[c{}]", s - 1)
+            } else {
+                "[]".into()
+            };
+            let instances: Vec<String> =
+                (0..20).map(|i| format!("c{s}-{i}: {{ship: s1}}")).collect();
+            services.push_str(&format!(
+                "  c{s}: {{image: i, requires: {requires}, ports: {{p: 80}}, instances: {{{}}}}}\n",
+                instances.join(", ")
+            ));
+        }
+        let text = format!("name: t\nships: {{s1: {{ip: 10.0.0.1}}}}\nservices:\n{services}");
+        let env = maestro_core::load(
+            &text,
+            &maestro_core::NoFiles,
+            &maestro_core::model::Ship::new("local", "127.0.0.1"),
+        )
+        .environment
+        .expect("valid");
+        type Write = fn(&Environment, &mut dyn std::io::Write) -> std::io::Result<()>;
+        let writers: [(&str, Write); 2] = [
+            ("yaml", |env, out| write_config_yaml(env, out)),
+            ("json", |env, out| write_config_json(env, out, false)),
+        ];
+        for (what, write) in writers {
+            let mut out = Sizes::default();
+            write(&env, &mut out).expect("written");
+            assert!(out.total > 4 * CHUNK, "{what}: only {} bytes", out.total);
+            assert!(
+                out.largest <= 2 * CHUNK,
+                "{what}: a write of {} bytes",
+                out.largest
             );
         }
     }

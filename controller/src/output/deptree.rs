@@ -146,6 +146,25 @@ mod tests {
     }
 
     #[test]
+    fn deptree_never_computes_discovery_variables() {
+        let env = diamond(4);
+        assert_eq!(
+            env.discovery.computed_services(),
+            0,
+            "loading computed some"
+        );
+        let roots: Vec<_> = (0..env.services.len()).map(ServiceId).collect();
+        for recursive in [false, true] {
+            write_deptree(&env, &roots, recursive, &mut Vec::new()).expect("written");
+        }
+        assert_eq!(
+            env.discovery.computed_services(),
+            0,
+            "deptree computed some"
+        );
+    }
+
+    #[test]
     fn repeated_subtrees_are_shown_once() {
         let env = diamond(4);
         // MaestroNG's format, with a repeated subtree marked instead of expanded again;

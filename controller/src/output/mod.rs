@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 use guestutils::redact;
 use maestro_core::Diagnostic;
 
-pub use config::{config_yaml, write_config_json};
+pub use config::{write_config_json, write_config_yaml};
 pub use deptree::write_deptree;
 pub use lock::{lock_notice, lock_released, lock_status};
 
