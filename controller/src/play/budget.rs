@@ -2,8 +2,11 @@
 //! ship (`max_operations`), taken together, with two priorities. An instance's own turn
 //! (its start, stop...) comes first; work done ahead (creating the container of an
 //! instance whose dependencies are not ready yet) only takes a place that no turn waiting
-//! now can use, so creating ahead never delays the start of an instance whose
-//! dependencies are ready.
+//! at that moment can use. It is not pre-empted: a turn that becomes ready just after an
+//! ahead create took its ship's last place waits for that one create to end (one engine
+//! request, bounded like any other). No place is kept back for turns instead: on a ship
+//! with `max_operations: 1` nothing could then be created ahead at all, and a held-back
+//! place would idle whenever no turn comes.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
