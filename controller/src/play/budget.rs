@@ -78,15 +78,15 @@ impl Inner {
     fn refresh(&mut self, lane: usize) {
         let Inner { lanes, ready, .. } = self;
         let l = &mut lanes[lane];
-        for p in 0..2 {
-            if let Some(arrival) = l.indexed[p].take() {
-                ready[p].remove(&(arrival, lane));
+        for ((ready, indexed), queue) in ready.iter_mut().zip(&mut l.indexed).zip(&l.queues) {
+            if let Some(arrival) = indexed.take() {
+                ready.remove(&(arrival, lane));
             }
             if l.free > 0
-                && let Some(first) = l.queues[p].front()
+                && let Some(first) = queue.front()
             {
-                ready[p].insert((first.arrival, lane));
-                l.indexed[p] = Some(first.arrival);
+                ready.insert((first.arrival, lane));
+                *indexed = Some(first.arrival);
             }
         }
     }
