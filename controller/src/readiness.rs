@@ -74,7 +74,15 @@ const LEAD: Duration = Duration::from_secs(60);
 /// The tokens handed out in this play and where their reports go.
 #[derive(Default)]
 pub struct Registry {
-    slots: Mutex<HashMap<String, Slot>>,
+    inner: Mutex<Tokens>,
+}
+
+/// The slots by token, and each instance's current token: a play creating ahead keeps
+/// many expectations alive at once, so nothing here scans them all.
+#[derive(Default)]
+struct Tokens {
+    slots: HashMap<String, Slot>,
+    current: HashMap<String, String>,
 }
 
 /// The receiving end of one instance's reports; dropping it retires the token.
@@ -95,15 +103,22 @@ impl Expectation {
 
 impl Drop for Expectation {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.token);
+        let mut tokens = self.registry.lock();
+        if let Some(slot) = tokens.slots.remove(&self.token) {
+            // Only if it is still the instance's current token (a newer one replaced it
+            // otherwise, and stays).
+            if tokens.current.get(&slot.instance) == Some(&self.token) {
+                tokens.current.remove(&slot.instance);
+            }
+        }
     }
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
-        // A panic while holding the lock cannot leave the map inconsistent (every update is
-        // a single insert, remove or field write), so a poisoned lock is still usable.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        // A panic while holding the lock cannot leave the maps inconsistent (nothing that
+        // can panic runs between their updates), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands out a fresh token for `instance`; any earlier token of the instance stops
@@ -111,9 +126,11 @@ impl Registry {
     pub fn expect(self: &Arc<Self>, instance: &str, token: String) -> Expectation {
         let (tx, rx) = mpsc::unbounded_channel();
         let refused = Arc::new(AtomicU64::new(0));
-        let mut slots = self.lock();
-        slots.retain(|_, slot| slot.instance != instance);
-        slots.insert(
+        let mut tokens = self.lock();
+        if let Some(old) = tokens.current.insert(instance.to_owned(), token.clone()) {
+            tokens.slots.remove(&old);
+        }
+        tokens.slots.insert(
             token.clone(),
             Slot {
                 instance: instance.to_owned(),
@@ -140,7 +157,8 @@ impl Registry {
 
     /// [`Registry::report`] as if it arrived at `now`.
     fn report_at(&self, report: pb::StateReport, now: Instant) -> pb::Ack {
-        let mut slots = self.lock();
+        let mut tokens = self.lock();
+        let Tokens { slots, current } = &mut *tokens;
         let furthest = |(first, at): (u64, Instant)| {
             let since = now.saturating_duration_since(at) + LEAD;
             first.saturating_add(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
@@ -190,7 +208,7 @@ impl Registry {
         // Tell the instance's task, if the report named one we wait for: a guest whose
         // token is refused would otherwise look like a guest that is merely slow. Once: the
         // rest are counted.
-        if let Some(slot) = slots.values().find(|s| s.instance == report.instance) {
+        if let Some(slot) = current.get(&report.instance).and_then(|t| slots.get(t)) {
             if slot.refused.fetch_add(1, Ordering::Relaxed) == 0 {
                 let _ = slot.words.send(Word::Refused(refusal.clone()));
             }
@@ -454,6 +472,35 @@ mod tests {
         // So does the end of the wait.
         drop(b);
         assert!(refused(registry.report(report("b-1", "tb", 1))).contains("unknown token"));
+    }
+
+    /// Many instances, each given a new token before its old wait ended, the old ones
+    /// ending first or last: one slot and one current token per instance, and a refusal
+    /// still reaches the current wait.
+    #[test]
+    fn each_instance_keeps_one_current_token_whatever_order_waits_end_in() {
+        let registry = Arc::new(Registry::default());
+        let names: Vec<String> = (0..1000).map(|i| format!("i-{i}")).collect();
+        let old: Vec<Expectation> = names
+            .iter()
+            .map(|n| registry.expect(n, format!("{n}-old")))
+            .collect();
+        let mut new: Vec<Expectation> = names
+            .iter()
+            .map(|n| registry.expect(n, format!("{n}-new")))
+            .collect();
+        drop(old);
+        {
+            let tokens = registry.lock();
+            assert_eq!((tokens.slots.len(), tokens.current.len()), (1000, 1000));
+            assert_eq!(tokens.current["i-7"], "i-7-new");
+        }
+        assert!(refused(registry.report(report("i-7", "i-7-old", 1))).contains("unknown token"));
+        assert!(matches!(new[7].words.try_recv(), Ok(Word::Refused(_))));
+        assert!(registry.report(report("i-7", "i-7-new", 1)).accepted);
+        new.clear();
+        let tokens = registry.lock();
+        assert_eq!((tokens.slots.len(), tokens.current.len()), (0, 0));
     }
 
     #[test]

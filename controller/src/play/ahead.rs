@@ -27,8 +27,12 @@ enum Slot {
     /// A create in flight.
     Creating,
     Made(Made),
+    /// What was made was taken (by its turn, or to be removed) and is not known to be
+    /// gone: a row whose outcome its taker did not tell (the play gave up on it in the
+    /// middle) still names the container. Only a remove that ended moves it on.
+    Taken(String),
     /// Nothing to hand over: its turn began first, nothing was created ahead, or what was
-    /// made was handed over or removed.
+    /// made was removed (or its failed remove was told).
     Done,
     /// A create whose end nobody saw (the play gave up on it): whether the container
     /// exists is unknown.
@@ -52,42 +56,70 @@ impl Slots {
         })
     }
 
-    /// Ends the row's slot: waits for a create in flight to end, and returns what it
-    /// made, if anything (`Err(())`: whether it made one is unknown). Nothing is created
-    /// ahead for the row afterwards.
-    async fn finish(&self, row: usize) -> Result<Option<Made>, ()> {
+    /// Ends the row's slot: waits for a create in flight to end, and says what it made.
+    /// A container handed over stays named in the slot ([`Slot::Taken`]) until
+    /// [`Slots::removed`]. Nothing is created ahead for the row afterwards.
+    async fn finish(&self, row: usize) -> Ended {
         let Some(slot) = self.slots.get(row) else {
-            return Ok(None);
+            return Ended::Nothing;
         };
         let mut changes = slot.subscribe();
         loop {
-            let mut taken = None;
-            slot.send_if_modified(|s| match s {
-                Slot::Creating => false,
-                s => {
-                    taken = Some(std::mem::replace(s, Slot::Done));
-                    true
-                }
+            let mut ended = None;
+            slot.send_if_modified(|s| {
+                let (next, what) = match std::mem::replace(s, Slot::Done) {
+                    Slot::Creating => (Slot::Creating, None),
+                    Slot::Made(made) => (
+                        Slot::Taken(made.container_id.clone()),
+                        Some(Ended::Made(made)),
+                    ),
+                    Slot::Taken(id) => (Slot::Taken(id.clone()), Some(Ended::Left(id))),
+                    Slot::Unknown => (Slot::Unknown, Some(Ended::Unknown)),
+                    Slot::Waiting | Slot::Done => (Slot::Done, Some(Ended::Nothing)),
+                };
+                *s = next;
+                ended = what;
+                ended.is_some()
             });
-            match taken {
-                Some(Slot::Made(made)) => return Ok(Some(made)),
-                Some(Slot::Unknown) => return Err(()),
-                Some(_) => return Ok(None),
+            match ended {
+                Some(ended) => return ended,
                 // Its sender lives as long as `self`, so this ends when the create does.
                 None => {
                     if changes.changed().await.is_err() {
-                        return Ok(None);
+                        return Ended::Nothing;
                     }
                 }
             }
         }
     }
 
+    /// The container taken from the row's slot is known to be gone, or its failed remove
+    /// was told.
+    fn removed(&self, row: usize) {
+        if let Some(slot) = self.slots.get(row) {
+            slot.send_replace(Slot::Done);
+        }
+    }
+
     /// The container created ahead for the row, at its turn (`None`: the turn creates
     /// it as usual).
     pub async fn take(&self, row: usize) -> Option<Made> {
-        self.finish(row).await.ok().flatten()
+        match self.finish(row).await {
+            Ended::Made(made) => Some(made),
+            _ => None,
+        }
     }
+}
+
+/// What [`Slots::finish`] found.
+enum Ended {
+    Nothing,
+    Made(Made),
+    /// A create whose end nobody saw.
+    Unknown,
+    /// A container made ahead and taken, whose taker was given up on before it told
+    /// what became of it.
+    Left(String),
 }
 
 /// Marks the slot [`Slot::Unknown`] if dropped while its create is in flight.
@@ -206,17 +238,25 @@ impl<E: Engine> super::Ahead for Creates<E> {
         Box::pin(async move {
             let id = id?;
             match slots.finish(row).await {
-                Ok(None) => None,
-                Ok(Some(made)) => {
+                Ended::Nothing => None,
+                Ended::Made(made) => {
                     let what = short(&made.container_id).to_owned();
-                    Some(match ctx.engine(id).remove(&made.container_id).await {
+                    // Should this be given up on before the remove ends, the slot still
+                    // names the container, and the row's outcome says so.
+                    let removed = ctx.engine(id).remove(&made.container_id).await;
+                    slots.removed(row);
+                    Some(match removed {
                         Ok(()) => format!("its container {what}, created ahead, was removed"),
                         Err(e) => format!(
                             "its container {what}, created ahead, is left created: cannot remove it: {e}"
                         ),
                     })
                 }
-                Err(()) => Some(
+                Ended::Left(container) => Some(format!(
+                    "its container {}, created ahead, may be left: the next start finds it",
+                    short(&container)
+                )),
+                Ended::Unknown => Some(
                     "it was being created ahead when the play gave up: if the engine created \
                      it, the next start finds it"
                         .to_owned(),

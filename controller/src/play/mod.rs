@@ -118,6 +118,25 @@ pub fn rows(env: &Environment, selection: &[InstanceId]) -> Vec<Row> {
 /// How long in-flight operations may go on after Ctrl-C before they are abandoned.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// What ends a play early, and how long what is in flight may go on afterwards.
+pub struct Interrupt {
+    pub signal: BoxFuture<'static, ()>,
+    pub drain: Duration,
+}
+
+impl Interrupt {
+    /// Ctrl-C, with [`DRAIN`]. (A signal handler that cannot be installed reads as Ctrl-C,
+    /// as it always did: nothing would stop the play otherwise.)
+    fn ctrl_c() -> Self {
+        Interrupt {
+            signal: Box::pin(async {
+                let _ = tokio::signal::ctrl_c().await;
+            }),
+            drain: DRAIN,
+        }
+    }
+}
+
 /// Where each row runs, for the ships' limits (`max_operations`): ship `s` has
 /// `places[s]` places, row `r` runs on ship `row_ship[r]` (`None`: no ship's limit).
 #[derive(Clone, Debug, Default)]
@@ -177,6 +196,33 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
+    let limits = (concurrency, ships);
+    schedule_until(
+        names,
+        waits,
+        limits,
+        reporter,
+        ahead,
+        Interrupt::ctrl_c(),
+        task,
+    )
+    .await
+}
+
+/// [`schedule_ahead`], ended early by `interrupt` rather than Ctrl-C (tests).
+pub(crate) async fn schedule_until<F, Fut>(
+    names: &[String],
+    waits: &[Vec<usize>],
+    (concurrency, ships): (Option<usize>, &ShipLimits),
+    reporter: &Reporter,
+    ahead: Option<Arc<dyn Ahead>>,
+    interrupt: Interrupt,
+    task: F,
+) -> (Vec<Outcome>, bool)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let n = waits.len();
     let mut remaining: Vec<usize> = waits.iter().map(Vec::len).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -211,26 +257,31 @@ where
     let wanted: Vec<bool> = (0..n)
         .map(|row| remaining[row] > 0 && ahead.as_ref().is_some_and(|a| a.wants(row)))
         .collect();
-    let not_run = |set: &mut JoinSet<_>, rows_of: &mut HashMap<_, _>, row: usize, why: String| {
-        let Some(ahead) = ahead.clone().filter(|_| wanted[row]) else {
-            let outcome = Outcome::NotRun(why);
-            reporter(Event::Finished {
-                row,
-                outcome: outcome.clone(),
-                elapsed: Duration::ZERO,
-            });
-            return Some(outcome);
-        };
-        let handle = set.spawn(async move {
-            let outcome = match ahead.discard(row).await {
-                Some(what) => Outcome::NotRun(format!("{why}; {what}")),
-                None => Outcome::NotRun(why),
+    // Why a row whose discard runs will not have its turn, for its outcome should the play
+    // give up on that discard.
+    let mut why_not: Vec<Option<String>> = vec![None; n];
+    let mut not_run =
+        |set: &mut JoinSet<_>, rows_of: &mut HashMap<_, _>, row: usize, why: String| {
+            let Some(ahead) = ahead.clone().filter(|_| wanted[row]) else {
+                let outcome = Outcome::NotRun(why);
+                reporter(Event::Finished {
+                    row,
+                    outcome: outcome.clone(),
+                    elapsed: Duration::ZERO,
+                });
+                return Some(outcome);
             };
-            (row, outcome, Duration::ZERO)
-        });
-        rows_of.insert(handle.id(), row);
-        None
-    };
+            why_not[row] = Some(why.clone());
+            let handle = set.spawn(async move {
+                let outcome = match ahead.discard(row).await {
+                    Some(what) => Outcome::NotRun(format!("{why}; {what}")),
+                    None => Outcome::NotRun(why),
+                };
+                (row, outcome, Duration::ZERO)
+            });
+            rows_of.insert(handle.id(), row);
+            None
+        };
     let mut ahead_set: JoinSet<()> = JoinSet::new();
     if let Some(ahead) = &ahead {
         for row in (0..n).filter(|&r| wanted[r]) {
@@ -251,8 +302,10 @@ where
         spawn(&mut set, &mut rows_of, row);
     }
     let mut interrupted = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let Interrupt {
+        signal: mut ctrl_c,
+        drain,
+    } = interrupt;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
         let joined = if let Some(deadline) = drain_deadline {
@@ -273,7 +326,7 @@ where
                     if let Some(ahead) = &ahead {
                         ahead.close();
                     }
-                    drain_deadline = Some(tokio::time::Instant::now() + DRAIN);
+                    drain_deadline = Some(tokio::time::Instant::now() + drain);
                     continue;
                 }
             }
@@ -346,13 +399,17 @@ where
         }
         None => drained.await,
     }
+    // The rows left: never begun, or given up on (their discard, or their turn, cut
+    // short). Their discards get one more grace period: one cut short again leaves the
+    // container named in the row's slot, and asking again only reads it.
     let left: Vec<usize> = (0..n).filter(|&r| outcomes[r].is_none()).collect();
     let discards = left.iter().map(|&row| {
         let ahead = ahead.clone().filter(|_| wanted[row]);
         async move {
-            match ahead {
-                Some(ahead) => ahead.discard(row).await,
-                None => None,
+            let ahead = ahead?;
+            match tokio::time::timeout(drain, ahead.discard(row)).await {
+                Ok(what) => what,
+                Err(_) => ahead.discard(row).await,
             }
         }
     });
@@ -360,9 +417,12 @@ where
         .iter()
         .zip(futures_util::future::join_all(discards).await)
     {
+        let why = why_not[*row]
+            .take()
+            .unwrap_or_else(|| "not run: interrupted".into());
         let outcome = Outcome::NotRun(match what {
-            Some(what) => format!("not run: interrupted; {what}"),
-            None => "not run: interrupted".into(),
+            Some(what) => format!("{why}; {what}"),
+            None => why,
         });
         reporter(Event::Finished {
             row: *row,

@@ -40,6 +40,9 @@ struct Fake {
     /// Operations (`create NAME`, `start NAME`) the engine does but whose answer never
     /// arrives: they end in `NoAnswer`, as a bounded request to a wedged engine does.
     lost: HashSet<String>,
+    /// Operations (`remove NAME`, `start NAME`) whose answer never comes, not even a
+    /// `NoAnswer`: only giving up on them ends them.
+    hang: HashSet<String>,
 }
 
 /// Called with a started container's name and variables.
@@ -64,6 +67,13 @@ impl Fake {
 
     fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Never returns if `operation` hangs.
+    async fn hang(&self, operation: String) {
+        if self.hang.contains(&operation) {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// `NoAnswer` if the answer to `operation` is lost.
@@ -228,6 +238,7 @@ impl Engine for Fake {
         let name = self.by_id(id).expect("created");
         self.occupy(20).await;
         self.record(format!("start {name}"));
+        self.hang(format!("start {name}")).await;
         let crash = self.crash.contains(&name) || self.crash.contains(id);
         let mut containers = self.containers.lock().unwrap();
         let c = containers.get_mut(&name).expect("created");
@@ -256,6 +267,7 @@ impl Engine for Fake {
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         let name = self.by_id(id).expect("exists");
         self.record(format!("remove {name}"));
+        self.hang(format!("remove {name}")).await;
         self.containers.lock().unwrap().remove(&name);
         Ok(())
     }
@@ -370,9 +382,17 @@ where
     F: Fn(Context<Fake>, usize, InstanceId) -> Fut,
     Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
-    run(env, fake, handshake, direction, concurrency, false, task)
-        .await
-        .0
+    run(
+        env,
+        fake,
+        handshake,
+        direction,
+        concurrency,
+        Mode::Plain,
+        task,
+    )
+    .await
+    .0
 }
 
 /// A `start` play that creates ahead, as the command runs it (every image prepared);
@@ -381,10 +401,25 @@ async fn start_ahead(
     env: &Arc<Environment>,
     fake: &Arc<Fake>,
 ) -> (HashMap<String, Outcome>, Vec<Event>) {
-    run(env, fake, None, Direction::Start, None, true, |c, r, i| {
-        tasks::start(c, r, i, StartOptions::default())
-    })
+    run(
+        env,
+        fake,
+        None,
+        Direction::Start,
+        None,
+        Mode::Ahead,
+        |c, r, i| tasks::start(c, r, i, StartOptions::default()),
+    )
     .await
+}
+
+/// How [`run`] runs its play.
+enum Mode {
+    Plain,
+    /// Creating ahead, as `start` does.
+    Ahead,
+    /// Creating ahead, and interrupted so.
+    AheadInterrupted(super::Interrupt),
 }
 
 async fn run<F, Fut>(
@@ -393,7 +428,7 @@ async fn run<F, Fut>(
     handshake: Option<Arc<Handshake>>,
     direction: Direction,
     concurrency: Option<usize>,
-    ahead: bool,
+    mode: Mode,
     task: F,
 ) -> (HashMap<String, Outcome>, Vec<Event>)
 where
@@ -418,6 +453,16 @@ where
         ahead: None,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
+    let (ahead, interrupt) = match mode {
+        Mode::Plain => (false, None),
+        Mode::Ahead => (true, None),
+        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt)),
+    };
+    let expect_interrupted = interrupt.is_some();
+    let interrupt = interrupt.unwrap_or_else(|| super::Interrupt {
+        signal: Box::pin(std::future::pending()),
+        drain: std::time::Duration::from_secs(10),
+    });
     let (ctx, ahead) = if ahead {
         // As `start` has them: every image looked up before the play.
         let mut images = super::images::Resolved::default();
@@ -450,17 +495,17 @@ where
         places: vec![env.ships[0].max_operations.unwrap_or(usize::MAX)],
         row_ship: vec![Some(0); names.len()],
     };
-    let (outcomes, interrupted) = super::schedule_ahead(
+    let (outcomes, interrupted) = super::schedule_until(
         &names,
         &waits,
-        concurrency,
-        &limits,
+        (concurrency, &limits),
         &reporter,
         ahead,
+        interrupt,
         |row| task(ctx.clone(), row, selection[row]),
     )
     .await;
-    assert!(!interrupted);
+    assert_eq!(interrupted, expect_interrupted);
     // Every row is reported finished exactly once.
     let finished: Vec<usize> = events
         .lock()
@@ -1972,6 +2017,74 @@ async fn a_failed_dependency_removes_what_was_created_ahead_and_says_so() {
         !left.iter().any(|n| n == "api-1" || n == "web-1"),
         "{left:?}"
     );
+}
+
+/// A play given up on (Ctrl-C, then the grace period) while a container made ahead was
+/// being removed (its dependency failed) or started (its turn): the row's one outcome
+/// names the container, which may still exist.
+#[tokio::test]
+async fn a_container_made_ahead_and_given_up_on_is_named() {
+    let text = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, healthcheck: {test: \"exit 0\"}, instances: {db-1: {ship: s1}}}
+  api: {image: api, requires: [db], instances: {api-1: {ship: s1}}}
+";
+    for (crash, hang, why) in [
+        (
+            "db-1",
+            "remove api-1",
+            "not run: waits for db-1, which did not succeed",
+        ),
+        ("", "start api-1", "not run: interrupted"),
+    ] {
+        let env = environment(text);
+        let fake = Arc::new(Fake {
+            crash: HashSet::from([crash.to_owned()]),
+            hang: HashSet::from([hang.to_owned()]),
+            // Slow enough that api-1 is created ahead.
+            health: HashMap::from([("db-1".to_owned(), Ok(100))]),
+            ..Fake::default()
+        });
+        // Ctrl-C once the operation that never ends began.
+        let signal = {
+            let (fake, hang) = (fake.clone(), hang.to_owned());
+            Box::pin(async move {
+                while !fake.log().contains(&hang) {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let interrupt = super::Interrupt {
+            signal,
+            drain: std::time::Duration::from_millis(50),
+        };
+        let play = run(
+            &env,
+            &fake,
+            None,
+            Direction::Start,
+            None,
+            Mode::AheadInterrupted(interrupt),
+            |c, r, i| tasks::start(c, r, i, StartOptions::default()),
+        );
+        let (outcomes, _) = tokio::time::timeout(std::time::Duration::from_secs(10), play)
+            .await
+            .unwrap_or_else(|_| panic!("{hang}: the play did not end"));
+        match &outcomes["api-1"] {
+            Outcome::NotRun(w) => assert!(
+                w.starts_with(&format!("{why}; its container id-api-1-"))
+                    && w.ends_with(", created ahead, may be left: the next start finds it"),
+                "{hang}: {w}"
+            ),
+            other => panic!("{hang}: {other:?}"),
+        }
+        assert!(
+            fake.containers.lock().unwrap().contains_key("api-1"),
+            "{hang}"
+        );
+    }
 }
 
 /// Creates ahead and starts share the ship's places: never more in flight than
