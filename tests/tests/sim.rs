@@ -255,20 +255,14 @@ fn a_dead_ship_fails_only_its_own_instances() {
     );
     let dir = Dir::new("dead", &yaml);
 
-    let began = Instant::now();
     let out = dir.maestro(&["--json", "start", "app"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    // Refused at once, not after a timeout.
-    assert!(
-        began.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        began.elapsed()
-    );
     let done = finished(&out);
     for i in 1..=3 {
         assert_eq!(done[&format!("app-{i}")].0, "done", "{done:?}");
     }
     assert_eq!(done["app-4"].0, "failed", "{done:?}");
+    // Refused at once (the refusal is the reason), not given up on after its timeout.
     let all = text(&out);
     assert!(
         all.contains(&format!(
