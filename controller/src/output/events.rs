@@ -677,16 +677,27 @@ fn failure_text(row: &Row, f: &Failure, elapsed: Duration, color: bool) -> Strin
         took(elapsed),
         super::visible(&f.message)
     );
-    if let Some(code) = f.exit_code {
-        out.push_str(&format!("\n  exit code: {code}"));
-    }
-    if !f.logs.is_empty() {
-        out.push_str(&format!("\n  last {} lines of output:", f.logs.len()));
-        for line in &f.logs {
-            out.push_str(&format!("\n  | {}", super::visible(line)));
-        }
+    for line in failure_details(f) {
+        out.push('\n');
+        out.push_str(&line);
     }
     out
+}
+
+/// What a failure adds below its message: the exit code and the last lines of output,
+/// each line indented (and escaped: they are the container's).
+fn failure_details(f: &Failure) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(code) = f.exit_code {
+        lines.push(format!("  exit code: {code}"));
+    }
+    if !f.logs.is_empty() {
+        lines.push(format!("  last {} lines of output:", f.logs.len()));
+        for line in &f.logs {
+            lines.push(format!("  | {}", super::visible(line)));
+        }
+    }
+    lines
 }
 
 /// What a play's rows are: images for a pull, orphan containers for `clean --orphans`,
@@ -754,14 +765,9 @@ fn summary(state: &State, play: &str, elapsed: Duration, interrupted: bool, colo
             paint("1;31", format!("{} failed", state.rows[*row].instance)),
             super::visible(&f.message)
         ));
-        if let Some(code) = f.exit_code {
-            out.push_str(&format!("  exit code: {code}\n"));
-        }
-        if !f.logs.is_empty() {
-            out.push_str(&format!("  last {} lines of output:\n", f.logs.len()));
-            for line in &f.logs {
-                out.push_str(&format!("  | {}\n", super::visible(line)));
-            }
+        for line in failure_details(f) {
+            out.push_str(&line);
+            out.push('\n');
         }
     }
     let interrupted = if interrupted { ", interrupted" } else { "" };
