@@ -1,5 +1,5 @@
 //! `maestro config`: the resolved environment, as YAML or as the JSON contract of
-//! `../shared/conformance/README.md` (with more keys than the contract compares).
+//! `tests/conformance/README.md` (with more keys than the contract compares).
 
 use indexmap::IndexMap;
 use serde::Serialize;

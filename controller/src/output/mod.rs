@@ -127,16 +127,28 @@ pub fn eprint(text: &str) {
 /// lost must not say it succeeded. Stdout is one per process, and so is this.
 static WRITE_FAILURE: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
 
-/// Writes `text` to stdout (see [`print_with`]).
+/// Writes `text` to stdout (failures as in [`guarded`]).
 pub fn print(text: &str) -> std::io::Result<()> {
-    print_with(|out| out.write_all(text.as_bytes()))
+    // One piece of text: written as it is, with no buffer to fill first.
+    guarded(|out| std::io::Write::write_all(out, text.as_bytes()))
 }
 
-/// Streams output to stdout through a buffer. The first failure is kept for
-/// [`exit_code`], and once stdout has failed nothing more is written: every later call
-/// fails at once, so a follower (`logs -F | head`) stops instead of running on unheard.
+/// Streams output to stdout through a buffer (see [`guarded`] for failures).
 pub fn print_with(
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    guarded(|out| {
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, out);
+        write(&mut buffered)?;
+        std::io::Write::flush(&mut buffered)
+    })
+}
+
+/// Runs `write` on stdout. The first failure is kept for [`exit_code`], and once stdout
+/// has failed nothing more is written: every later call fails at once, so a follower
+/// (`logs -F | head`) stops instead of running on unheard.
+fn guarded(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     use std::io::Write;
     let mut failure = WRITE_FAILURE
@@ -145,7 +157,7 @@ pub fn print_with(
     if let Some(e) = failure.as_ref() {
         return Err(std::io::Error::new(e.kind(), e.to_string()));
     }
-    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut stdout = std::io::stdout().lock();
     let result = write(&mut stdout).and_then(|()| stdout.flush());
     if let Err(e) = &result {
         *failure = Some(std::io::Error::new(e.kind(), e.to_string()));
