@@ -497,7 +497,7 @@ impl<E: LockStore> Held<E> {
         self.locks.iter().map(|(_, ship, _)| ship.as_str())
     }
 
-    /// Stops the heartbeat and removes the locks (by id), newest first. A failure is
+    /// Stops the heartbeat and removes the locks (by id), the first ship's last. A failure is
     /// reported, never fatal: the lock goes stale.
     pub async fn release(mut self, report: &Report) {
         self.beats.abort_all();
@@ -509,13 +509,25 @@ impl<E: LockStore> Held<E> {
 
 async fn remove_all<E: LockStore>(
     engines: &[Arc<E>],
-    locks: Vec<(usize, String, String)>,
+    mut locks: Vec<(usize, String, String)>,
     report: &Report,
 ) {
-    for (ship, name, id) in locks.into_iter().rev() {
+    use futures_util::StreamExt;
+    // The first lock taken (the first ship by name, where plays meet) goes last: a play
+    // that arrives meanwhile is refused there, holding nothing, rather than taking it
+    // and then finding the other ships still held. The others all at once: one after
+    // the other is a round trip per ship, seconds with a hundred ships.
+    let first = (!locks.is_empty()).then(|| locks.remove(0));
+    let remove = |(ship, name, id): (usize, String, String)| async move {
         if let Err(error) = engines[ship].remove_lock(&id).await {
             report(Notice::ReleaseFailed { ship: name, error });
         }
+    };
+    futures_util::stream::iter(locks)
+        .for_each_concurrent(LOCKS_AT_ONCE, remove)
+        .await;
+    if let Some(first) = first {
+        remove(first).await;
     }
 }
 
@@ -526,8 +538,10 @@ pub fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// How many ships' locks are asked for at once, after the first.
-const LOCKS_AT_ONCE: usize = 64;
+/// How many ships' locks are asked for (beaten, released) at once, after the first:
+/// taking one is three round trips (the version, the image, the lock), so with a thousand
+/// ships each wave of this many adds those three to the play's start.
+const LOCKS_AT_ONCE: usize = 256;
 
 /// Takes the lock of every ship in `ships` for `env`, all or nothing: the first ship by
 /// name alone, then the others at once; when one is refused, the ones taken are released
@@ -599,6 +613,7 @@ async fn heartbeat<E: LockStore>(
     locks: Vec<(usize, String, String)>,
     report: Report,
 ) {
+    use futures_util::StreamExt;
     let mut failing = vec![false; locks.len()];
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -606,13 +621,22 @@ async fn heartbeat<E: LockStore>(
     tick.tick().await;
     loop {
         tick.tick().await;
-        for (n, (ship, name, id)) in locks.iter().enumerate() {
-            match engines[*ship].beat_lock(id, now()).await {
+        // All ships at once (each request bounded by its ship's timeout): in turn, a
+        // round would outlast the staleness limit with a few hundred slow ships.
+        let at = now();
+        let mut beats = futures_util::stream::iter(0..locks.len())
+            .map(|n| {
+                let (engine, id) = (engines[locks[n].0].clone(), locks[n].2.clone());
+                async move { (n, engine.beat_lock(&id, at).await) }
+            })
+            .buffer_unordered(LOCKS_AT_ONCE);
+        while let Some((n, result)) = beats.next().await {
+            match result {
                 Ok(()) => failing[n] = false,
                 Err(error) if !failing[n] => {
                     failing[n] = true;
                     report(Notice::BeatFailed {
-                        ship: name.clone(),
+                        ship: locks[n].1.clone(),
                         error,
                     });
                 }

@@ -274,6 +274,10 @@ struct Store {
     unreachable: bool,
     refuse_create: bool,
     refuse_remove: bool,
+    /// How long a heartbeat or a removal takes (a slow ship).
+    delay: Duration,
+    /// When the removals ended, by the runtime's clock.
+    removed_at: Vec<tokio::time::Instant>,
     /// Runs right after a removal (another taker acting between our steps).
     after_remove: Option<Hook>,
 }
@@ -299,6 +303,13 @@ struct Fake(Mutex<Store>);
 impl Fake {
     fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
         f(&mut self.0.lock().unwrap())
+    }
+
+    async fn slow(&self) {
+        let delay = self.with(|s| s.delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
     }
 
     fn check(&self) -> Result<(), EngineError> {
@@ -352,6 +363,7 @@ impl LockStore for Fake {
     }
 
     async fn beat_lock(&self, id: &str, at: i64) -> Result<(), EngineError> {
+        self.slow().await;
         self.check()?;
         self.with(|s| {
             s.log.push(format!("beat {id}"));
@@ -366,9 +378,11 @@ impl LockStore for Fake {
     }
 
     async fn remove_lock(&self, id: &str) -> Result<(), EngineError> {
+        self.slow().await;
         self.check()?;
         self.with(|s| {
             s.log.push(format!("remove {id}"));
+            s.removed_at.push(tokio::time::Instant::now());
             if s.refuse_remove {
                 return Err(EngineError::Daemon("device busy".into()));
             }
@@ -402,8 +416,12 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::of(YAML)
+    }
+
+    fn of(yaml: &str) -> World {
         let env = maestro_core::load(
-            YAML,
+            yaml,
             &maestro_core::NoFiles,
             &Ship::new("local", "127.0.0.1"),
         )
@@ -665,6 +683,48 @@ async fn the_heartbeat_is_written_every_10_s_until_release() {
     held.release(&w.report).await;
     tokio::time::sleep(HEARTBEAT_EVERY * 3).await;
     assert_eq!(beats(), 3, "no heartbeat after release");
+}
+
+/// Heartbeats and releases go to every ship at once: in turn, a round over a few hundred
+/// slow ships would outlast the staleness limit, and a release take seconds.
+#[tokio::test(start_paused = true)]
+async fn slow_ships_are_beaten_and_released_at_once_the_first_last() {
+    let w = World::of(
+        "name: shop
+ships:
+  alpha: {ip: 10.0.0.1}
+  beta: {ip: 10.0.0.2}
+  gamma: {ip: 10.0.0.3}
+services:
+  web:
+    image: web
+    instances:
+      web-1: {ship: alpha}
+      web-2: {ship: beta}
+      web-3: {ship: gamma}
+",
+    );
+    let held = w.acquire(&local()).await.unwrap();
+    let slow = Duration::from_secs(8);
+    for fake in w.engines.iter() {
+        fake.with(|s| s.delay = slow);
+    }
+    // One round: each of the three beats takes 8 s; in turn the last would end at 34 s.
+    tokio::time::sleep(HEARTBEAT_EVERY + slow + Duration::from_millis(10)).await;
+    for ship in ["alpha", "beta", "gamma"] {
+        let beats = w
+            .fake(ship)
+            .with(|s| s.log.iter().filter(|l| l.starts_with("beat ")).count());
+        assert_eq!(beats, 1, "{ship}");
+    }
+    let began = tokio::time::Instant::now();
+    held.release(&w.report).await;
+    let removed = |ship: &str| w.fake(ship).with(|s| s.removed_at[0] - began);
+    // beta and gamma together, then alpha (the first by name, where plays meet).
+    assert_eq!(removed("beta"), slow);
+    assert_eq!(removed("gamma"), slow);
+    assert_eq!(removed("alpha"), slow * 2);
+    assert!(w.notices().is_empty(), "{:?}", w.notices());
 }
 
 #[tokio::test(start_paused = true)]
