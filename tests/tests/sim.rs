@@ -182,6 +182,27 @@ fn twenty_ships_start_status_stop_and_clean() {
     }
 }
 
+/// A ship's requests share its connections: one at a time (`-c 1`), a play of 30
+/// instances (over 100 requests) opens a connection or two (the lock's heartbeat may
+/// need its own), not one per request (a round trip more each to a remote ship).
+#[test]
+fn requests_to_a_ship_share_its_connections() {
+    let sim = SimShips::start(1, Duration::ZERO, 0).unwrap();
+    let mut yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-pool\nships:\n{}services:\n  app:\n    image: simship/app:1\n    instances:\n",
+        ships_yaml("ship", &sim.ports())
+    );
+    for i in 0..30 {
+        yaml.push_str(&format!("      app-{i}: {{ship: ship-1}}\n"));
+    }
+    let dir = Dir::new("pool", &yaml);
+    let out = dir.maestro(&["start", "-c", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let counters = sim.ships[0].counters();
+    assert!(counters.total() > 100, "{counters:?}");
+    assert!(counters.connections <= 2, "{counters:?}");
+}
+
 /// Instances on fast ships finish at the fast ships' pace while a slow ship (100 ms a
 /// request, one at a time) works through its own.
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 use maestro_core::model::{ApiVersion, Image, Ship};
 use maestro_core::spec::{ContainerSpec, labels};
 
+use super::transport;
 use super::tunnel::{self, Tunnel};
 use super::{Created, Engine, EngineError, ImageInfo, Observed, Unhealthy, tagged};
 use crate::credentials::Credentials;
@@ -211,19 +212,15 @@ impl DockerEngine {
                 };
                 let version = self.newest_version();
                 let docker = match (&tunnel, &self.ship.socket_path) {
-                    (Some(t), _) => Docker::connect_with_unix(
-                        &t.socket.to_string_lossy(),
-                        BACKSTOP_SECONDS,
-                        &version,
-                    ),
+                    (Some(t), _) => transport::unix(&t.socket, BACKSTOP_SECONDS, &version),
                     (None, Some(path)) => {
-                        Docker::connect_with_unix(path, BACKSTOP_SECONDS, &version)
+                        // As bollard took it: a path, or a `unix://` URL.
+                        let path = path.strip_prefix("unix://").unwrap_or(path);
+                        transport::unix(Path::new(path), BACKSTOP_SECONDS, &version)
                     }
-                    (None, None) => Docker::connect_with_http(
-                        &format!("tcp://{}:{}", self.host(), self.port()),
-                        BACKSTOP_SECONDS,
-                        &version,
-                    ),
+                    (None, None) => {
+                        transport::tcp(self.host(), self.port(), BACKSTOP_SECONDS, &version)
+                    }
                 }
                 .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;
                 match tokio::time::timeout(wait, docker.negotiate_version()).await {

@@ -5,6 +5,7 @@ pub mod docker;
 mod health;
 pub mod lock;
 mod logs;
+mod transport;
 pub mod tunnel;
 
 use std::collections::HashMap;

@@ -164,6 +164,7 @@ struct Stats {
     max_waiting: AtomicUsize,
     accept_errors: AtomicU64,
     refused: AtomicU64,
+    connections: AtomicU64,
 }
 
 /// A ship's counters at one moment.
@@ -175,6 +176,8 @@ pub struct Counters {
     pub max_in_flight: usize,
     pub max_waiting: usize,
     pub accept_errors: u64,
+    /// Connections accepted.
+    pub connections: u64,
     /// Requests answered with an error (4xx, 5xx), counted in `requests` too.
     pub refused: u64,
     pub running: usize,
@@ -226,6 +229,7 @@ impl Ship {
             max_in_flight: self.stats.max_in_flight.load(Ordering::Relaxed),
             max_waiting: self.stats.max_waiting.load(Ordering::Relaxed),
             accept_errors: self.stats.accept_errors.load(Ordering::Relaxed),
+            connections: self.stats.connections.load(Ordering::Relaxed),
             refused: self.stats.refused.load(Ordering::Relaxed),
             running: count(state::Run::Running),
             exited: count(state::Run::Exited),

@@ -41,6 +41,7 @@ pub async fn accept(listener: tokio::net::TcpListener, ship: Arc<Ship>) {
                 continue;
             }
         };
+        ship.stats.connections.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let ship = ship.clone();
         tokio::spawn(async move {
@@ -272,6 +273,7 @@ fn stats_json(ship: &Ship) -> String {
         "max_in_flight": counters.max_in_flight,
         "max_waiting": counters.max_waiting,
         "accept_errors": counters.accept_errors,
+        "connections": counters.connections,
         "refused": counters.refused,
         "containers": {
             "running": counters.running,
