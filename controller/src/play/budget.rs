@@ -155,7 +155,7 @@ impl Budget {
 
     /// Joins the queue (granted at once if a place is free); the place comes on the
     /// receiver.
-    fn request(
+    pub fn request(
         self: &Arc<Self>,
         ship: Option<usize>,
         priority: Priority,

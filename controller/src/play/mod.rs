@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use tokio::task::JoinSet;
 
 use budget::{Budget, Priority};
@@ -240,12 +242,22 @@ where
     let mut set: JoinSet<(usize, Outcome, Duration)> = JoinSet::new();
     // Which row each task is, so that a task that panics is reported on its own row.
     let mut rows_of: HashMap<tokio::task::Id, usize> = Default::default();
-    let spawn = |set: &mut JoinSet<_>, rows_of: &mut HashMap<_, _>, row: usize| {
-        let budget = budget.clone();
-        let ship = ship_of(row);
+    // Rows whose turn came, waiting for a place. A row's task (its future, kilobytes of
+    // state) is made only once it has one: a play of 20,000 instances would otherwise
+    // hold 20,000 of them while a few hundred run.
+    let mut queued: FuturesUnordered<BoxFuture<'static, (usize, Option<budget::Place>)>> =
+        FuturesUnordered::new();
+    let queue = |queued: &mut FuturesUnordered<_>, row: usize| {
+        let granted = budget.request(ship_of(row), Priority::Turn);
+        queued.push(Box::pin(async move { (row, granted.await.ok()) }) as BoxFuture<'static, _>);
+    };
+    let spawn = |set: &mut JoinSet<_>,
+                 rows_of: &mut HashMap<_, _>,
+                 row: usize,
+                 place: Option<budget::Place>| {
         let work = task(row);
         let handle = set.spawn(async move {
-            let _place = budget.acquire(ship, Priority::Turn).await;
+            let _place = place;
             let started = Instant::now();
             let outcome = work.await;
             (row, outcome, started.elapsed())
@@ -299,7 +311,7 @@ where
     }
     for row in (0..n).filter(|&r| remaining[r] == 0) {
         decided[row] = true;
-        spawn(&mut set, &mut rows_of, row);
+        queue(&mut queued, row);
     }
     let mut interrupted = false;
     let Interrupt {
@@ -317,12 +329,22 @@ where
                 }
             }
         } else {
+            if set.is_empty() && queued.is_empty() {
+                break;
+            }
             tokio::select! {
-                joined = set.join_next() => joined,
+                Some(joined) = set.join_next(), if !set.is_empty() => Some(joined),
+                Some((row, place)) = queued.next(), if !queued.is_empty() => {
+                    spawn(&mut set, &mut rows_of, row, place);
+                    continue;
+                }
                 // Work ahead ends on its own; nothing waits for it here.
                 Some(_) = ahead_set.join_next(), if !ahead_set.is_empty() => continue,
                 _ = &mut ctrl_c => {
                     interrupted = true;
+                    // Nothing more begins: the rows still waiting for a place are told
+                    // "not run: interrupted" below.
+                    queued.clear();
                     if let Some(ahead) = &ahead {
                         ahead.close();
                     }
@@ -366,7 +388,7 @@ where
                 remaining[d] -= 1;
                 if remaining[d] == 0 && !decided[d] && !interrupted {
                     decided[d] = true;
-                    spawn(&mut set, &mut rows_of, d);
+                    queue(&mut queued, d);
                 }
             }
         } else {

@@ -1680,6 +1680,40 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
     assert!(!fake.containers.lock().unwrap().contains_key("cache-1"));
 }
 
+/// A row's task is made when the row gets its place, not when its turn comes: a play of
+/// 20,000 instances on ships that take a few at a time holds only the running tasks'
+/// futures (kilobytes each), not 20,000 of them.
+#[tokio::test]
+async fn a_rows_task_is_made_only_once_it_has_a_place() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let reporter: Reporter = Arc::new(|_| {});
+    let names: Vec<String> = (0..50).map(|i| format!("app-{i}")).collect();
+    let waits = vec![Vec::new(); names.len()];
+    // Tasks made and not yet finished, and the most there were.
+    let alive = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (outcomes, _) = schedule(
+        &names,
+        &waits,
+        Some(2),
+        &Default::default(),
+        &reporter,
+        |_| {
+            let now = alive.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let alive = alive.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                alive.fetch_sub(1, Ordering::SeqCst);
+                Outcome::Done("done".into())
+            }
+        },
+    )
+    .await;
+    assert!(outcomes.iter().all(Outcome::is_success), "{outcomes:?}");
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+}
+
 /// A task that panics fails its own row (not another one that is still running), and
 /// every row is still reported finished exactly once.
 #[tokio::test]
