@@ -191,8 +191,11 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
         stop_timeout: instance.stop_timeout,
         healthcheck: instance.healthcheck.clone(),
     };
-    let digest = digest(&spec);
-    let parts = parts(&spec);
+    // One canonical text for both labels: it is most of the cost of `status` on many
+    // containers.
+    let canonical = canonical(&spec);
+    let digest = digest_of(&canonical);
+    let parts = parts_of(&canonical);
     spec.labels.extend([
         (labels::PARTS.to_owned(), parts),
         (labels::ENVIRONMENT.to_owned(), env.name.clone()),
@@ -321,19 +324,37 @@ fn docker_ports(p: &crate::model::Port) -> Vec<(String, String, String)> {
 /// not part of the container, excluded). Order-insensitive where Docker is: variables,
 /// labels, binds, ports and the like are sorted first.
 pub fn digest(spec: &ContainerSpec) -> String {
-    let text: String = canonical(spec).into_iter().map(|(_, text)| text).collect();
-    format!("{:032x}", fnv1a128(text.as_bytes()))
+    digest_of(&canonical(spec))
+}
+
+fn digest_of(canonical: &[(&'static str, String)]) -> String {
+    let mut hash = Fnv1a128::new();
+    for (_, text) in canonical {
+        hash.write(text.as_bytes());
+    }
+    format!("{:032x}", hash.0)
 }
 
 /// A short digest of each part of the definition (`image=…,env=…`), recorded beside the
 /// digest so that a later maestro can say what changed, not only that something did.
 pub fn parts(spec: &ContainerSpec) -> String {
-    canonical(spec)
-        .into_iter()
-        .filter(|(key, text)| !text.is_empty() && *key != "version")
-        .map(|(key, text)| format!("{key}={:08x}", fnv1a128(text.as_bytes()) as u32))
-        .collect::<Vec<_>>()
-        .join(",")
+    parts_of(&canonical(spec))
+}
+
+fn parts_of(canonical: &[(&'static str, String)]) -> String {
+    let mut out = String::new();
+    for (key, text) in canonical {
+        if text.is_empty() || *key == "version" {
+            continue;
+        }
+        let mut hash = Fnv1a128::new();
+        hash.write(text.as_bytes());
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let _ = write!(out, "{key}={:08x}", hash.0 as u32);
+    }
+    out
 }
 
 /// The parts that differ between two `parts` labels, by name.
@@ -488,13 +509,23 @@ fn healthcheck_lines(healthcheck: Option<&Healthcheck>) -> Box<dyn Iterator<Item
 }
 
 /// 128-bit FNV-1a: stable forever, no dependency, good enough to tell definitions apart
-/// (this is a change detector, not a security boundary).
-fn fnv1a128(bytes: &[u8]) -> u128 {
+/// (this is a change detector, not a security boundary). Fed in pieces, it hashes their
+/// concatenation.
+struct Fnv1a128(u128);
+
+impl Fnv1a128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013B;
-    bytes.iter().fold(OFFSET, |hash, &b| {
-        (hash ^ u128::from(b)).wrapping_mul(PRIME)
-    })
+
+    fn new() -> Self {
+        Fnv1a128(Self::OFFSET)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = bytes.iter().fold(self.0, |hash, &b| {
+            (hash ^ u128::from(b)).wrapping_mul(Self::PRIME)
+        });
+    }
 }
 
 #[cfg(test)]
