@@ -3,7 +3,7 @@
 ships (`simship`). See bench/README.md, section "scale.sh".
 
     python3 bench/scale.py [--quick] [--ships 100] [--instances-per-ship 200]
-        [--big-ships 1000] [--services 10] [--in-flight 8] [--latency-ms L]
+        [--big-ships 1000] [--instances-per-service 20] [--in-flight 8] [--latency-ms L]
         [--load-sizes 2000,20000,200000] [--chain-depth 1000] [--runs 5]
         [--parts load,plays] [--out bench/out]
 
@@ -16,8 +16,9 @@ simulated ships listen on 127.0.0.1 and run nothing.
     chain of services 20 instances each, every service requiring the one before
     (`chain-1` requires nothing; `deptree chain-1` is the load alone, `deptree chain-D`
     prints the whole chain). Wall time (median of --runs), CPU and peak RSS of each run.
-(b) plays: SHIPS simulated ships x IPS instances (--services independent services, each
-    instance on ship number i mod SHIPS), every request of a ship waiting L ms with at
+(b) plays: SHIPS simulated ships x IPS instances (independent services of
+    --instances-per-service instances each, as in the loading files; instance i on ship
+    number i mod SHIPS), every request of a ship waiting L ms with at
     most K in flight. `start`, `status` (3 runs), `stop -a`, `clean -a`: wall, the
     controller's CPU and peak RSS (rusage of the child), the simulator's CPU (from
     /proc/PID/stat) and requests (from its counters). The bound a play's ships impose:
@@ -305,7 +306,8 @@ def plays(a, tmp, ships, latency_ms, label):
     rows, failures = [], []
     try:
         path = os.path.join(tmp, "plays-%d.yaml" % ships)
-        environment(path, "bench-scale-%d" % ships, sims.ports, a.instances_per_ship, a.services)
+        environment(path, "bench-scale-%d" % ships, sims.ports, a.instances_per_ship,
+                    services_of(a, ships))
         checks = {"start": ("running", n), "stop -a": ("exited", n), "clean -a": ("created", 0)}
         for play, runs in (("start", 1), ("status", 3), ("stop -a", 1), ("clean -a", 1)):
             samples = []
@@ -357,13 +359,19 @@ def plays(a, tmp, ships, latency_ms, label):
     return rows, failures
 
 
+def services_of(a, ships):
+    """How many services the plays' file of `ships` ships has."""
+    return max(1, ships * a.instances_per_ship // a.instances_per_service)
+
+
 def calibrate(a, tmp):
-    """Requests per instance of `start`, on a small shape with no latency."""
-    ships, per = 2, 20
+    """Requests per instance of `start`, on 2 ships with no latency, as many instances per
+    ship as the main shape (a play's requests per ship, the lock's, weigh as much)."""
+    ships, per = 2, a.instances_per_ship
     sims = Sims(ships, 0, a.in_flight)
     try:
         path = os.path.join(tmp, "calibrate.yaml")
-        environment(path, "bench-scale-calibrate", sims.ports, per, a.services)
+        environment(path, "bench-scale-calibrate", sims.ports, per, services_of(a, ships))
         before = sims.totals()["requests"]
         r = run([MAESTRO, "-f", path, "start"], env=maestro_env())
         if r["rc"] != 0:
@@ -420,9 +428,10 @@ def report(a, info, load_rows, load_targets, play_rows, play_targets, failures):
                 r["output_mb"], " **failed: exit %s**" % r["failed"] if r["failed"] else ""))
         print()
     if play_rows:
-        print("Plays on simulated ships (`simship`, %d services, instances spread round-robin "
-              "over the ships, no dependencies; K = %d requests in flight per ship; status: "
-              "median of 3):\n" % (a.services, a.in_flight))
+        print("Plays on simulated ships (`simship`, independent services of %d instances, "
+              "instances spread round-robin over the ships, no dependencies; K = %d requests "
+              "in flight per ship; status: median of 3):\n"
+              % (a.instances_per_service, a.in_flight))
         print("| shape | play | wall | bound | wall / bound | requests per instance | "
               "controller CPU | CPU per instance | peak RSS | simulator CPU (processes) |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -491,7 +500,9 @@ def main():
     ap.add_argument("--ships", type=int, default=100)
     ap.add_argument("--instances-per-ship", type=int, default=200)
     ap.add_argument("--big-ships", type=int, default=1000, help="the second shape (0: none)")
-    ap.add_argument("--services", type=int, default=10)
+    # Every instance receives its service's peers' variables (three per peer): 20 per
+    # service is the loading files' shape; 2,000 gives each container 6,000 variables.
+    ap.add_argument("--instances-per-service", type=int, default=20)
     ap.add_argument("--in-flight", type=int, default=8)
     ap.add_argument("--latency-ms", type=int, default=0,
                     help="every request's latency (default: chosen for a 10 s bound on start)")
