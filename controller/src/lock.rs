@@ -356,6 +356,8 @@ pub enum Created {
     Created(String),
     /// A container of that name exists.
     Conflict,
+    /// The ship lacks the lock image ([`LockStore::ensure_lock_image`] imports it).
+    NoImage,
 }
 
 /// A container found under a lock's name.
@@ -672,17 +674,19 @@ async fn take<E: LockStore>(
             error,
         }),
     };
-    if let Err(e) = engine.ensure_lock_image().await {
-        return fail(e);
-    }
     for _ in 0..ROUNDS {
         let at = now();
         let labels = local.holder(command, at).labels(environment, ship);
-        match engine.create_lock(&name, &labels).await {
+        match create_lock(engine, &name, &labels).await {
             // No heartbeat is written now: the `since` label is the first sign of life,
             // and the heartbeat task writes within 10 s (one request less per ship).
             Ok(Created::Created(id)) => return Ok(Some(id)),
             Ok(Created::Conflict) => {}
+            Ok(Created::NoImage) => {
+                return fail(EngineError::Daemon(format!(
+                    "the lock image {IMAGE} is missing right after its import"
+                )));
+            }
             Err(e) => return fail(e),
         }
         let found = match engine.find_lock(&name).await {
@@ -718,6 +722,23 @@ async fn take<E: LockStore>(
     Err(Refused::Contended {
         ship: ship.to_owned(),
     })
+}
+
+/// Creates a lock container, importing the lock image first when the ship says it lacks
+/// it: told by the create's answer rather than asked before each create, one round trip
+/// less per ship and play.
+async fn create_lock<E: LockStore>(
+    engine: &E,
+    name: &str,
+    labels: &[(String, String)],
+) -> Result<Created, EngineError> {
+    match engine.create_lock(name, labels).await? {
+        Created::NoImage => {
+            engine.ensure_lock_image().await?;
+            engine.create_lock(name, labels).await
+        }
+        created => Ok(created),
+    }
 }
 
 /// What a ship's lock looks like.

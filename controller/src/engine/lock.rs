@@ -90,6 +90,8 @@ impl LockStore for DockerEngine {
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 409, ..
                 }) => Ok(Created::Conflict),
+                // "No such image": the only thing a create finds missing.
+                Err(e) if is_not_found(&e) => Ok(Created::NoImage),
                 Err(e) => Err(daemon(e)),
             }
         })
@@ -335,12 +337,18 @@ mod engine_tests {
             image_was_there,
         };
 
-        engine.ensure_lock_image().await.expect("imported");
-        engine.ensure_lock_image().await.expect("present");
         let labels = vec![(
             lock::labels::ROLE.to_owned(),
             lock::labels::ROLE_LOCK.to_owned(),
         )];
+        if !image_was_there {
+            assert_eq!(
+                engine.create_lock(&name, &labels).await.unwrap(),
+                Created::NoImage
+            );
+        }
+        engine.ensure_lock_image().await.expect("imported");
+        engine.ensure_lock_image().await.expect("present");
         let Created::Created(id) = engine.create_lock(&name, &labels).await.unwrap() else {
             panic!("{name} is new");
         };

@@ -327,7 +327,10 @@ impl Fake {
 impl LockStore for Fake {
     async fn ensure_lock_image(&self) -> Result<(), EngineError> {
         self.check()?;
-        self.with(|s| s.image = true);
+        self.with(|s| {
+            s.log.push("import".into());
+            s.image = true;
+        });
         Ok(())
     }
 
@@ -339,7 +342,9 @@ impl LockStore for Fake {
         self.check()?;
         self.with(|s| {
             s.log.push(format!("create {name}"));
-            assert!(s.image, "the image is ensured before creating");
+            if !s.image {
+                return Ok(Created::NoImage);
+            }
             if s.refuse_create {
                 return Err(EngineError::Daemon("no space left on device".into()));
             }
@@ -581,6 +586,23 @@ async fn a_lock_whose_process_ended_on_this_host_is_taken_over() {
         }]
     );
     held.release(&w.report).await;
+}
+
+/// The lock image is imported when a create says the ship lacks it, not looked for
+/// before every create.
+#[tokio::test]
+async fn the_lock_image_is_imported_only_when_missing() {
+    let w = World::new();
+    let held = w.acquire(&local()).await.unwrap();
+    held.release(&w.report).await;
+    let held = w.acquire(&local()).await.unwrap();
+    held.release(&w.report).await;
+    let log = w.fake("alpha").with(|s| s.log.clone());
+    let log: Vec<&str> = log.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        log,
+        ["create", "import", "create", "remove", "create", "remove"]
+    );
 }
 
 #[tokio::test]
