@@ -371,6 +371,12 @@ pub struct Found {
 
 /// Where locks live: one ship's engine.
 pub trait LockStore: Send + Sync + 'static {
+    /// Connects, if not connected yet (an engine's first request is a round trip more, a
+    /// tunnel's far more): done for the other ships while the first one's lock is asked
+    /// for. Errors are left to the requests that follow.
+    fn connect(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// Makes sure [`IMAGE`] exists.
     fn ensure_lock_image(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Creates the lock container `name` with these labels, unless one exists.
@@ -581,18 +587,29 @@ pub async fn acquire<E: LockStore>(
         .map(take_one)
         .buffered(LOCKS_AT_ONCE);
     let mut results = std::pin::pin!(firsts.chain(others));
-    while let Some((ship, name, result)) = results.next().await {
-        match result {
-            Ok(Some(id)) => taken.push((ship.0, name, id)),
-            Ok(None) => {}
-            Err(refused) => {
-                refusal.get_or_insert(refused);
-                // Nothing more is started after the first ship refuses.
-                if taken.is_empty() && Some(ship) == first {
-                    break;
+    let collect = async {
+        while let Some((ship, name, result)) = results.next().await {
+            match result {
+                Ok(Some(id)) => taken.push((ship.0, name, id)),
+                Ok(None) => {}
+                Err(refused) => {
+                    refusal.get_or_insert(refused);
+                    // Nothing more is started after the first ship refuses.
+                    if taken.is_empty() && Some(ship) == first {
+                        break;
+                    }
                 }
             }
         }
+    };
+    // Meanwhile the other ships are connected to, so that their turn is the lock's
+    // requests alone; given up on once the locks are decided (an unreachable ship is
+    // not waited for twice).
+    let connect = futures_util::stream::iter(rest.iter())
+        .for_each_concurrent(LOCKS_AT_ONCE, |ship| engines[ship.0].connect());
+    match futures_util::future::select(std::pin::pin!(collect), std::pin::pin!(connect)).await {
+        futures_util::future::Either::Left(((), _connecting)) => {}
+        futures_util::future::Either::Right(((), collect)) => collect.await,
     }
     if let Some(refused) = refusal {
         remove_all(engines, taken, report).await;

@@ -24,6 +24,10 @@ const BLOCK: usize = 512;
 const EMPTY_TAR: usize = 20 * BLOCK;
 
 impl LockStore for DockerEngine {
+    async fn connect(&self) {
+        let _ = self.client().await;
+    }
+
     async fn ensure_lock_image(&self) -> Result<(), EngineError> {
         let docker = self.client().await?;
         let present = self

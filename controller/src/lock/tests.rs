@@ -276,6 +276,8 @@ struct Store {
     refuse_remove: bool,
     /// How long a heartbeat or a removal takes (a slow ship).
     delay: Duration,
+    /// How long connecting takes, which the first request (or `connect`) does.
+    connect_delay: Duration,
     /// When the removals ended, by the runtime's clock.
     removed_at: Vec<tokio::time::Instant>,
     /// Runs right after a removal (another taker acting between our steps).
@@ -297,12 +299,19 @@ impl Store {
     }
 }
 
+/// The store, and the connection (made once, whoever asks first; the others wait for it).
 #[derive(Default)]
-struct Fake(Mutex<Store>);
+struct Fake(Mutex<Store>, tokio::sync::OnceCell<()>);
 
 impl Fake {
     fn with<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
         f(&mut self.0.lock().unwrap())
+    }
+
+    /// Connects first if not connected yet, as an engine's first request does.
+    async fn link(&self) {
+        let delay = self.with(|s| s.connect_delay);
+        self.1.get_or_init(|| tokio::time::sleep(delay)).await;
     }
 
     async fn slow(&self) {
@@ -325,7 +334,12 @@ impl Fake {
 }
 
 impl LockStore for Fake {
+    async fn connect(&self) {
+        self.link().await;
+    }
+
     async fn ensure_lock_image(&self) -> Result<(), EngineError> {
+        self.link().await;
         self.check()?;
         self.with(|s| {
             s.log.push("import".into());
@@ -339,6 +353,7 @@ impl LockStore for Fake {
         name: &str,
         labels: &[(String, String)],
     ) -> Result<Created, EngineError> {
+        self.link().await;
         self.check()?;
         self.with(|s| {
             s.log.push(format!("create {name}"));
@@ -357,6 +372,7 @@ impl LockStore for Fake {
     }
 
     async fn find_lock(&self, name: &str) -> Result<Option<Found>, EngineError> {
+        self.link().await;
         self.check()?;
         Ok(self.with(|s| {
             s.containers.get(name).map(|c| Found {
@@ -368,6 +384,7 @@ impl LockStore for Fake {
     }
 
     async fn beat_lock(&self, id: &str, at: i64) -> Result<(), EngineError> {
+        self.link().await;
         self.slow().await;
         self.check()?;
         self.with(|s| {
@@ -383,6 +400,7 @@ impl LockStore for Fake {
     }
 
     async fn remove_lock(&self, id: &str) -> Result<(), EngineError> {
+        self.link().await;
         self.slow().await;
         self.check()?;
         self.with(|s| {
@@ -399,6 +417,20 @@ impl LockStore for Fake {
         })
     }
 }
+
+const THREE_SHIPS: &str = "name: shop
+ships:
+  alpha: {ip: 10.0.0.1}
+  beta: {ip: 10.0.0.2}
+  gamma: {ip: 10.0.0.3}
+services:
+  web:
+    image: web
+    instances:
+      web-1: {ship: alpha}
+      web-2: {ship: beta}
+      web-3: {ship: gamma}
+";
 
 const YAML: &str = "name: shop
 ships:
@@ -588,6 +620,21 @@ async fn a_lock_whose_process_ended_on_this_host_is_taken_over() {
     held.release(&w.report).await;
 }
 
+/// The other ships are connected to while the first ship's lock is asked for: with
+/// ships that take 8 s to connect, three are locked in 8 s, not 16.
+#[tokio::test(start_paused = true)]
+async fn the_other_ships_connect_while_the_first_is_locked() {
+    let w = World::of(THREE_SHIPS);
+    for fake in w.engines.iter() {
+        fake.with(|s| s.connect_delay = Duration::from_secs(8));
+    }
+    let began = tokio::time::Instant::now();
+    let held = w.acquire(&local()).await.unwrap();
+    assert_eq!(began.elapsed(), Duration::from_secs(8));
+    assert_eq!(held.ships().count(), 3);
+    held.release(&w.report).await;
+}
+
 /// The lock image is imported when a create says the ship lacks it, not looked for
 /// before every create.
 #[tokio::test]
@@ -711,21 +758,7 @@ async fn the_heartbeat_is_written_every_10_s_until_release() {
 /// slow ships would outlast the staleness limit, and a release take seconds.
 #[tokio::test(start_paused = true)]
 async fn slow_ships_are_beaten_and_released_at_once_the_first_last() {
-    let w = World::of(
-        "name: shop
-ships:
-  alpha: {ip: 10.0.0.1}
-  beta: {ip: 10.0.0.2}
-  gamma: {ip: 10.0.0.3}
-services:
-  web:
-    image: web
-    instances:
-      web-1: {ship: alpha}
-      web-2: {ship: beta}
-      web-3: {ship: gamma}
-",
-    );
+    let w = World::of(THREE_SHIPS);
     let held = w.acquire(&local()).await.unwrap();
     let slow = Duration::from_secs(8);
     for fake in w.engines.iter() {
