@@ -353,7 +353,7 @@ pub fn releasable(holder: &Holder, liveness: Liveness, local: &Local) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Created {
     /// Created, with this container id.
-    Created(String),
+    Made(String),
     /// A container of that name exists.
     Conflict,
     /// The ship lacks the lock image ([`LockStore::ensure_lock_image`] imports it).
@@ -697,7 +697,7 @@ async fn take<E: LockStore>(
         match create_lock(engine, &name, &labels).await {
             // No heartbeat is written now: the `since` label is the first sign of life,
             // and the heartbeat task writes within 10 s (one request less per ship).
-            Ok(Created::Created(id)) => return Ok(Some(id)),
+            Ok(Created::Made(id)) => return Ok(Some(id)),
             Ok(Created::Conflict) => {}
             Ok(Created::NoImage) => {
                 return fail(EngineError::Daemon(format!(

@@ -190,7 +190,7 @@ mod tests {
                     heartbeat: None,
                 },
             );
-            Ok(Created::Created(id))
+            Ok(Created::Made(id))
         }
         async fn find_lock(&self, name: &str) -> Result<Option<Found>, EngineError> {
             Ok(self.0.lock().unwrap().get(name).cloned())

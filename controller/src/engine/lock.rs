@@ -90,7 +90,7 @@ impl LockStore for DockerEngine {
         };
         self.request(|| format!("create of {name}"), async {
             match docker.create_container(Some(options), body).await {
-                Ok(created) => Ok(Created::Created(created.id)),
+                Ok(created) => Ok(Created::Made(created.id)),
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 409, ..
                 }) => Ok(Created::Conflict),
@@ -353,7 +353,7 @@ mod engine_tests {
         }
         engine.ensure_lock_image().await.expect("imported");
         engine.ensure_lock_image().await.expect("present");
-        let Created::Created(id) = engine.create_lock(&name, &labels).await.unwrap() else {
+        let Created::Made(id) = engine.create_lock(&name, &labels).await.unwrap() else {
             panic!("{name} is new");
         };
         assert_eq!(

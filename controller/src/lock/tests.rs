@@ -367,7 +367,7 @@ impl LockStore for Fake {
                 return Ok(Created::Conflict);
             }
             s.insert(name, labels.to_vec(), None);
-            Ok(Created::Created(s.containers[name].id.clone()))
+            Ok(Created::Made(s.containers[name].id.clone()))
         })
     }
 
