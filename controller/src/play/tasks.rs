@@ -113,28 +113,28 @@ pub async fn start<E: Engine>(
         Ok(observed) => observed,
         Err(e) => return Outcome::Failed(Failure::new(e.to_string())),
     };
-    let existing = observed.as_ref().map(|o| o.existing(&ctx.env, id));
-    let salt = existing.as_ref().and_then(|e| secrets_salt_of(e));
-    let spec = ctx.spec(id, salt);
+    let Some(existing) = observed.as_ref().map(|o| o.existing(&ctx.env, id)) else {
+        // Nothing to compare with: the spec is made once, by the create.
+        return launch(&ctx, row, id, options).await;
+    };
+    let spec = ctx.spec(id, secrets_salt_of(&existing));
     let image_now = match image_now(&ctx, id).await {
         Ok(image) => image,
         Err(failure) => return Outcome::Failed(failure),
     };
-    let step = plan::start(
-        &spec,
-        existing.as_ref(),
-        image_now.as_deref(),
-        options.reuse,
-    );
+    let step = plan::start(&spec, Some(&existing), image_now.as_deref(), options.reuse);
     match (step.action, observed) {
         (Action::Leave, _) => return Outcome::Done(format!("already {}", step.reason)),
         (Action::Outdated, _) => return Outcome::Warning(format!("already {}", step.reason)),
         (Action::Conflict, _) => return Outcome::Failed(Failure::new(step.reason)),
+        // Boxed, as a path few instances take: a future is as large as its largest
+        // state, and 20,000 of these may run at once.
         (Action::StartExisting, Some(old)) => {
-            if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::PreStart).await {
+            let checks = run_checks(&ctx, row, id, None, LifecycleState::PreStart);
+            if let Err(failure) = Box::pin(checks).await {
                 return Outcome::Failed(failure);
             }
-            return restart_existing(&ctx, row, id, &old, options.min_ready).await;
+            return Box::pin(restart_existing(&ctx, row, id, &old, options.min_ready)).await;
         }
         (_, Some(old)) => {
             ctx.step(row, format!("removing the old container ({})", step.reason));
@@ -649,9 +649,10 @@ pub async fn stop<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId, kill: 
         return Outcome::Done("already stopped".into());
     }
     if !kill {
-        if let Err(failure) =
-            run_checks(&ctx, row, id, Some(&observed.id), LifecycleState::PreStop).await
-        {
+        // Boxed (here and below): most instances have no checks, and a future is as
+        // large as its largest state.
+        let checks = run_checks(&ctx, row, id, Some(&observed.id), LifecycleState::PreStop);
+        if let Err(failure) = Box::pin(checks).await {
             return Outcome::Failed(failure);
         }
     }
@@ -668,7 +669,8 @@ pub async fn stop<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId, kill: 
     if let Err(e) = result {
         return Outcome::Failed(Failure::new(e.to_string()));
     }
-    if let Err(failure) = run_checks(&ctx, row, id, None, LifecycleState::Stopped).await {
+    let checks = run_checks(&ctx, row, id, None, LifecycleState::Stopped);
+    if let Err(failure) = Box::pin(checks).await {
         return Outcome::Failed(failure);
     }
     Outcome::Done(if kill { "killed" } else { "stopped" }.into())
