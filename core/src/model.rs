@@ -55,6 +55,14 @@ impl Environment {
     /// Each name appears once. `None` is a name given without a value (sent to Docker as
     /// a bare `NAME`).
     pub fn container_env(&self, id: InstanceId) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+        let service = self.instance(id).service;
+        self.own_env(id)
+            .chain(crate::variables::vars(self, service).map(|(k, v)| (k, Some(v))))
+    }
+
+    /// The first part of [`Environment::container_env`]: the instance's own variables,
+    /// less those a discovery variable of the same name replaces.
+    pub fn own_env(&self, id: InstanceId) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         let instance = self.instance(id);
         let service = instance.service;
         instance
@@ -62,7 +70,6 @@ impl Environment {
             .iter()
             .filter(move |(k, _)| !crate::variables::defines(self, service, k))
             .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .chain(crate::variables::vars(self, service).map(|(k, v)| (k, Some(v))))
     }
 
     pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
@@ -690,6 +697,9 @@ pub struct Discovery {
     pub(crate) blocks: Vec<OnceLock<Block>>,
     /// By service: what its instances receive.
     pub(crate) received: Vec<OnceLock<Received>>,
+    /// By service: the digest of what its instances receive (see
+    /// [`crate::spec::discovery_digest`]).
+    pub(crate) digests: Vec<OnceLock<String>>,
 }
 
 /// One service's discovery variables, with an index of their names.
@@ -718,6 +728,7 @@ impl Discovery {
         Discovery {
             blocks: (0..services).map(|_| OnceLock::new()).collect(),
             received: (0..services).map(|_| OnceLock::new()).collect(),
+            digests: (0..services).map(|_| OnceLock::new()).collect(),
         }
     }
 

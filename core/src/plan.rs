@@ -171,13 +171,29 @@ fn definition_difference(spec: &ContainerSpec, existing: &Existing) -> Option<St
     };
     // Secrets are compared by their salted hashes (the digest covers their names only).
     let secrets = changed_secrets(existing.secrets.as_deref(), label(labels::SECRETS));
-    if existing.digest.as_deref() == label(labels::DIGEST) && existing.digest.is_some() {
+    // A container an earlier maestro labelled is compared in its labels' own form.
+    let legacy = existing
+        .digest
+        .as_deref()
+        .is_some_and(crate::spec::is_legacy);
+    let (digest, parts) = if legacy {
+        (
+            Some(crate::spec::legacy_digest(spec)),
+            Some(crate::spec::legacy_parts(spec)),
+        )
+    } else {
+        (
+            label(labels::DIGEST).map(str::to_owned),
+            label(labels::PARTS).map(str::to_owned),
+        )
+    };
+    if existing.digest.is_some() && existing.digest == digest {
         return (!secrets.is_empty()).then(|| format!("env changed{}", listed(secrets)));
     }
     let Some(old) = existing.parts.as_deref() else {
         return Some("not created by maestro (no definition digest)".into());
     };
-    let changed = changed_parts(old, label(labels::PARTS).unwrap_or_default());
+    let changed = changed_parts(old, parts.as_deref().unwrap_or_default());
     if changed.is_empty() {
         return Some("definition changed".into());
     }
@@ -451,10 +467,11 @@ pub fn rollout(
 mod tests {
     use super::*;
 
+    /// Digests here are made up, in the current form's (`v2:`) unless a test says not.
     fn spec(digest: &str, parts: &str) -> ContainerSpec {
         let mut spec = crate::spec::tests_support::empty();
         spec.labels = vec![
-            (labels::DIGEST.into(), digest.into()),
+            (labels::DIGEST.into(), format!("v2:{digest}")),
             (labels::PARTS.into(), parts.into()),
         ];
         spec
@@ -469,11 +486,42 @@ mod tests {
             },
             env: None,
             running,
-            digest: digest.map(Into::into),
+            digest: digest.map(|d| format!("v2:{d}")),
             parts: parts.map(Into::into),
             image_id: Some("sha256:1111".into()),
             secrets: None,
         }
+    }
+
+    /// A container an earlier maestro labelled (the first canonical form) is compared in
+    /// that form: the same definition is up to date, not recreated for the new form; a
+    /// changed one names its changed parts.
+    #[test]
+    fn a_container_labelled_in_the_first_form_compares_in_it() {
+        let mut s = spec("new-form", "");
+        s.image = "nginx:1".into();
+        s.env = vec!["A=1".into(), "WEB_INSTANCES=web-1".into()];
+        s.own_env = 1;
+        let mut e = existing(true, None, None);
+        e.owner = Owner::Own;
+        e.digest = Some(crate::spec::legacy_digest(&s));
+        e.parts = Some(crate::spec::legacy_parts(&s));
+        assert!(crate::spec::is_legacy(e.digest.as_deref().unwrap()));
+        assert_eq!(
+            start(&s, Some(&e), Some("sha256:1111"), false),
+            step(Action::Leave, "running, up to date")
+        );
+        let mut changed = s.clone();
+        changed.env[1] = "WEB_INSTANCES=web-1,web-2".into();
+        assert_eq!(
+            start(&changed, Some(&e), Some("sha256:1111"), false).action,
+            Action::Outdated
+        );
+        assert!(
+            start(&changed, Some(&e), Some("sha256:1111"), false)
+                .reason
+                .contains("env changed"),
+        );
     }
 
     /// Secrets are compared by their salted hashes: a rotated one is a change, named (its

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Command, Environment, Healthcheck, InstanceId};
+use crate::model::{Command, Environment, Healthcheck, InstanceId, ServiceId};
 
 /// Labels maestro puts on every container it creates.
 pub mod labels {
@@ -57,8 +57,24 @@ pub fn retiring_name(instance: &str) -> String {
     format!("{instance}.retiring")
 }
 
-/// The canonical form's version: bump it only when the form itself must change.
-const CANONICAL_VERSION: &str = "maestro-container-v1";
+/// The canonical form's versions: a new one only when the form itself must change.
+/// Version 1 hashed every variable of the container. Version 2 hashes the instance's own
+/// variables and one digest of its service's discovery variables ([`discovery_digest`]),
+/// computed once per service: comparing a container costs its own definition, not its
+/// service's size (an instance of a service of 2,000 receives 6,000 variables). A label
+/// of version 1 is still compared in its own form ([`legacy_digest`]), so nothing an
+/// earlier maestro created looks outdated for the change of form.
+const CANONICAL_V1: &str = "maestro-container-v1";
+const CANONICAL_V2: &str = "maestro-container-v2";
+/// How a version 2 digest label starts; version 1's is the bare hex digest.
+const V2_PREFIX: &str = "v2:";
+
+/// Which canonical form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    V1,
+    V2,
+}
 
 /// Everything a container is created from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,8 +83,13 @@ pub struct ContainerSpec {
     pub image: String,
     pub hostname: Option<String>,
     pub command: Option<Vec<String>>,
-    /// `NAME=value`, or a bare `NAME` for a variable without a value.
+    /// `NAME=value`, or a bare `NAME` for a variable without a value: the instance's own
+    /// ([`ContainerSpec::own_env`] of them), then its service's discovery variables.
     pub env: Vec<String>,
+    /// How many of `env`'s entries, from the first, are the instance's own.
+    pub own_env: usize,
+    /// The digest of its service's discovery variables ([`discovery_digest`]).
+    pub discovery_digest: String,
     /// `(container port "80/tcp", host ip, host port "8080" or range "8080-8082")`.
     pub ports: Vec<(String, String, String)>,
     /// `host:container:mode`.
@@ -105,20 +126,60 @@ pub struct ContainerSpec {
 
 /// The spec of instance `id`.
 pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
+    let mut spec = definition(env, id, true);
     let instance = env.instance(id);
     let service = env.service(instance.service);
+    // One canonical text for both labels: it is most of the cost of `status` on many
+    // containers.
+    let canonical = canonical(&spec, Form::V2);
+    let digest = format!("{V2_PREFIX}{}", digest_of(&canonical));
+    let parts = parts_of(&canonical);
+    spec.labels.extend([
+        (labels::PARTS.to_owned(), parts),
+        (labels::ENVIRONMENT.to_owned(), env.name.clone()),
+        (labels::SERVICE.to_owned(), service.name.clone()),
+        (labels::INSTANCE.to_owned(), instance.name.clone()),
+        (
+            labels::SHIP.to_owned(),
+            env.ship(instance.ship).name.clone(),
+        ),
+        (labels::ROLE.to_owned(), labels::ROLE_INSTANCE.to_owned()),
+        (
+            labels::RESTART.to_owned(),
+            format!("{}:{}", instance.restart.name, instance.restart.retries),
+        ),
+        (labels::DIGEST.to_owned(), digest),
+    ]);
+    spec
+}
+
+/// The definition digest of instance `id` (its [`labels::DIGEST`] label), without
+/// building the container's discovery variables: what `status` compares.
+pub fn definition_digest(env: &Environment, id: InstanceId) -> String {
+    digest(&definition(env, id, false))
+}
+
+/// The spec without maestro's labels; its env without the discovery variables unless
+/// `discovery` (the digest needs only theirs, [`ContainerSpec::discovery_digest`]).
+fn definition(env: &Environment, id: InstanceId, discovery: bool) -> ContainerSpec {
+    let instance = env.instance(id);
     let command = instance.command.as_ref().map(|c| match c {
         Command::Args(args) => args.clone(),
         // Validation guarantees the words split (balanced quotes).
         Command::Shell(line) => crate::schema::shell_words(line).unwrap_or_default(),
     });
-    let env_list = env
-        .container_env(id)
+    let mut env_list: Vec<String> = env
+        .own_env(id)
         .map(|(k, v)| match v {
             Some(v) => format!("{k}={v}"),
             None => k.to_owned(),
         })
         .collect();
+    let own_env = env_list.len();
+    if discovery {
+        env_list
+            .extend(crate::variables::vars(env, instance.service).map(|(k, v)| format!("{k}={v}")));
+    }
     let ports = instance.ports.values().flat_map(docker_ports).collect();
     let binds = instance
         .volumes
@@ -133,12 +194,14 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
     volumes.extend(instance.container_volumes.iter().cloned());
     volumes.sort();
     volumes.dedup();
-    let mut spec = ContainerSpec {
+    ContainerSpec {
         name: instance.name.clone(),
         image: instance.image.name.clone(),
         hostname: instance.hostname().map(str::to_owned),
         command,
         env: env_list,
+        own_env,
+        discovery_digest: discovery_digest(env, instance.service).to_owned(),
         ports,
         binds,
         volumes,
@@ -190,29 +253,26 @@ pub fn container_spec(env: &Environment, id: InstanceId) -> ContainerSpec {
             .collect(),
         stop_timeout: instance.stop_timeout,
         healthcheck: instance.healthcheck.clone(),
-    };
-    // One canonical text for both labels: it is most of the cost of `status` on many
-    // containers.
-    let canonical = canonical(&spec);
-    let digest = digest_of(&canonical);
-    let parts = parts_of(&canonical);
-    spec.labels.extend([
-        (labels::PARTS.to_owned(), parts),
-        (labels::ENVIRONMENT.to_owned(), env.name.clone()),
-        (labels::SERVICE.to_owned(), service.name.clone()),
-        (labels::INSTANCE.to_owned(), instance.name.clone()),
-        (
-            labels::SHIP.to_owned(),
-            env.ship(instance.ship).name.clone(),
-        ),
-        (labels::ROLE.to_owned(), labels::ROLE_INSTANCE.to_owned()),
-        (
-            labels::RESTART.to_owned(),
-            format!("{}:{}", instance.restart.name, instance.restart.retries),
-        ),
-        (labels::DIGEST.to_owned(), digest),
-    ]);
-    spec
+    }
+}
+
+/// The digest of what `service`'s instances receive as discovery variables, computed
+/// once per service: each `NAME=value` in the canonical form's env lines, sorted.
+pub fn discovery_digest(env: &Environment, service: ServiceId) -> &str {
+    env.discovery.digests[service.0].get_or_init(|| {
+        let mut lines: Vec<String> = crate::variables::vars(env, service)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        lines.sort_unstable();
+        let mut hash = Fnv1a128::new();
+        let mut line = String::new();
+        for v in &lines {
+            line.clear();
+            let _ = writeln!(line, "env:{}:{v}", v.len());
+            hash.write(line.as_bytes());
+        }
+        format!("{:032x}", hash.0)
+    })
 }
 
 /// Puts the values of instance's secret variables into `spec` (made by [`container_spec`],
@@ -324,7 +384,30 @@ fn docker_ports(p: &crate::model::Port) -> Vec<(String, String, String)> {
 /// not part of the container, excluded). Order-insensitive where Docker is: variables,
 /// labels, binds, ports and the like are sorted first.
 pub fn digest(spec: &ContainerSpec) -> String {
-    digest_of(&canonical(spec))
+    format!("{V2_PREFIX}{}", digest_of(&canonical(spec, Form::V2)))
+}
+
+/// A short digest of each part of the definition (`image=…,env=…`), recorded beside the
+/// digest so that a later maestro can say what changed, not only that something did.
+pub fn parts(spec: &ContainerSpec) -> String {
+    parts_of(&canonical(spec, Form::V2))
+}
+
+/// Whether a digest label is of the canonical form's first version (which
+/// [`legacy_digest`] and [`legacy_parts`] give).
+pub fn is_legacy(digest: &str) -> bool {
+    !digest.starts_with(V2_PREFIX)
+}
+
+/// [`digest`] in the first canonical form, as an earlier maestro labelled its containers:
+/// every variable hashed. `spec` must have its discovery variables ([`container_spec`]).
+pub fn legacy_digest(spec: &ContainerSpec) -> String {
+    digest_of(&canonical(spec, Form::V1))
+}
+
+/// [`parts`] in the first canonical form (see [`legacy_digest`]).
+pub fn legacy_parts(spec: &ContainerSpec) -> String {
+    parts_of(&canonical(spec, Form::V1))
 }
 
 fn digest_of(canonical: &[(&'static str, String)]) -> String {
@@ -333,12 +416,6 @@ fn digest_of(canonical: &[(&'static str, String)]) -> String {
         hash.write(text.as_bytes());
     }
     format!("{:032x}", hash.0)
-}
-
-/// A short digest of each part of the definition (`image=…,env=…`), recorded beside the
-/// digest so that a later maestro can say what changed, not only that something did.
-pub fn parts(spec: &ContainerSpec) -> String {
-    parts_of(&canonical(spec))
 }
 
 fn parts_of(canonical: &[(&'static str, String)]) -> String {
@@ -381,7 +458,7 @@ pub fn changed_parts(old: &str, new: &str) -> Vec<String> {
 }
 
 /// The canonical text of each part, in a fixed order; the digest hashes them all.
-fn canonical(spec: &ContainerSpec) -> Vec<(&'static str, String)> {
+fn canonical(spec: &ContainerSpec, form: Form) -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = Vec::new();
     let mut field = |key: &'static str, values: &mut dyn Iterator<Item = String>| {
         let mut values: Vec<String> = values.collect();
@@ -393,10 +470,11 @@ fn canonical(spec: &ContainerSpec) -> Vec<(&'static str, String)> {
         }
         out.push((key, text));
     };
-    field(
-        "version",
-        &mut std::iter::once(CANONICAL_VERSION.to_owned()),
-    );
+    let version = match form {
+        Form::V1 => CANONICAL_V1,
+        Form::V2 => CANONICAL_V2,
+    };
+    field("version", &mut std::iter::once(version.to_owned()));
     field("image", &mut std::iter::once(spec.image.clone()));
     field("hostname", &mut spec.hostname.iter().cloned());
     // The command's order matters: it is not sorted, but numbered.
@@ -409,7 +487,20 @@ fn canonical(spec: &ContainerSpec) -> Vec<(&'static str, String)> {
             .enumerate()
             .map(|(i, a)| format!("{i:04}={a}")),
     );
-    field("env", &mut spec.env.iter().cloned());
+    match form {
+        Form::V1 => field("env", &mut spec.env.iter().cloned()),
+        // A leading `=`: no variable's entry starts so (names are not empty).
+        Form::V2 => field(
+            "env",
+            &mut spec.env[..spec.own_env.min(spec.env.len())]
+                .iter()
+                .cloned()
+                .chain(std::iter::once(format!(
+                    "=discovery:{}",
+                    spec.discovery_digest
+                ))),
+        ),
+    }
     field(
         "port",
         &mut spec.ports.iter().map(|(c, ip, h)| format!("{c}|{ip}|{h}")),
@@ -543,6 +634,8 @@ pub(crate) mod tests_support {
             hostname: None,
             command: None,
             env: Vec::new(),
+            own_env: 0,
+            discovery_digest: String::new(),
             ports: Vec::new(),
             binds: Vec::new(),
             volumes: Vec::new(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use maestro_core::graph::{Dependencies, Direction, SelectError, SelectOptions};
 use maestro_core::model::{Environment, InstanceId, LifecycleState};
 use maestro_core::plan::Action;
-use maestro_core::spec::{container_spec, labels};
+use maestro_core::spec::container_spec;
 
 use crate::audit::{Audit, Phase};
 use crate::cli::{Command, Select};

@@ -131,7 +131,9 @@ pub(super) async fn status<E: Engine>(
                             if owner == Owner::Foreign {
                                 line.foreign = true;
                                 line.state.push_str(", not created by maestro");
-                            } else if o.digest.is_some() && o.digest != digest_of(n, id) {
+                            } else if let Some(digest) = &o.digest
+                                && outdated(&ctx.env, id, digest, digest_of(n, id))
+                            {
                                 line.state.push_str(", outdated");
                             }
                         }
@@ -212,12 +214,19 @@ pub(super) async fn status<E: Engine>(
     if all_ok { 0 } else { EXIT_FAILURE }
 }
 
-fn spec_digest(env: &Environment, id: InstanceId) -> Option<String> {
-    container_spec(env, id)
-        .labels
-        .into_iter()
-        .find(|(k, _)| k == labels::DIGEST)
-        .map(|(_, v)| v)
+/// The instance's definition digest, as maestro labels its container now.
+fn spec_digest(env: &Environment, id: InstanceId) -> String {
+    maestro_core::spec::definition_digest(env, id)
+}
+
+/// Whether a container maestro labelled with `digest` no longer matches the file: in the
+/// label's own form (`current`: the digest in today's, computed ahead), so that one an
+/// earlier maestro made is not called outdated for the form's change.
+fn outdated(env: &Environment, id: InstanceId, digest: &str, current: String) -> bool {
+    if maestro_core::spec::is_legacy(digest) {
+        return digest != maestro_core::spec::legacy_digest(&container_spec(env, id));
+    }
+    current != digest
 }
 
 fn orphan_line(orphan: &Orphan, ship: String) -> Line {
@@ -510,6 +519,38 @@ mod tests {
     use super::*;
     use maestro_core::model::Ship;
 
+    /// A container an earlier maestro labelled (the first canonical form) is compared in
+    /// that form: up to date when the file did not change, outdated when it did.
+    #[test]
+    fn a_container_labelled_in_the_first_form_is_compared_in_it() {
+        let text = "name: t\nships: {a: {ip: 10.0.0.1}}\nservices:\n  s: {image: i, ports: {p: 80}, instances: {s-1: {ship: a}, s-2: {ship: a}}}\n";
+        let load = |text: &str| {
+            maestro_core::load(text, &maestro_core::NoFiles, &Ship::new("l", "1"))
+                .environment
+                .expect("valid")
+        };
+        let env = load(text);
+        let id = env.instance_by_name("s-1").expect("exists");
+        let old = maestro_core::spec::legacy_digest(&container_spec(&env, id));
+        assert!(!outdated(&env, id, &old, spec_digest(&env, id)));
+        // A new peer changes every instance's discovery variables.
+        let grown = load(&text.replace("s-2: {ship: a}", "s-2: {ship: a}, s-3: {ship: a}"));
+        assert!(outdated(&grown, id, &old, spec_digest(&grown, id)));
+        // And today's form compares as it is.
+        assert!(!outdated(
+            &env,
+            id,
+            &spec_digest(&env, id),
+            spec_digest(&env, id)
+        ));
+        assert!(outdated(
+            &grown,
+            id,
+            &spec_digest(&env, id),
+            spec_digest(&grown, id)
+        ));
+    }
+
     /// Status compares the digests of the instances it shows: only their services'
     /// discovery variables are computed, not those of the whole environment.
     #[test]
@@ -535,7 +576,7 @@ mod tests {
         );
         for name in ["s4-1", "s4-2", "s2-1"] {
             let id = env.instance_by_name(name).expect("exists");
-            assert!(spec_digest(&env, id).is_some());
+            assert!(spec_digest(&env, id).starts_with("v2:"));
         }
         assert_eq!(env.discovery.computed_services(), 2, "only s4 and s2");
     }

@@ -30,11 +30,15 @@ services:
         stop_timeout: 5
 ";
 
-fn spec_of(text: &str, instance: &str) -> ContainerSpec {
+fn maestro_env(text: &str) -> Environment {
     let loaded = load(text, &NoFiles, &Ship::new("local", "127.0.0.1"));
-    let env = loaded
+    loaded
         .environment
-        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
+}
+
+fn spec_of(text: &str, instance: &str) -> ContainerSpec {
+    let env = maestro_env(text);
     container_spec(&env, env.instance_by_name(instance).expect("exists"))
 }
 
@@ -76,15 +80,34 @@ fn spec_holds_the_definition() {
     assert_eq!(label(&spec, labels::DIGEST), digest(&spec));
 }
 
-/// The digest of a fixed definition is pinned: if this test fails, containers created by
-/// an earlier maestro would all look outdated. Change the canonical form only with a new
-/// CANONICAL_VERSION, and say so in the release notes.
+/// The digest of a fixed definition is pinned, in both canonical forms: if this test
+/// fails, containers created by an earlier maestro would all look outdated. Change the
+/// canonical form only with a new version, compare the older labels in their own form,
+/// and say so in the release notes.
 #[test]
 fn digest_is_stable_across_versions() {
+    let spec = spec_of(BASE, "web-1");
     assert_eq!(
-        label(&spec_of(BASE, "web-1"), labels::DIGEST),
-        "1508656c2b29ffc7934da6a991adc86a"
+        label(&spec, labels::DIGEST),
+        "v2:0cd5fa66213f5e1363bad2e22ad12896"
     );
+    // What maestro labelled containers with until the second form.
+    assert_eq!(legacy_digest(&spec), "1508656c2b29ffc7934da6a991adc86a");
+    assert!(is_legacy(&legacy_digest(&spec)));
+    assert!(!is_legacy(label(&spec, labels::DIGEST)));
+}
+
+/// `status` hashes a definition without building its discovery variables, and gets the
+/// label's digest; the discovery variables are in it through their service's digest.
+#[test]
+fn the_definition_digest_is_the_labels_without_the_discovery_variables() {
+    let env = maestro_env(BASE);
+    for name in ["web-1", "db-1"] {
+        let id = env.instance_by_name(name).unwrap();
+        let spec = container_spec(&env, id);
+        assert_eq!(definition_digest(&env, id), label(&spec, labels::DIGEST));
+        assert!(spec.env.len() > spec.own_env, "{name}: {:?}", spec.env);
+    }
 }
 
 #[test]
