@@ -5,7 +5,8 @@
 #
 # Sets: ROOT (the repository, also the working directory), PYTHON, VENV, MAESTRONG
 # (the venv's MaestroNG executable, always called by this full path: it is also named
-# `maestro`), TARGET_DIR, MAESTRO (the release binary, or $MAESTRO_BIN).
+# `maestro`), TARGET_DIR, MAESTRO (the release binary, or $MAESTRO_BIN), GUEST (the
+# static maestro-guest, or $GUEST_BIN).
 # shellcheck shell=bash
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +18,7 @@ MAESTRONG="$VENV/bin/maestro"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 MAESTRO="${MAESTRO_BIN:-$TARGET_DIR/release/maestro}"
+GUEST="${GUEST_BIN:-$TARGET_DIR/x86_64-unknown-linux-musl/guest/maestro-guest}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -84,6 +86,35 @@ EOF
         return 1
     fi
     rm -rf "$ctx"
+}
+
+# build_guest_image BASE TAG: image BASE (build_busybox_image's) plus the static guest as
+# /bin/maestro-guest.
+build_guest_image() {
+    local base="$1" tag="$2" ctx out
+    [ -x "$GUEST" ] || { log "no static guest at $GUEST"; return 1; }
+    ctx="$(mktemp -d "${TMPDIR:-/tmp}/maestro-bench-image.XXXXXX")"
+    cp "$GUEST" "$ctx/maestro-guest"
+    printf 'FROM %s\nCOPY maestro-guest /bin/maestro-guest\n' "$base" >"$ctx/Dockerfile"
+    log "docker build -t $tag"
+    if ! out="$(docker build -q -t "$tag" "$ctx" 2>&1)"; then
+        printf '%s\n' "$out" >&2
+        rm -rf "$ctx"
+        return 1
+    fi
+    rm -rf "$ctx"
+}
+
+# The static guest (musl, profile `guest`), before any timing; SKIP_BUILD=1 skips it.
+build_guest() {
+    if [ "${SKIP_BUILD:-0}" = 1 ]; then
+        log "SKIP_BUILD=1: not building, using $GUEST"
+        return
+    fi
+    rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+        || rustup target add x86_64-unknown-linux-musl
+    log "cargo build -p maestro-guest --profile guest --target x86_64-unknown-linux-musl"
+    cargo build -p maestro-guest --profile guest --target x86_64-unknown-linux-musl
 }
 
 # The release build, before any timing (the machine has 2 cores); SKIP_BUILD=1 skips it.

@@ -31,7 +31,6 @@ set -euo pipefail
 
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-GUEST="${GUEST_BIN:-$TARGET_DIR/x86_64-unknown-linux-musl/guest/maestro-guest}"
 BUSYBOX_IMAGE="maestro-bench/busybox:1"   # as plays.sh builds it
 GUEST_IMAGE="maestro-bench/guest:1"       # that image plus /bin/maestro-guest
 PARTS="${PARTS:-size,latency,chain}"
@@ -44,16 +43,8 @@ ensure_busybox
 if [ "$NG_RUNS" -gt 0 ]; then ensure_socat; fi
 
 # --- 2. builds (before any timing: the machine has 2 cores) ----------------------------
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
-    log "SKIP_BUILD=1: not building, using $MAESTRO and $GUEST"
-else
-    log "cargo build -p maestro-guest --profile guest --target x86_64-unknown-linux-musl"
-    rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
-        || rustup target add x86_64-unknown-linux-musl
-    cargo build -p maestro-guest --profile guest --target x86_64-unknown-linux-musl
-    log "cargo build --release -p maestro"
-    cargo build --release -p maestro
-fi
+build_guest
+build_maestro
 require_maestro
 [ -x "$GUEST" ] || { log "no static guest at $GUEST"; exit 1; }
 
@@ -66,15 +57,7 @@ log "output directory: $OUT"
 if [[ "$PARTS" == *chain* ]]; then
     docker version >/dev/null
     build_busybox_image "$BUSYBOX_IMAGE"
-    CTX="$(mktemp -d "${TMPDIR:-/tmp}/maestro-bench-image.XXXXXX")"
-    cp "$GUEST" "$CTX/maestro-guest"
-    printf 'FROM %s\nCOPY maestro-guest /bin/maestro-guest\n' "$BUSYBOX_IMAGE" >"$CTX/Dockerfile"
-    log "docker build -t $GUEST_IMAGE"
-    if ! out="$(docker build -q -t "$GUEST_IMAGE" "$CTX" 2>&1)"; then
-        printf '%s\n' "$out" >&2
-        exit 1
-    fi
-    rm -rf "$CTX"
+    build_guest_image "$BUSYBOX_IMAGE" "$GUEST_IMAGE"
 fi
 
 # --- 4. cleanup on any exit, and the TCP bridge for MaestroNG ---------------------------

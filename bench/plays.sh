@@ -5,14 +5,17 @@
 #
 #   (a) start of 50 independent containers
 #   (b) start of a 5-level `requires` chain gated by tcp checks (compose:
-#       depends_on: service_healthy with a health check)
+#       depends_on: service_healthy with a health check), and by maestro's readiness
+#       handshake (maestro-guest in the image); the engine's own start latency
+#       (start call -> StartedAt of a created container) measured in the same run
 #   (c) status of 100 running containers
 #   (d) restart --only-if-changed of those 100, nothing changed (compose: up -d)
 #
 # Usage: bash bench/plays.sh
 #
 # Environment knobs (all optional):
-#   SKIP_BUILD=1        do not run `cargo build --release -p maestro`
+#   SKIP_BUILD=1        do not build maestro (release) and maestro-guest (musl)
+#   GUEST_BIN=PATH      the static maestro-guest
 #   MAESTRO_BIN=PATH    the maestro binary (default: target/release/maestro)
 #   BENCH_OUT=DIR       where the generated files, logs and results.json go
 #                       (default: a fresh mktemp -d directory)
@@ -31,6 +34,7 @@ set -euo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IMAGE="maestro-bench/busybox:1"   # explicit tag: MaestroNG pulls untagged images
+GUEST_IMAGE="maestro-bench/guest:1"   # that image plus /bin/maestro-guest, for (b)'s handshake
 
 # --- 1. tools ----------------------------------------------------------------
 ensure_maestrong
@@ -45,9 +49,11 @@ log "engine $(docker version --format '{{.Server.Version}}'), API $API"
 # --- 2. the image: Debian's static busybox, FROM scratch ---------------------
 build_busybox_image "$IMAGE"
 
-# --- 3. maestro release build (before timing: the machine has 2 cores) --------
+# --- 3. builds (before timing: the machine has 2 cores), the guest's image ---
+build_guest
 build_maestro
 require_maestro
+build_guest_image "$IMAGE" "$GUEST_IMAGE"
 
 OUT="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/maestro-bench-plays.XXXXXX")}"
 mkdir -p "$OUT"
@@ -81,7 +87,7 @@ status=0
 "$PYTHON" "$ROOT/bench/plays.py" run --out "$OUT" \
     --maestro "$MAESTRO" --maestrong "$MAESTRONG" \
     --compose "$COMPOSE" --compose-label "$COMPOSE_LABEL" \
-    --ng-port "$NG_PORT" --ng-api "$API" \
+    --ng-port "$NG_PORT" --ng-api "$API" --guest-image "$GUEST_IMAGE" \
     --runs "${RUNS:-5}" --status-runs "${STATUS_RUNS:-10}" \
     --restart-runs "${RESTART_RUNS:-5}" --plays "${PLAYS:-abcd}" \
     >"$OUT/table.md" || status=$?
