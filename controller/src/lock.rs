@@ -547,8 +547,8 @@ pub fn now() -> i64 {
 }
 
 /// How many ships' locks are asked for (beaten, released) at once, after the first:
-/// taking one is three round trips (the version, the image, the lock), so with a thousand
-/// ships each wave of this many adds those three to the play's start.
+/// taking one is a round trip or two (the version, once per ship, then the lock), so
+/// with a thousand ships each wave of this many adds those to the play's start.
 const LOCKS_AT_ONCE: usize = 256;
 
 /// Takes the lock of every ship in `ships` for `env`, all or nothing: the first ship by

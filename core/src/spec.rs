@@ -487,14 +487,34 @@ fn canonical(spec: &ContainerSpec, form: Form) -> Vec<(&'static str, String)> {
             .enumerate()
             .map(|(i, a)| format!("{i:04}={a}")),
     );
+    // A secret's value, once [`apply_secrets`] put it in, is hashed as the placeholder it
+    // was: the digest never depends on it (its label tells a rotation).
+    let secrets: Vec<&str> = spec
+        .labels
+        .iter()
+        .find(|(k, _)| k == labels::SECRETS)
+        .map(|(_, label)| {
+            label
+                .split(';')
+                .skip(1)
+                .filter_map(|p| p.split_once('=').map(|(name, _)| name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let entry = |e: &String| match e.split_once('=') {
+        Some((name, _)) if secrets.contains(&name) => {
+            format!("{name}={}", guestutils::redact::SECRET)
+        }
+        _ => e.clone(),
+    };
     match form {
-        Form::V1 => field("env", &mut spec.env.iter().cloned()),
+        Form::V1 => field("env", &mut spec.env.iter().map(entry)),
         // A leading `=`: no variable's entry starts so (names are not empty).
         Form::V2 => field(
             "env",
             &mut spec.env[..spec.own_env.min(spec.env.len())]
                 .iter()
-                .cloned()
+                .map(entry)
                 .chain(std::iter::once(format!(
                     "=discovery:{}",
                     spec.discovery_digest
