@@ -69,7 +69,7 @@ ensure_compose() {
 # build_busybox_image TAG: Debian's static busybox FROM scratch (no registry is
 # reachable), its applets installed, a /tmp with mode 1777, PATH=/bin.
 build_busybox_image() {
-    local tag="$1" ctx out
+    local tag="$1" ctx
     ctx="$(mktemp -d "${TMPDIR:-/tmp}/maestro-bench-image.XXXXXX")"
     cp /bin/busybox "$ctx/busybox"
     cat >"$ctx/Dockerfile" <<'EOF'
@@ -79,30 +79,30 @@ RUN ["/bin/busybox","--install","-s","/bin"]
 RUN ["/bin/busybox","mkdir","-m","1777","/tmp"]
 ENV PATH=/bin
 EOF
+    docker_build "$tag" "$ctx"
+}
+
+# docker_build TAG CTX: builds the folder CTX (made by the caller) as TAG, then removes it.
+docker_build() {
+    local tag="$1" ctx="$2" out status=0
     log "docker build -t $tag"
-    if ! out="$(docker build -q -t "$tag" "$ctx" 2>&1)"; then
+    out="$(docker build -q -t "$tag" "$ctx" 2>&1)" || status=$?
+    rm -rf "$ctx"
+    if [ "$status" -ne 0 ]; then
         printf '%s\n' "$out" >&2
-        rm -rf "$ctx"
         return 1
     fi
-    rm -rf "$ctx"
 }
 
 # build_guest_image BASE TAG: image BASE (build_busybox_image's) plus the static guest as
 # /bin/maestro-guest.
 build_guest_image() {
-    local base="$1" tag="$2" ctx out
+    local base="$1" tag="$2" ctx
     [ -x "$GUEST" ] || { log "no static guest at $GUEST"; return 1; }
     ctx="$(mktemp -d "${TMPDIR:-/tmp}/maestro-bench-image.XXXXXX")"
     cp "$GUEST" "$ctx/maestro-guest"
     printf 'FROM %s\nCOPY maestro-guest /bin/maestro-guest\n' "$base" >"$ctx/Dockerfile"
-    log "docker build -t $tag"
-    if ! out="$(docker build -q -t "$tag" "$ctx" 2>&1)"; then
-        printf '%s\n' "$out" >&2
-        rm -rf "$ctx"
-        return 1
-    fi
-    rm -rf "$ctx"
+    docker_build "$tag" "$ctx"
 }
 
 # The static guest (musl, profile `guest`), before any timing; SKIP_BUILD=1 skips it.
