@@ -177,10 +177,8 @@ fn definition_difference(spec: &ContainerSpec, existing: &Existing) -> Option<St
         .as_deref()
         .is_some_and(crate::spec::is_legacy);
     let (digest, parts) = if legacy {
-        (
-            Some(crate::spec::legacy_digest(spec)),
-            Some(crate::spec::legacy_parts(spec)),
-        )
+        let (digest, parts) = crate::spec::legacy_labels(spec);
+        (Some(digest), Some(parts))
     } else {
         (
             label(labels::DIGEST).map(str::to_owned),
@@ -504,8 +502,8 @@ mod tests {
         s.own_env = 1;
         let mut e = existing(true, None, None);
         e.owner = Owner::Own;
-        e.digest = Some(crate::spec::legacy_digest(&s));
-        e.parts = Some(crate::spec::legacy_parts(&s));
+        let (digest, parts) = crate::spec::legacy_labels(&s);
+        (e.digest, e.parts) = (Some(digest), Some(parts));
         assert!(crate::spec::is_legacy(e.digest.as_deref().unwrap()));
         assert_eq!(
             start(&s, Some(&e), Some("sha256:1111"), false),

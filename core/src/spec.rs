@@ -387,14 +387,8 @@ pub fn digest(spec: &ContainerSpec) -> String {
     format!("{V2_PREFIX}{}", digest_of(&canonical(spec, Form::V2)))
 }
 
-/// A short digest of each part of the definition (`image=…,env=…`), recorded beside the
-/// digest so that a later maestro can say what changed, not only that something did.
-pub fn parts(spec: &ContainerSpec) -> String {
-    parts_of(&canonical(spec, Form::V2))
-}
-
 /// Whether a digest label is of the canonical form's first version (which
-/// [`legacy_digest`] and [`legacy_parts`] give).
+/// [`legacy_digest`] and [`legacy_labels`] give).
 pub fn is_legacy(digest: &str) -> bool {
     !digest.starts_with(V2_PREFIX)
 }
@@ -405,9 +399,11 @@ pub fn legacy_digest(spec: &ContainerSpec) -> String {
     digest_of(&canonical(spec, Form::V1))
 }
 
-/// [`parts`] in the first canonical form (see [`legacy_digest`]).
-pub fn legacy_parts(spec: &ContainerSpec) -> String {
-    parts_of(&canonical(spec, Form::V1))
+/// The digest and parts labels in the first canonical form (see [`legacy_digest`]), from
+/// one canonical text.
+pub fn legacy_labels(spec: &ContainerSpec) -> (String, String) {
+    let canonical = canonical(spec, Form::V1);
+    (digest_of(&canonical), parts_of(&canonical))
 }
 
 fn digest_of(canonical: &[(&'static str, String)]) -> String {

@@ -285,7 +285,7 @@ fn secrets_are_salted_hashes_in_labels_never_values() {
     assert_eq!(label(&spec, labels::DIGEST), label(&plain, labels::DIGEST));
     assert_eq!(digest(&spec), label(&plain, labels::DIGEST));
     assert_eq!(legacy_digest(&spec), legacy_digest(&plain));
-    assert_eq!(legacy_parts(&spec), legacy_parts(&plain));
+    assert_eq!(legacy_labels(&spec), legacy_labels(&plain));
     assert_eq!(
         label(&with("rotated", "s1"), labels::DIGEST),
         label(&plain, labels::DIGEST)
