@@ -25,6 +25,11 @@ use cli::Command;
 // environment file is invalid, 130 interrupted.
 use commands::EXIT_INVALID;
 
+/// A large environment is millions of small allocations (YAML nodes, names, variables):
+/// mimalloc keeps them in less memory and time than the system's malloc (Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before anything else: a completion request must get nothing but its answer.
     complete::answer_if_asked();
