@@ -200,7 +200,9 @@ pub struct Instance {
     pub name: String,
     pub service: ServiceId,
     pub ship: ShipId,
-    pub image: Image,
+    /// Shared with the service's other instances when they run the same image (most do):
+    /// one parsed name instead of one per instance.
+    pub image: std::sync::Arc<Image>,
     pub command: Option<Command>,
     /// By port name, service ports first, then the instance's own.
     pub ports: IndexMap<String, Port>,
@@ -231,7 +233,9 @@ pub struct Instance {
     pub dns: Vec<String>,
     pub stop_timeout: u32,
     pub limits: Limits,
-    pub log: Option<LogConfig>,
+    /// Boxed, as `healthcheck` is: few instances have one, and every instance would
+    /// otherwise carry the room for it (an environment may hold 200,000 instances).
+    pub log: Option<Box<LogConfig>>,
     pub security_opt: Vec<String>,
     pub ulimits: Vec<Ulimit>,
     pub labels: IndexMap<String, String>,
@@ -240,7 +244,7 @@ pub struct Instance {
     /// The Docker health check, when the file configures one (service's, then the
     /// instance's fields over it). `None`: the image's own HEALTHCHECK (if any) runs but
     /// does not gate readiness.
-    pub healthcheck: Option<Healthcheck>,
+    pub healthcheck: Option<Box<Healthcheck>>,
 }
 
 impl Instance {

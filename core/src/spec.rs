@@ -252,7 +252,7 @@ fn definition(env: &Environment, id: InstanceId, discovery: bool) -> ContainerSp
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         stop_timeout: instance.stop_timeout,
-        healthcheck: instance.healthcheck.clone(),
+        healthcheck: instance.healthcheck.as_deref().cloned(),
     }
 }
 

@@ -44,12 +44,38 @@ pub enum Value {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scalar {
-    /// The value after YAML escape processing, before any type resolution.
-    pub text: String,
+    /// The value after YAML escape processing, before any type resolution. Boxed: a
+    /// large file is millions of scalars, and a `Box<str>` is 8 bytes smaller than a
+    /// `String` and holds no spare capacity.
+    pub text: Box<str>,
     /// Plain scalars are subject to type resolution; quoted and block scalars are strings.
     pub plain: bool,
-    /// A core-schema tag given explicitly (`!!str 80`), by its suffix.
-    pub tag: Option<String>,
+    /// A core-schema tag given explicitly (`!!str 80`).
+    pub tag: Option<CoreTag>,
+}
+
+/// The YAML core schema's tags (`!!str` ...), the only ones maestro understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreTag {
+    Str,
+    Int,
+    Float,
+    Bool,
+    Null,
+    Map,
+    Seq,
+}
+
+impl CoreTag {
+    const ALL: [(&'static str, CoreTag); 7] = [
+        ("str", CoreTag::Str),
+        ("int", CoreTag::Int),
+        ("float", CoreTag::Float),
+        ("bool", CoreTag::Bool),
+        ("null", CoreTag::Null),
+        ("map", CoreTag::Map),
+        ("seq", CoreTag::Seq),
+    ];
 }
 
 /// What a scalar means. Where YAML 1.1 (PyYAML, hence MaestroNG) and YAML 1.2 disagree,
@@ -66,7 +92,7 @@ pub enum Resolved {
 
 impl Scalar {
     fn is_str_tagged(&self) -> bool {
-        !self.plain || self.tag.as_deref() == Some("str")
+        !self.plain || self.tag == Some(CoreTag::Str)
     }
 
     /// The reading of PyYAML's resolver (YAML 1.1): `yes`/`off` are booleans, `010` is
@@ -75,7 +101,7 @@ impl Scalar {
         if self.is_str_tagged() {
             return Resolved::Str;
         }
-        let t = self.text.as_str();
+        let t: &str = &self.text;
         match t {
             "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
             "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
@@ -100,7 +126,7 @@ impl Scalar {
         if self.is_str_tagged() {
             return Resolved::Str;
         }
-        let t = self.text.as_str();
+        let t: &str = &self.text;
         match t {
             "" | "~" | "null" | "Null" | "NULL" => Resolved::Null,
             "true" | "True" | "TRUE" => Resolved::Bool(true),
@@ -144,7 +170,7 @@ impl Node {
 
     /// The text of a scalar, `None` for collections.
     pub fn text(&self) -> Option<&str> {
-        self.as_scalar().map(|s| s.text.as_str())
+        self.as_scalar().map(|s| &*s.text)
     }
 
     /// Looks a key up in a mapping node.
@@ -335,7 +361,7 @@ impl Builder {
                     let node = Node {
                         loc,
                         value: Value::Scalar(Scalar {
-                            text: text.into_owned(),
+                            text: text.into(),
                             plain: style == ScalarStyle::Plain,
                             tag,
                         }),
@@ -503,10 +529,10 @@ fn scan_error(e: ScanError) -> SyntaxError {
 
 /// Only the core schema's tags have a meaning here; PyYAML's safe loader refuses the
 /// others too.
-fn core_tag(handle: &str, suffix: &str, loc: Loc) -> Result<String, SyntaxError> {
-    const CORE: [&str; 7] = ["str", "int", "float", "bool", "null", "map", "seq"];
-    if handle == "tag:yaml.org,2002:" && CORE.contains(&suffix) {
-        Ok(suffix.to_owned())
+fn core_tag(handle: &str, suffix: &str, loc: Loc) -> Result<CoreTag, SyntaxError> {
+    let known = CoreTag::ALL.iter().find(|(name, _)| *name == suffix);
+    if let (true, Some((_, tag))) = (handle == "tag:yaml.org,2002:", known) {
+        Ok(*tag)
     } else {
         Err(SyntaxError {
             loc: Some(loc),
@@ -524,7 +550,7 @@ fn merge(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, SyntaxError> {
     let mut seen: HashSet<String> = HashSet::with_capacity(entries.len());
     for (key, value) in entries {
         let scalar = key.as_scalar().expect("keys are scalars");
-        if scalar.plain && scalar.tag.is_none() && scalar.text == "<<" {
+        if scalar.plain && scalar.tag.is_none() && &*scalar.text == "<<" {
             match &value.value {
                 Value::Map(_) => sources.push(value),
                 Value::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
@@ -542,7 +568,7 @@ fn merge(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, SyntaxError> {
             }
             continue;
         }
-        if !seen.insert(scalar.text.clone()) {
+        if !seen.insert(scalar.text.to_string()) {
             let first = explicit
                 .iter()
                 .find(|(k, _)| k.text() == Some(&scalar.text));

@@ -306,7 +306,7 @@ fn instance_view<'a>(env: &'a Environment, id: InstanceId, i: &'a Instance) -> I
         links: i.links.iter().map(|(c, a)| format!("{c}:{a}")).collect(),
         labels: &i.labels,
         lifecycle,
-        healthcheck: i.healthcheck.as_ref().map(healthcheck_view),
+        healthcheck: i.healthcheck.as_deref().map(healthcheck_view),
     }
 }
 

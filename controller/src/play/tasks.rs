@@ -385,7 +385,7 @@ fn has_running_checks<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
         .get(&LifecycleState::Running)
         .is_some_and(|c| !c.is_empty())
         || matches!(
-            instance.healthcheck,
+            instance.healthcheck.as_deref(),
             Some(
                 maestro_core::model::Healthcheck::Image
                     | maestro_core::model::Healthcheck::Defined { .. }

@@ -304,7 +304,7 @@ fn request_options(r: &mut Reader, node: &Node, path: &str) -> Option<RequestOpt
                 }
                 Some((Resolved::Bool(false), _)) => options.verify = Verify::Off,
                 Some((Resolved::Str, s)) if !s.text.is_empty() => {
-                    options.verify = Verify::Bundle(s.text.clone());
+                    options.verify = Verify::Bundle(s.text.to_string());
                 }
                 _ => {
                     r.error(
@@ -334,7 +334,7 @@ fn request_options(r: &mut Reader, node: &Node, path: &str) -> Option<RequestOpt
                     let user = r.string(user, &format!("{vpath}[0]"), "a user name");
                     // The password is never shown, not even in an error.
                     let password = match password.as_scalar() {
-                        Some(s) if !password.is_null() => Some(Secret::new(s.text.clone())),
+                        Some(s) if !password.is_null() => Some(Secret::new(s.text.to_string())),
                         _ => {
                             r.error(
                                 &format!("{vpath}[1]"),
@@ -733,7 +733,7 @@ fn auditor(r: &mut Reader, node: &Node, path: &str) -> Option<Auditor> {
 fn data(node: &Node) -> Data {
     match &node.value {
         Value::Scalar(_) if node.is_null() => Data::Null,
-        Value::Scalar(s) => Data::Scalar(s.text.clone()),
+        Value::Scalar(s) => Data::Scalar(s.text.to_string()),
         Value::Seq(items) => Data::List(items.iter().map(data).collect()),
         Value::Map(entries) => Data::Map(
             entries

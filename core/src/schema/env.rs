@@ -94,7 +94,7 @@ fn secret_source(r: &mut Reader, node: &Node, path: &str) -> Option<Option<Secre
     }
     let secret_path = format!("{path}.secret");
     let text = match spec.as_scalar() {
-        Some(s) if !spec.is_null() && s.yaml12() == Resolved::Str => s.text.as_str(),
+        Some(s) if !spec.is_null() && s.yaml12() == Resolved::Str => s.text.as_ref(),
         _ => {
             r.error(
                 &secret_path,
@@ -156,7 +156,7 @@ fn value(r: &mut Reader, node: &Node, name: &str, path: &str) -> Option<Option<S
         Value::Seq(_) => flatten(r, node, path).map(Some),
         Value::Scalar(s) => {
             let sent = python::str_of(node);
-            if let Some(sent) = sent.as_deref().filter(|sent| *sent != s.text) {
+            if let Some(sent) = sent.as_deref().filter(|sent| *sent != &*s.text) {
                 let message = if secret {
                     format!(
                         "YAML 1.1 reads this value as a {}: it reaches the container in Python's \
@@ -221,7 +221,7 @@ fn flatten(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
             }
             ok.then(|| parts.join(" "))
         }
-        Value::Scalar(s) if s.yaml12() == Resolved::Str => Some(s.text.clone()),
+        Value::Scalar(s) if s.yaml12() == Resolved::Str => Some(s.text.to_string()),
         _ => {
             r.error(
                 path,

@@ -85,7 +85,7 @@ impl Fields {
 pub(crate) fn read(r: &mut Reader, node: &Node, path: &str) -> Option<Written> {
     let entries = match &node.value {
         _ if node.is_null() => return None,
-        Value::Scalar(s) if s.text == "image" => return Some(Written::Image),
+        Value::Scalar(s) if &*s.text == "image" => return Some(Written::Image),
         Value::Map(entries) => entries,
         _ => {
             r.error(
@@ -166,7 +166,7 @@ fn test(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<String>> {
             .help = Some(HELP.into());
             None
         }
-        Value::Scalar(s) => Some(vec!["CMD-SHELL".into(), s.text.clone()]),
+        Value::Scalar(s) => Some(vec!["CMD-SHELL".into(), s.text.to_string()]),
         Value::Seq(items) => {
             let words: Vec<String> = items
                 .iter()

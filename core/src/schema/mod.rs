@@ -8,6 +8,7 @@ pub(crate) mod ports;
 mod read;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 
@@ -122,7 +123,7 @@ pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
             ));
                 None
             }
-            Ok(Some(root)) => environment(&mut r, &root, files, local_ship),
+            Ok(Some(mut root)) => environment(&mut r, &mut root, files, local_ship),
         };
     let mut diagnostics = r.diags;
     diagnostics.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((u32::MAX, 0)));
@@ -137,10 +138,15 @@ pub fn load(text: &str, files: &dyn Files, local_ship: &Ship) -> Loaded {
 
 fn environment(
     r: &mut Reader,
-    root: &Node,
+    root: &mut Node,
     files: &dyn Files,
     local_ship: &Ship,
 ) -> Option<Environment> {
+    // The services are read from their own part of the tree, taken out of the document,
+    // so that each instance's nodes can be dropped once the instance is built (see
+    // `services`).
+    let services_node = take_value(root, "services");
+    let root = &*root;
     let top = r.map(root, "", "a mapping with name, ships and services")?;
     for (k, _) in top {
         let name = key(k);
@@ -183,11 +189,11 @@ fn environment(
         .map(|n| checks::auditors(r, n, "audit"))
         .unwrap_or_default();
 
-    let (services, instances) = match get(top, "services") {
+    let (services, instances) = match services_node {
         None => (Vec::new(), Vec::new()),
-        Some(node) => services(
+        Some(mut node) => services(
             r,
-            node,
+            &mut node,
             files,
             &ships,
             name.as_deref().unwrap_or_default(),
@@ -587,24 +593,63 @@ struct ServiceDefaults<'n> {
     healthcheck: Option<health::Written>,
 }
 
+/// Takes the value of `key` out of a mapping node, leaving a null in its place (at the same
+/// location, so that the key still reads as present).
+fn take_value(node: &mut Node, key: &str) -> Option<Node> {
+    let Value::Map(entries) = &mut node.value else {
+        return None;
+    };
+    let (_, value) = entries.iter_mut().find(|(k, _)| k.text() == Some(key))?;
+    let null = Node {
+        loc: value.loc,
+        value: Value::Scalar(crate::yaml::Scalar {
+            text: "".into(),
+            plain: true,
+            tag: None,
+        }),
+    };
+    Some(std::mem::replace(value, null))
+}
+
 fn services(
     r: &mut Reader,
-    node: &Node,
+    node: &mut Node,
     files: &dyn Files,
     ships: &ShipTable,
     env_name: &str,
     schema: u32,
 ) -> (Vec<Service>, Vec<Instance>) {
-    let Some(entries) = r.map(node, "services", "a mapping of service names to services") else {
+    if r.map(node, "services", "a mapping of service names to services")
+        .is_none()
+    {
         return (Vec::new(), Vec::new());
+    }
+    let Value::Map(entries) = &mut node.value else {
+        unreachable!("checked to be a mapping")
     };
-    let mut services = Vec::new();
-    let mut instances: Vec<Instance> = Vec::new();
-    let mut instance_nodes: Vec<(&Node, &Node, String)> = Vec::new();
-    let mut instance_index: HashMap<String, (usize, String)> = HashMap::new();
-    let mut dependencies: Vec<Dependencies<'_>> = Vec::new();
+    // Each service's instances are taken out of the tree and consumed one by one: with
+    // 200,000 instances their nodes would otherwise stay (some 300 MB) until every
+    // instance is built.
+    let instance_maps: Vec<Option<Node>> = entries
+        .iter_mut()
+        .map(|(_, v)| take_value(v, "instances"))
+        .collect();
+    let entries: &[(Node, Node)] = entries;
+    // Sized from the file up front: an `Instance` is large, and growing a vector of
+    // 200,000 of them by doubling copies them all again and leaves up to a third unused.
+    let expected = instance_maps
+        .iter()
+        .filter_map(|n| n.as_ref().and_then(Node::as_map))
+        .map(<[_]>::len)
+        .sum::<usize>();
+    let mut services = Vec::with_capacity(entries.len());
+    let mut instances: Vec<Instance> = Vec::with_capacity(expected);
+    // Per instance: its `volumes_from` node and path, read once every instance is known.
+    let mut volumes_from_nodes: Vec<Option<(Node, String)>> = Vec::with_capacity(expected);
+    let mut instance_index: HashMap<String, usize> = HashMap::with_capacity(expected);
+    let mut dependencies: Vec<Dependencies<'_>> = Vec::with_capacity(entries.len());
 
-    for (k, v) in entries {
+    for ((k, v), instance_map) in entries.iter().zip(instance_maps) {
         let service_name = key(k).to_owned();
         check_name(r, NameKind::Service, "services", k, &service_name);
         let path = join("services", &service_name);
@@ -647,7 +692,7 @@ fn services(
                     })
                     .collect(),
                 Value::Scalar(_) if n.is_null() => Vec::new(),
-                Value::Scalar(s) => vec![(n, s.text.clone())],
+                Value::Scalar(s) => vec![(n, s.text.to_string())],
                 Value::Map(_) => {
                     r.error(
                         &fpath,
@@ -698,6 +743,7 @@ fn services(
         defaults.healthcheck =
             get(fields, "healthcheck").and_then(|n| health::read(r, n, &p("healthcheck")));
 
+        let service_image = Arc::new(Image::parse(&image));
         let mut service = Service {
             name: service_name.clone(),
             image: image.clone(),
@@ -706,25 +752,34 @@ fn services(
             omit,
             instances: vec![],
         };
-        let instance_entries = match get(fields, "instances") {
-            Some(n) => r
-                .opt_map(
-                    n,
-                    &p("instances"),
-                    "a mapping of instance names to instances",
-                )
-                .unwrap_or_default(),
+        let instance_entries = match instance_map {
+            Some(n) => match r.opt_map(
+                &n,
+                &p("instances"),
+                "a mapping of instance names to instances",
+            ) {
+                Some(_) => match n.value {
+                    Value::Map(entries) => entries,
+                    _ => Vec::new(),
+                },
+                None => Vec::new(),
+            },
             None => {
                 r.error(&path, k, format!("service {service_name} needs instances: a mapping of instance names to instances"))
                     .help = Some("instances:\n  my-instance-1: {ship: SHIP}".into());
-                &[]
+                Vec::new()
             }
         };
-        for (ik, iv) in instance_entries {
+        for (ik, mut iv) in instance_entries {
+            let (ik, iv) = (&ik, &mut iv);
             let instance_name = key(ik).to_owned();
             check_name(r, NameKind::Instance, &p("instances"), ik, &instance_name);
             let ipath = join(&p("instances"), &instance_name);
-            if let Some((_, other)) = instance_index.get(&instance_name) {
+            if let Some(&other) = instance_index.get(&instance_name) {
+                let other = match instances[other].service {
+                    id if id == service_id => &service_name,
+                    id => &services[id.0].name,
+                };
                 r.error(&ipath, ik, format!("instance {instance_name} is already defined in service {other}"))
                     .help = Some("instance names are Docker container names and must be unique in the environment".into());
                 continue;
@@ -735,7 +790,7 @@ fn services(
                 &ipath,
                 &instance_name,
                 service_id,
-                &image,
+                &service_image,
                 &defaults,
                 files,
                 ships,
@@ -743,12 +798,9 @@ fn services(
             ) else {
                 continue;
             };
-            instance_index.insert(
-                instance_name.clone(),
-                (instances.len(), service_name.clone()),
-            );
+            instance_index.insert(instance_name.clone(), instances.len());
             service.instances.push(InstanceId(instances.len()));
-            instance_nodes.push((ik, iv, ipath));
+            volumes_from_nodes.push(take_value(iv, "volumes_from").map(|n| (n, ipath)));
             instances.push(instance);
         }
         services.push(service);
@@ -758,11 +810,11 @@ fn services(
     resolve_volumes_from(
         r,
         &mut instances,
-        &instance_nodes,
+        &volumes_from_nodes,
         &instance_index,
         &ships.ships,
     );
-    volumes_from_cycles(r, &services, &instances, &instance_nodes);
+    volumes_from_cycles(r, &services, &instances, &volumes_from_nodes);
     (services, instances)
 }
 
@@ -889,20 +941,19 @@ fn resolve_dependencies(
 fn resolve_volumes_from(
     r: &mut Reader,
     instances: &mut [Instance],
-    nodes: &[(&Node, &Node, String)],
-    index: &HashMap<String, (usize, String)>,
+    nodes: &[Option<(Node, String)>],
+    index: &HashMap<String, usize>,
     ships: &[Ship],
 ) {
     for i in 0..instances.len() {
-        let (_, node, path) = &nodes[i];
-        let Some(vf_node) = node.get("volumes_from") else {
+        let Some((vf_node, path)) = &nodes[i] else {
             continue;
         };
         let vpath = join(path, "volumes_from");
         let names = r.strings(vf_node, &vpath, "a container name");
         let mut resolved = Vec::new();
         for name in names {
-            let Some(&(j, _)) = index.get(&name) else {
+            let Some(&j) = index.get(&name) else {
                 let help = r.suggester.suggestion(
                     &name,
                     instances
@@ -978,7 +1029,7 @@ fn volumes_from_cycles(
     r: &mut Reader,
     services: &[Service],
     instances: &[Instance],
-    nodes: &[(&Node, &Node, String)],
+    nodes: &[Option<(Node, String)>],
 ) {
     let mut across: Vec<Vec<usize>> = services
         .iter()
@@ -1043,8 +1094,10 @@ fn volumes_from_cycles(
             .chain(back)
             .map(|s| services[s].name.as_str())
             .collect();
-        let (_, node, path) = &nodes[i];
-        let at = node.get("volumes_from").unwrap_or(node);
+        // Only an instance with `volumes_from` has an edge, hence a cycle.
+        let Some((at, path)) = &nodes[i] else {
+            continue;
+        };
         r.error(
             &join(path, "volumes_from"),
             at,
@@ -1064,8 +1117,9 @@ fn volumes_from_cycles(
             .chain([&cycle[0]])
             .map(|&i| instances[i].name.as_str())
             .collect();
-        let (_, node, path) = &nodes[cycle[0]];
-        let at = node.get("volumes_from").unwrap_or(node);
+        let Some((at, path)) = &nodes[cycle[0]] else {
+            continue;
+        };
         r.error(
             &join(path, "volumes_from"),
             at,
@@ -1095,7 +1149,7 @@ fn instance(
     path: &str,
     name: &str,
     service: ServiceId,
-    service_image: &str,
+    service_image: &Arc<Image>,
     defaults: &ServiceDefaults<'_>,
     files: &dyn Files,
     ships: &ShipTable,
@@ -1148,11 +1202,10 @@ fn instance(
     };
     let ship_ip = ships.ships[ship.0].ip.clone();
 
-    let image_name = match f("image") {
-        Some(n) => r.string(n, &p("image"), "an image name")?,
-        None => service_image.to_owned(),
+    let image = match f("image") {
+        Some(n) => Arc::new(Image::parse(&r.string(n, &p("image"), "an image name")?)),
+        None => Arc::clone(service_image),
     };
-    let image = Image::parse(&image_name);
 
     let command = match f("command").or(f("cmd")) {
         None => None,
@@ -1172,7 +1225,7 @@ fn instance(
                             format!("cannot split {:?} into words: unbalanced quotes", s.text),
                         );
                     }
-                    Some(Command::Shell(s.text.clone()))
+                    Some(Command::Shell(s.text.to_string()))
                 }
                 Value::Seq(_) => Some(Command::Args(r.strings(n, &cpath, "an argument"))),
                 Value::Map(_) => {
@@ -1532,13 +1585,13 @@ fn instance(
         dns,
         stop_timeout,
         limits,
-        log,
+        log: log.map(Box::new),
         security_opt,
         ulimits,
         labels,
         lxc_conf,
         lifecycle,
-        healthcheck,
+        healthcheck: healthcheck.map(Box::new),
     })
 }
 
@@ -1565,7 +1618,7 @@ fn volumes(
                 match v.as_scalar().filter(|_| !v.is_null()) {
                     Some(host) => {
                         out.insert(
-                            host.text.clone(),
+                            host.text.to_string(),
                             Bind {
                                 target: key(k).to_owned(),
                                 mode: "rw".into(),
@@ -1583,7 +1636,7 @@ fn volumes(
                     out.insert(
                         key(k).to_owned(),
                         Bind {
-                            target: s.text.clone(),
+                            target: s.text.to_string(),
                             mode: "rw".into(),
                         },
                     );
@@ -1665,7 +1718,7 @@ fn restart_policy(r: &mut Reader, node: &Node, path: &str) -> RestartPolicy {
                                 return RestartPolicy::default();
                             }
                         },
-                        None => (s.text.as_str(), 0),
+                        None => (s.text.as_ref(), 0),
                     };
                     if check_name(r, name, node) {
                         RestartPolicy {

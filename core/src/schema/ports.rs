@@ -35,7 +35,7 @@ fn scalar_text(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
     let scalar = node.as_scalar()?;
     match scalar.yaml11() {
         Resolved::Int(decimal) => {
-            if decimal != scalar.text {
+            if *decimal != *scalar.text {
                 r.warn(
                     path,
                     node,
@@ -48,7 +48,7 @@ fn scalar_text(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
             }
             Some(decimal)
         }
-        Resolved::Str => Some(scalar.text.clone()),
+        Resolved::Str => Some(scalar.text.to_string()),
         Resolved::Null | Resolved::Bool(_) | Resolved::Float => None,
     }
 }

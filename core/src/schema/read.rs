@@ -92,7 +92,7 @@ impl Reader {
     /// Any non-null scalar, as written.
     pub fn string(&mut self, node: &Node, path: &str, what: &str) -> Option<String> {
         match node.as_scalar() {
-            Some(s) if !node.is_null() => Some(s.text.clone()),
+            Some(s) if !node.is_null() => Some(s.text.to_string()),
             _ => {
                 self.expected(path, node, what);
                 None
@@ -196,7 +196,7 @@ impl Reader {
     pub fn strings(&mut self, node: &Node, path: &str, what: &str) -> Vec<String> {
         match &node.value {
             Value::Scalar(_) if node.is_null() => Vec::new(),
-            Value::Scalar(s) => vec![s.text.clone()],
+            Value::Scalar(s) => vec![s.text.to_string()],
             Value::Seq(items) => items
                 .iter()
                 .enumerate()

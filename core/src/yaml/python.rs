@@ -48,7 +48,7 @@ fn scalar(s: &Scalar, quoted: bool) -> Option<String> {
             Some(stamp) if quoted => stamp.repr(),
             Some(stamp) => stamp.str(),
             None if quoted => return Some(string_repr(&s.text)),
-            None => s.text.clone(),
+            None => s.text.to_string(),
         },
     };
     Some(text)

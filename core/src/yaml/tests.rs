@@ -4,7 +4,7 @@ use super::*;
 
 fn plain(text: &str) -> Scalar {
     Scalar {
-        text: text.to_owned(),
+        text: text.into(),
         plain: true,
         tag: None,
     }
@@ -84,7 +84,7 @@ fn yaml12_resolution() {
     let tagged = Scalar {
         text: "42".into(),
         plain: true,
-        tag: Some("str".into()),
+        tag: Some(CoreTag::Str),
     };
     assert_eq!(tagged.yaml12(), Str);
 }

@@ -28,7 +28,7 @@ fn healthcheck_of(text: &str) -> Option<Healthcheck> {
     let env = loaded
         .environment
         .unwrap_or_else(|| panic!("{text}: {:?}", loaded.diagnostics));
-    env.instances[0].healthcheck.clone()
+    env.instances[0].healthcheck.as_deref().cloned()
 }
 
 fn errors(text: &str) -> Vec<String> {
