@@ -53,7 +53,7 @@ pub(crate) fn source(r: &mut Reader, files: &dyn Files, node: &Node, path: &str,
         Value::Map(entries) => {
             for (k, v) in entries {
                 let name = key(k).to_owned();
-                let item_path = format!("{path}.{name}");
+                let item_path = super::read::join(path, &name);
                 if let Some(source) = secret_source(r, v, &item_path) {
                     if let Some(source) = source {
                         out.insert_secret(name, source);

@@ -770,11 +770,12 @@ fn services(
                 Vec::new()
             }
         };
+        let instances_path = p("instances");
         for (ik, mut iv) in instance_entries {
             let (ik, iv) = (&ik, &mut iv);
             let instance_name = key(ik).to_owned();
-            check_name(r, NameKind::Instance, &p("instances"), ik, &instance_name);
-            let ipath = join(&p("instances"), &instance_name);
+            check_name(r, NameKind::Instance, &instances_path, ik, &instance_name);
+            let ipath = join(&instances_path, &instance_name);
             if let Some(&other) = instance_index.get(&instance_name) {
                 let other = match instances[other].service {
                     id if id == service_id => &service_name,

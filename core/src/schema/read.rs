@@ -20,11 +20,15 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     } else {
         key.into()
     };
-    if path.is_empty() {
-        key.into_owned()
-    } else {
-        format!("{path}.{key}")
+    // Not `format!`: a path is made for every field of every instance, and the formatting
+    // machinery was a tenth of the time to load 200,000 of them.
+    let mut joined = String::with_capacity(path.len() + 1 + key.len());
+    if !path.is_empty() {
+        joined.push_str(path);
+        joined.push('.');
     }
+    joined.push_str(&key);
+    joined
 }
 
 /// The longest wait or timeout a file may give: a week. Longer ones are mistakes (`1e300`
