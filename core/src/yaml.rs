@@ -531,15 +531,14 @@ fn scan_error(e: ScanError) -> SyntaxError {
 /// others too.
 fn core_tag(handle: &str, suffix: &str, loc: Loc) -> Result<CoreTag, SyntaxError> {
     let known = CoreTag::ALL.iter().find(|(name, _)| *name == suffix);
-    if let (true, Some((_, tag))) = (handle == "tag:yaml.org,2002:", known) {
-        Ok(*tag)
-    } else {
-        Err(SyntaxError {
+    match known {
+        Some((_, tag)) if handle == "tag:yaml.org,2002:" => Ok(*tag),
+        _ => Err(SyntaxError {
             loc: Some(loc),
             message: format!(
                 "unsupported YAML tag {handle}{suffix}: only the core tags (!!str, !!int ...) are understood"
             ),
-        })
+        }),
     }
 }
 

@@ -627,9 +627,9 @@ fn services(
     let Value::Map(entries) = &mut node.value else {
         unreachable!("checked to be a mapping")
     };
-    // Each service's instances are taken out of the tree and consumed one by one: with
-    // 200,000 instances their nodes would otherwise stay (some 300 MB) until every
-    // instance is built.
+    // Each service's instances are taken out of the tree and consumed one by one:
+    // otherwise their nodes, most of the tree, would stay until every instance is built
+    // (with mimalloc, 200,000 instances peaked at 1.20 GB with them, 0.96 GB without).
     let instance_maps: Vec<Option<Node>> = entries
         .iter_mut()
         .map(|(_, v)| take_value(v, "instances"))
