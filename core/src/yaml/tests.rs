@@ -117,8 +117,21 @@ fn duplicates_and_errors_are_located() {
         ("a: !custom 1\n", 1, 12, "unsupported YAML tag"),
         ("? [1, 2]\n: x\n", 1, 3, "mapping keys must be plain values"),
         ("a: *nope\n", 1, 4, ""),
+        ("a: 1\n<<: 2\n", 2, 5, "a merge key (<<) takes a mapping"),
     ];
+    // A large mapping's keys are indexed rather than searched.
+    let large = (0..40).map(|i| format!("k{i}: {i}\n")).collect::<String>() + "k7: again\n";
+    let cases = cases
+        .into_iter()
+        .map(|(t, l, c, m)| (t.to_owned(), l, c, m))
+        .chain([(
+            large,
+            41,
+            1,
+            "duplicate key \"k7\" (first defined at line 8)",
+        )]);
     for (text, line, col, message) in cases {
+        let text = text.as_str();
         let err = parse(text).expect_err(text);
         let loc = err.loc.expect("located");
         assert_eq!(
