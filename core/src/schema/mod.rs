@@ -587,6 +587,8 @@ fn registries(r: &mut Reader, node: &Node) -> Vec<Registry> {
 /// What a service contributes to each of its instances.
 struct ServiceDefaults<'n> {
     env: env::Vars,
+    /// `env.values`, shared by the service's instances.
+    shared_env: Arc<Variables>,
     ports: IndexMap<String, Port>,
     limits: Vec<(&'n Node, &'n Node)>,
     lifecycle: IndexMap<LifecycleState, Vec<checks::RawCheck<'n>>>,
@@ -710,6 +712,7 @@ fn services(
 
         let mut defaults = ServiceDefaults {
             env: env::Vars::new(),
+            shared_env: Arc::default(),
             ports: IndexMap::new(),
             limits: Vec::new(),
             lifecycle: IndexMap::new(),
@@ -729,6 +732,7 @@ fn services(
             guestutils::names::SERVICE_NAME.into(),
             Some(service_name.clone()),
         );
+        defaults.shared_env = Arc::new(defaults.env.values.clone());
         if let Some(n) = get(fields, "ports") {
             port_map(r, n, &p("ports"), &mut defaults.ports);
         }
@@ -1246,7 +1250,8 @@ fn instance(
         port_map(r, n, &p("ports"), &mut ports);
     }
 
-    let mut env = defaults.env.clone();
+    // The instance's own variables, over its service's (shared, see `model::Env`).
+    let mut env = env::Vars::new();
     if let Some(n) = f("envfile") {
         env::source(r, files, n, &p("envfile"), &mut env);
     }
@@ -1258,6 +1263,11 @@ fn instance(
     env.insert(v::CONTAINER_HOST_ADDRESS.into(), Some(ship_ip.clone()));
     env.insert(v::DOCKER_IMAGE.into(), Some(image.name.clone()));
     env.insert(v::DOCKER_TAG.into(), Some(image.tag.clone()));
+    // The service's secrets, less those the instance sets to a plain value, then the
+    // instance's: what one map would hold after the same inserts.
+    let mut secrets = defaults.env.secrets.clone();
+    secrets.retain(|k, _| !env.values.contains_key(k) || env.secrets.contains_key(k));
+    secrets.extend(env.secrets);
 
     let (volumes, container_volumes) =
         volumes(r, f("volumes"), f("container_volumes"), path, schema);
@@ -1569,8 +1579,8 @@ fn instance(
         image,
         command,
         ports,
-        env: env.values,
-        secrets: env.secrets,
+        env: Env::new(Arc::clone(&defaults.shared_env), env.values),
+        secrets,
         volumes,
         container_volumes,
         volumes_from: Vec::new(),

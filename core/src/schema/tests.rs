@@ -1920,8 +1920,8 @@ services: {svc: {image: i, instances: {i1: {ship: a}}}}
     assert_eq!(env.ships, [Ship::new("local", "127.0.0.1")]);
     assert_eq!(env.instances[0].ship, ShipId(0));
     assert_eq!(
-        env.instances[0].env["CONTAINER_HOST_ADDRESS"].as_deref(),
-        Some("127.0.0.1")
+        env.instances[0].env.get("CONTAINER_HOST_ADDRESS"),
+        Some(Some("127.0.0.1"))
     );
 
     type Case<'a> = (
