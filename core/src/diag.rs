@@ -84,6 +84,18 @@ impl Default for Suggester {
 }
 
 impl Suggester {
+    /// A part of the budget for one of `parts` workers; [`Self::absorb`] takes back what
+    /// it leaves.
+    pub fn share(&mut self, parts: usize) -> Suggester {
+        let share = self.left / parts.max(1);
+        self.left -= share;
+        Suggester { left: share }
+    }
+
+    pub fn absorb(&mut self, other: Suggester) {
+        self.left += other.left;
+    }
+
     /// The closest of `candidates` to `word`, if one is close enough to be a likely typo
     /// (and the budget allows looking).
     pub fn closest<'a>(

@@ -18,7 +18,7 @@ pub use diag::{Diagnostic, Severity};
 pub use schema::{Loaded, load};
 
 /// Access to the files an environment file names (env files), relative to its folder.
-pub trait Files {
+pub trait Files: Sync {
     /// The file's text, or why it cannot be read (the reason names the path).
     fn read(&self, path: &str) -> Result<String, String>;
 }

@@ -9,6 +9,8 @@ pub(crate) struct Reader {
     pub diags: Vec<Diagnostic>,
     /// Every "did you mean" of one file shares one bound on the work it does.
     pub suggester: Suggester,
+    /// How many threads may build instances (see `build_instances`).
+    pub threads: usize,
 }
 
 /// A YAML path, built as the reader descends. A key holding control characters (refused

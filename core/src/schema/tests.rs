@@ -2426,3 +2426,69 @@ services:
         "{errors:#?}"
     );
 }
+
+/// Instances are built on several threads from `PARALLEL_FROM` of them: the environment
+/// and every diagnostic (their order included) are those of one thread, for a valid file
+/// and for one with mistakes on both sides of the threads' boundaries (a duplicate across
+/// them, an unknown ship with its suggestion, an unknown field, a bad port, an unknown
+/// instance in `volumes_from`; and volumes taken from an instance another thread built).
+#[test]
+fn instances_built_on_threads_are_those_built_on_one() {
+    let file = |mistakes: bool| {
+        let mut text = String::from(
+            "__maestro: {schema: 2}\nname: e\nships:\n  ship-a: {ip: 10.0.0.1}\n  ship-b: {ip: 10.0.0.2}\nservices:\n",
+        );
+        let per_service = super::PARALLEL_FROM / 4 + 1;
+        for s in 0..5 {
+            text += &format!(
+                "  svc{s}:\n    image: img:{s}\n    env: {{A: {s}}}\n    ports: {{http: 80}}\n    instances:\n"
+            );
+            for i in 0..per_service {
+                let ship = if i % 2 == 0 { "ship-a" } else { "ship-b" };
+                let mut line = format!("      svc{s}-{i}: {{ship: {ship}, env: {{B: {i}}}");
+                if (s, i) == (4, 13) {
+                    line += ", volumes_from: [svc0-1]";
+                }
+                if mistakes {
+                    match (s, i) {
+                        (0, 7) => line += ", imgae: x",
+                        (1, 9) | (4, 3) => line = format!("      dup-{i}: {{ship: {ship}"),
+                        (1, 10) => line = format!("      dup-3: {{ship: {ship}"),
+                        (3, 11) => line = format!("      svc{s}-{i}: {{ship: shpi-a"),
+                        (4, 12) => line += ", ports: {http: \"80:x\"}",
+                        (4, 14) => line += ", volumes_from: [svc9-9]",
+                        _ => {}
+                    }
+                }
+                text += &line;
+                text += "}\n";
+            }
+        }
+        text
+    };
+    for mistakes in [false, true] {
+        let text = file(mistakes);
+        let on = |threads| {
+            let loaded = super::load_on(&text, &NoFiles, &Ship::new("local", "127.0.0.1"), threads);
+            (
+                format!("{:?}", loaded.environment),
+                format!("{:?}", loaded.diagnostics),
+                loaded.environment.map_or(0, |e| e.instances.len()),
+                loaded.diagnostics.len(),
+            )
+        };
+        let one = on(1);
+        if mistakes {
+            assert_eq!(one.3, 5, "{}", one.1);
+        } else {
+            assert!(one.2 >= super::PARALLEL_FROM, "{} instances", one.2);
+            assert_eq!(one.3, 0, "{}", one.1);
+        }
+        for threads in [2, 3] {
+            assert!(
+                on(threads) == one,
+                "{threads} threads, mistakes: {mistakes}"
+            );
+        }
+    }
+}
