@@ -356,7 +356,7 @@ pub enum Created {
     Made(String),
     /// A container of that name exists.
     Conflict,
-    /// The ship lacks the lock image ([`LockStore::ensure_lock_image`] imports it).
+    /// The ship lacks the lock image ([`LockStore::import_lock_image`] imports it).
     NoImage,
 }
 
@@ -377,8 +377,9 @@ pub trait LockStore: Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
-    /// Makes sure [`IMAGE`] exists.
-    fn ensure_lock_image(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// Imports [`IMAGE`] (asked for only when a create said it is missing; importing it
+    /// again only tags it again).
+    fn import_lock_image(&self) -> impl Future<Output = Result<(), EngineError>> + Send;
     /// Creates the lock container `name` with these labels, unless one exists.
     fn create_lock(
         &self,
@@ -751,7 +752,7 @@ async fn create_lock<E: LockStore>(
 ) -> Result<Created, EngineError> {
     match engine.create_lock(name, labels).await? {
         Created::NoImage => {
-            engine.ensure_lock_image().await?;
+            engine.import_lock_image().await?;
             engine.create_lock(name, labels).await
         }
         created => Ok(created),

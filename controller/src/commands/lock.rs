@@ -168,7 +168,7 @@ mod tests {
     struct Store(Mutex<std::collections::BTreeMap<String, Found>>);
 
     impl LockStore for Store {
-        async fn ensure_lock_image(&self) -> Result<(), EngineError> {
+        async fn import_lock_image(&self) -> Result<(), EngineError> {
             Ok(())
         }
         async fn create_lock(

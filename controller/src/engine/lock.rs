@@ -28,20 +28,8 @@ impl LockStore for DockerEngine {
         let _ = self.client().await;
     }
 
-    async fn ensure_lock_image(&self) -> Result<(), EngineError> {
+    async fn import_lock_image(&self) -> Result<(), EngineError> {
         let docker = self.client().await?;
-        let present = self
-            .request(|| format!("inspect of image {}", lock::IMAGE), async {
-                match docker.inspect_image(lock::IMAGE).await {
-                    Ok(_) => Ok(true),
-                    Err(e) if is_not_found(&e) => Ok(false),
-                    Err(e) => Err(daemon(e)),
-                }
-            })
-            .await?;
-        if present {
-            return Ok(());
-        }
         let (repo, tag) = lock::IMAGE
             .split_once(':')
             .unwrap_or((lock::IMAGE, "latest"));
@@ -351,8 +339,9 @@ mod engine_tests {
                 Created::NoImage
             );
         }
-        engine.ensure_lock_image().await.expect("imported");
-        engine.ensure_lock_image().await.expect("present");
+        engine.import_lock_image().await.expect("imported");
+        // Another play may import it at the same time: a second import only tags it again.
+        engine.import_lock_image().await.expect("imported again");
         let Created::Made(id) = engine.create_lock(&name, &labels).await.unwrap() else {
             panic!("{name} is new");
         };

@@ -338,7 +338,7 @@ impl LockStore for Fake {
         self.link().await;
     }
 
-    async fn ensure_lock_image(&self) -> Result<(), EngineError> {
+    async fn import_lock_image(&self) -> Result<(), EngineError> {
         self.link().await;
         self.check()?;
         self.with(|s| {
