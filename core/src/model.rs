@@ -199,8 +199,8 @@ pub type Variables = IndexMap<String, Option<String>>;
 
 /// An instance's variables from the file, in MaestroNG's order: its service's (in their
 /// place, with the instance's value where it gives the same name), then the instance's
-/// others. The service's are shared by its instances rather than copied into each: with
-/// 200,000 instances the copies were a sixth of the environment's memory.
+/// others. The service's are shared by its instances rather than copied into each: the
+/// copies were 107 MB of the 949 MB that loading 200,000 instances took.
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     service: Arc<Variables>,
