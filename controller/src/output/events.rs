@@ -239,8 +239,13 @@ impl Printer {
     }
 
     fn plain(&self, state: &State, event: &Event) {
-        // A failure is kept by print_with for the exit code; the play goes on regardless.
-        let _ = super::print_with(|out| self.write_plain(state, event, out));
+        // A line or a few, made before stdout is locked, and written at once (print_with
+        // would allocate its 64 KiB buffer for each). A failure is kept for the exit code;
+        // the play goes on regardless.
+        let mut line = Vec::with_capacity(128);
+        if self.write_plain(state, event, &mut line).is_ok() {
+            let _ = super::print_bytes(&line);
+        }
     }
 
     fn write_plain(
@@ -430,10 +435,10 @@ impl Printer {
             }
         };
         // Straight to stdout, one line per event: nothing is held back.
-        let _ = super::print_with(|out| {
-            serde_json::to_writer(&mut *out, &value)?;
-            out.write_all(b"\n")
-        });
+        if let Ok(mut line) = serde_json::to_vec(&value) {
+            line.push(b'\n');
+            let _ = super::print_bytes(&line);
+        }
     }
 }
 

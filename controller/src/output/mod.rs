@@ -129,8 +129,13 @@ static WRITE_FAILURE: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mute
 
 /// Writes `text` to stdout (failures as in [`guarded`]).
 pub fn print(text: &str) -> std::io::Result<()> {
-    // One piece of text: written as it is, with no buffer to fill first.
-    guarded(|out| std::io::Write::write_all(out, text.as_bytes()))
+    print_bytes(text.as_bytes())
+}
+
+/// Writes `bytes` to stdout (failures as in [`guarded`]).
+pub fn print_bytes(bytes: &[u8]) -> std::io::Result<()> {
+    // One piece of output: written as it is, with no buffer to fill first.
+    guarded(|out| std::io::Write::write_all(out, bytes))
 }
 
 /// Streams output to stdout through a buffer (see [`guarded`] for failures).
