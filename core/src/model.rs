@@ -233,19 +233,6 @@ impl Env {
             .map(|(k, v)| (k.as_str(), v.as_deref()));
         service.chain(own)
     }
-
-    pub fn len(&self) -> usize {
-        self.service.len()
-            + self
-                .own
-                .keys()
-                .filter(|k| !self.service.contains_key(k.as_str()))
-                .count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.service.is_empty() && self.own.is_empty()
-    }
 }
 
 impl PartialEq for Env {
@@ -738,7 +725,7 @@ mod tests {
     }
 
     /// An instance's variables read as one map would hold them after the service's
-    /// inserts and then the instance's: order, values, length.
+    /// inserts and then the instance's: order and values.
     #[test]
     fn env_reads_as_one_map() {
         type Pairs<'a> = &'a [(&'a str, Option<&'a str>)];
@@ -766,8 +753,6 @@ mod tests {
                 .map(|(k, v)| (k.as_str(), v.as_deref()))
                 .collect();
             assert_eq!(env.iter().collect::<Vec<_>>(), want, "{service:?} {own:?}");
-            assert_eq!(env.len(), one.len());
-            assert_eq!(env.is_empty(), one.is_empty());
             for (k, v) in &one {
                 assert_eq!(env.get(k), Some(v.as_deref()));
             }

@@ -594,7 +594,7 @@ fn registries(r: &mut Reader, node: &Node) -> Vec<Registry> {
 /// What a service contributes to each of its instances.
 struct ServiceDefaults<'n> {
     env: env::Vars,
-    /// `env.values`, shared by the service's instances.
+    /// The service's variables, shared by its instances (`env` keeps only the secrets).
     shared_env: Arc<Variables>,
     ports: IndexMap<String, Port>,
     limits: Vec<(&'n Node, &'n Node)>,
@@ -741,7 +741,8 @@ fn services(
             guestutils::names::SERVICE_NAME.into(),
             Some(service_name.clone()),
         );
-        defaults.shared_env = Arc::new(defaults.env.values.clone());
+        // Moved, not copied: instances read the service's variables only through it.
+        defaults.shared_env = Arc::new(std::mem::take(&mut defaults.env.values));
         if let Some(n) = get(fields, "ports") {
             port_map(r, n, &p("ports"), &mut defaults.ports);
         }
@@ -916,7 +917,7 @@ fn build_instances(
     }
     let workers = if total < PARALLEL_FROM { 1 } else { r.threads };
     // Contiguous chunks, so that concatenating the workers' results keeps file order.
-    let size = total.div_ceil(workers).max(1);
+    let size = total.div_ceil(workers);
     let mut chunks: Vec<Vec<Job>> = Vec::with_capacity(workers);
     let mut rest = jobs;
     while rest.len() > size {
