@@ -39,22 +39,43 @@ pub mod labels {
     pub const SECRETS: &str = "io.maestro.secrets";
 }
 
+/// What the names of an instance's other containers end in: [`previous_name`],
+/// [`swapping_name`], [`retiring_name`], [`staged_name`]. No instance name may end so.
+pub const GENERATION_SUFFIXES: [&str; 4] = [".previous", ".swapping", ".retiring", ".staged"];
+
 /// The name a replaced container is kept under, as the instance's previous generation
 /// (`deploy` keeps it, `rollback` returns to it, `clean` removes it).
 pub fn previous_name(instance: &str) -> String {
-    format!("{instance}.previous")
+    format!("{instance}{}", GENERATION_SUFFIXES[0])
 }
 
 /// The name a container has for a moment while `rollback` swaps two generations.
 pub fn swapping_name(instance: &str) -> String {
-    format!("{instance}.swapping")
+    format!("{instance}{}", GENERATION_SUFFIXES[1])
 }
 
 /// The name `deploy` keeps the container it replaces under (stopped) until the new one is
 /// ready; only then is the older previous generation removed and this one becomes the
 /// previous generation. A container under this name means a deploy was interrupted.
 pub fn retiring_name(instance: &str) -> String {
-    format!("{instance}.retiring")
+    format!("{instance}{}", GENERATION_SUFFIXES[2])
+}
+
+/// The name `deploy` creates an instance's new container under ahead of its turn, beside
+/// the container it will replace; at the turn, once the replaced one is renamed
+/// [`retiring_name`], it takes the instance's name and is started. It is never started
+/// under this name, so one left here (by a killed deploy) is of no use to anything:
+/// `deploy` and `clean` remove it, and `rollback` from the instances it rolls back.
+pub fn staged_name(instance: &str) -> String {
+    format!("{instance}{}", GENERATION_SUFFIXES[3])
+}
+
+/// The instance a container's name is of: its own, or another generation's.
+pub fn instance_of(name: &str) -> &str {
+    GENERATION_SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
 }
 
 /// The canonical form's versions: a new one only when the form itself must change.

@@ -395,7 +395,8 @@ fn a_crashing_image_is_undone_and_the_rollout_stops() {
 }
 
 /// Runs maestro with `args` in `env`'s folder, paused at `step` (a failpoint of debug
-/// builds, see controller/src/failpoint.rs), and kills it there with SIGKILL: no cleanup
+/// builds, see controller/src/failpoint.rs; several, separated by commas, each reached by
+/// its own task), and kills it there with SIGKILL once every one is reached: no cleanup
 /// runs, as when a machine dies. Returns its pid and what it said.
 fn killed_at(env: &Env, step: &str, args: &[&str]) -> (u32, String) {
     let mut child = Command::new(support::maestro_bin())
@@ -419,14 +420,15 @@ fn killed_at(env: &Env, step: &str, args: &[&str]) -> (u32, String) {
     });
     let mut text = String::new();
     let until = Instant::now() + Duration::from_secs(30);
-    let paused = format!("paused at {step}");
+    let mut paused: Vec<String> = step.split(',').map(|s| format!("paused at {s}")).collect();
     loop {
         let left = until.saturating_duration_since(Instant::now());
         match said.recv_timeout(left) {
             Ok(line) => {
                 text.push_str(&line);
                 text.push('\n');
-                if line == paused {
+                paused.retain(|p| *p != line);
+                if paused.is_empty() {
                     break;
                 }
             }
@@ -518,24 +520,27 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
     let (c1, c2) = (env.c("web-1"), env.c("web-2"));
     let (v1, v2) = (images.id("v1"), images.id("v2"));
     // The settled state: both instances serve `serves`, each with its previous generation
-    // on `kept`, and nothing else (no .retiring, no .swapping, no extra container).
-    let settled = |serves: &str, kept: &str, said: &str| {
+    // on `kept`, and nothing else (no .retiring, no .swapping, no extra container) but
+    // web-2's container created ahead of `staged`, when given.
+    let settled_with = |serves: &str, kept: &str, staged: Option<&String>, said: &str| {
         let (now, before) = match serves {
             "v1" => (&v1, &v2),
             _ => (&v2, &v1),
         };
         let kept = if kept == serves { now } else { before };
-        let want: Vec<(String, String)> = vec![
+        let mut want: Vec<(String, String)> = vec![
             (c1.clone(), now.clone()),
             (format!("{c1}.previous"), kept.clone()),
             (c2.clone(), now.clone()),
             (format!("{c2}.previous"), kept.clone()),
         ];
+        want.extend(staged.map(|image| (format!("{c2}.staged"), image.clone())));
         assert_eq!(containers(&env), want, "{said}");
         for k in 1..=2 {
             assert_eq!(fetch(base + k).as_deref(), Some(serves), "web-{k}: {said}");
         }
     };
+    let settled = |serves: &str, kept: &str, said: &str| settled_with(serves, kept, None, said);
     // The next play takes over the locks the killed one left, saying why.
     let took_over = |said: &str, pid: u32| {
         assert!(
@@ -546,10 +551,15 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
         );
     };
 
+    // web-2 waits for web-1 (one instance of the service out at a time), so each deploy
+    // creates web-2's container ahead while web-1 is replaced: every deploy below is also
+    // killed once that one is created (`ahead:created`), beside the step named.
+    //
     // 1. Killed after the old container was stopped and renamed, before the new one was
     //    created: the instance is absent, the old one kept as .retiring; deploy finishes.
+    //    web-2 runs untouched, its new container created ahead beside it.
     images.tag("v2");
-    let (pid, _) = killed_at(&env, "deploy:renamed", &["deploy"]);
+    let (pid, _) = killed_at(&env, "deploy:renamed,ahead:created", &["deploy"]);
     let (line, row) = status_of(&env, "web-1");
     assert!(
         line.contains("absent")
@@ -558,9 +568,21 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
         "{line}"
     );
     assert_eq!(roles(&row), ["retiring"], "{row}");
+    let (line, row) = status_of(&env, "web-2");
+    assert!(
+        line.contains("running")
+            && line.contains("was created ahead by an interrupted deploy and never started"),
+        "{line}"
+    );
+    assert_eq!(roles(&row), ["staged"], "{row}");
+    assert_eq!(env.inspect("web-2.staged", "{{.State.Status}}"), "created");
     let out = env.maestro(&["deploy"]);
     let said = text(&out);
     assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("which an interrupted deploy created ahead"),
+        "{said}"
+    );
     took_over(&said, pid);
     settled("v2", "v1", &said);
 
@@ -571,7 +593,7 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
     // 2. Killed after the new container was created, before it was started: it is there,
     //    never started; rollback removes it and puts the old one back.
     images.tag("v1");
-    let (pid, _) = killed_at(&env, "launch:created", &deploy);
+    let (pid, _) = killed_at(&env, "launch:created,ahead:created", &deploy);
     let (line, row) = status_of(&env, "web-1");
     assert!(
         line.contains("down") && line.contains("not proven ready"),
@@ -583,11 +605,14 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
     assert!(out.status.success(), "{said}");
     assert!(said.contains("an interrupted deploy was undone"), "{said}");
     took_over(&said, pid);
-    settled("v2", "v1", &said);
+    // web-2 was not rolled back: what was created ahead for it stays until the next deploy.
+    settled_with("v2", "v1", Some(&v1), &said);
+    let (_, row) = status_of(&env, "web-2");
+    assert_eq!(roles(&row), ["previous", "staged"], "{row}");
 
     // 3. Killed after the new container was started, before it was proven ready: it runs,
     //    unproven; deploy replaces it again.
-    let (pid, _) = killed_at(&env, "launch:started", &deploy);
+    let (pid, _) = killed_at(&env, "launch:started,ahead:created", &deploy);
     let (line, _) = status_of(&env, "web-1");
     assert!(
         line.contains("running") && line.contains("not proven ready"),
@@ -606,7 +631,7 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
     // 4. Killed once the new container was ready, before the older generation was removed:
     //    three generations for a moment, and the next deploy completes.
     images.tag("v2");
-    let (pid, _) = killed_at(&env, "deploy:ready", &deploy);
+    let (pid, _) = killed_at(&env, "deploy:ready,ahead:created", &deploy);
     let (line, row) = status_of(&env, "web-1");
     assert!(line.contains("not proven ready"), "{line}");
     assert_eq!(roles(&row), ["retiring", "previous"], "{row}");

@@ -250,6 +250,19 @@ pub(super) async fn deploy<E: Engine>(
         .map(|(&id, _)| id)
         .collect();
     let ctx = with_handshake(&ctx, &touched, readiness).await;
+    // The containers of later batches and levels are created while earlier ones roll.
+    let slots = play::ahead::Slots::new(selection.len());
+    let replaced = planned
+        .steps
+        .iter()
+        .map(|s| matches!(s, Ok(s) if matches!(s.action, Action::Replace | Action::Create)))
+        .collect();
+    let ahead: Arc<dyn play::Ahead> = Arc::new(play::ahead::Creates {
+        ctx: ctx.clone(),
+        selection: selection.to_vec(),
+        slots: slots.clone(),
+        under: play::ahead::Under::Staged(replaced),
+    });
     let settings = Rollout {
         start: StartOptions {
             refresh_images: false,
@@ -258,6 +271,7 @@ pub(super) async fn deploy<E: Engine>(
         },
         max_failures: options.max_failures,
         failures: Arc::new(AtomicUsize::new(0)),
+        ahead: Some(slots),
     };
     let steps = Arc::new(planned.steps);
     let (outcomes, interrupted) = run_play_with(
@@ -266,7 +280,7 @@ pub(super) async fn deploy<E: Engine>(
         selection,
         select.concurrency,
         planned.waits,
-        None,
+        Some(ahead),
         |ctx, row, id| {
             let steps = steps.clone();
             let settings = settings.clone();
@@ -349,6 +363,7 @@ pub(super) async fn rollback<E: Engine>(
         },
         max_failures: 0,
         failures: Arc::new(AtomicUsize::new(0)),
+        ahead: None,
     };
     let kept = Arc::new(kept);
     let (outcomes, interrupted) = run_play_with(

@@ -285,6 +285,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                     ctx: ctx.clone(),
                     selection: selection.clone(),
                     slots,
+                    under: play::ahead::Under::Name,
                 });
                 let waits = if select.ignore_dependencies {
                     vec![Vec::new(); selection.len()]

@@ -332,7 +332,7 @@ fn generations<E: Engine>(
     id: InstanceId,
     found: &HashMap<String, Observed>,
 ) -> (String, Vec<serde_json::Value>) {
-    use maestro_core::spec::{previous_name, retiring_name, swapping_name};
+    use maestro_core::spec::{previous_name, retiring_name, staged_name, swapping_name};
     let instance = &ctx.env.instance(id).name;
     let get = |name: String| {
         found
@@ -386,6 +386,14 @@ fn generations<E: Engine>(
         keep("swapping", s);
         out.push_str(&format!(
             "; {} ({}) was being swapped by an interrupted rollback: the next deploy or rollback completes it",
+            tasks::short(&s.id),
+            image(s)
+        ));
+    }
+    if let Some(s) = get(staged_name(instance)) {
+        keep("staged", s);
+        out.push_str(&format!(
+            "; {} ({}) was created ahead by an interrupted deploy and never started: the next deploy or clean removes it",
             tasks::short(&s.id),
             image(s)
         ));

@@ -338,7 +338,7 @@ const NAME_PATTERN_LENGTH: usize = 2000;
 
 /// Docker `name` filters (regular expressions, matched anywhere in the name, with or
 /// without its leading `/`) that match exactly the containers named after `instances` or
-/// their generations: `^/?(?:a|b)(?:\.previous|\.swapping|\.retiring)?$`, as few as the length bound
+/// their generations: `^/?(?:a|b)(?:\.previous|\.swapping|…)?$`, as few as the length bound
 /// allows (one for all but very large ships). None for no instances.
 fn name_patterns(instances: &[String]) -> Vec<String> {
     // Only Docker's name characters are expected ([a-zA-Z0-9_.-]); anything else is
@@ -352,21 +352,23 @@ fn name_patterns(instances: &[String]) -> Vec<String> {
             .collect()
     };
     let suffixes = format!(
-        "(?:{}|{}|{})?",
-        escape(&maestro_core::spec::previous_name("")),
-        escape(&maestro_core::spec::swapping_name("")),
-        escape(&maestro_core::spec::retiring_name(""))
+        "(?:{})?",
+        maestro_core::spec::GENERATION_SUFFIXES
+            .map(escape)
+            .join("|")
     );
     let mut patterns = Vec::new();
     let mut group: Vec<String> = Vec::new();
-    let mut length = 0;
     let pattern = |group: &[String]| format!("^/?(?:{}){suffixes}$", group.join("|"));
+    // The pattern's own length around the names is counted too.
+    let fixed = pattern(&[]).len();
+    let mut length = fixed;
     for name in instances {
         let name = escape(name);
         if !group.is_empty() && length + name.len() + 1 > NAME_PATTERN_LENGTH {
             patterns.push(pattern(&group));
             group.clear();
-            length = 0;
+            length = fixed;
         }
         length += name.len() + 1;
         group.push(name);
@@ -434,11 +436,11 @@ impl Engine for DockerEngine {
         let wanted: std::collections::HashSet<String> = instances
             .iter()
             .flat_map(|n| {
-                [
-                    n.clone(),
-                    maestro_core::spec::previous_name(n),
-                    maestro_core::spec::swapping_name(n),
-                ]
+                std::iter::once(n.clone()).chain(
+                    maestro_core::spec::GENERATION_SUFFIXES
+                        .iter()
+                        .map(move |s| format!("{n}{s}")),
+                )
             })
             .collect();
         let mut seen = std::collections::HashSet::new();
@@ -1048,7 +1050,7 @@ mod tests {
         let patterns = name_patterns(&names);
         assert_eq!(
             patterns,
-            ["^/?(?:zk-1|zk-10|a\\.b)(?:\\.previous|\\.swapping|\\.retiring)?$"]
+            ["^/?(?:zk-1|zk-10|a\\.b)(?:\\.previous|\\.swapping|\\.retiring|\\.staged)?$"]
         );
         let re = regex::Regex::new(&patterns[0]).expect("valid");
         for name in [
@@ -1058,6 +1060,7 @@ mod tests {
             "zk-1.previous",
             "/a.b.swapping",
             "zk-1.retiring",
+            "zk-1.staged",
         ] {
             assert!(re.is_match(name), "{name}");
         }
@@ -1076,7 +1079,7 @@ mod tests {
         let patterns = name_patterns(&many);
         assert!(patterns.len() > 1, "{}", patterns.len());
         assert!(
-            patterns.iter().all(|p| p.len() <= NAME_PATTERN_LENGTH + 40),
+            patterns.iter().all(|p| p.len() <= NAME_PATTERN_LENGTH),
             "{patterns:?}"
         );
         let all: Vec<regex::Regex> = patterns

@@ -1,6 +1,7 @@
-//! Creating ahead: while the instances of earlier dependency levels come up, the
-//! containers of later levels are created (not started), so that an instance's turn costs
-//! only its start and its readiness. An instance still starts only once everything it
+//! Creating ahead: while the instances of earlier dependency levels (or, in a deploy,
+//! earlier batches) come up, the containers of later ones are created (not started), so
+//! that an instance's turn costs only its start and its readiness (a deploy's turn: the
+//! stop of the container it replaces, two renames, the start and the readiness). An instance still starts only once everything it
 //! waits for is ready: what is done ahead is the create alone, and only when nothing the
 //! create needs depends on the play's progress (see [`eligible`]).
 //!
@@ -16,6 +17,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
 use maestro_core::model::{Environment, InstanceId, LifecycleState};
+use maestro_core::spec::staged_name;
 
 use super::tasks::{self, Context, Made, short};
 use crate::engine::Engine;
@@ -95,7 +97,7 @@ impl Slots {
 
     /// The container taken from the row's slot is known to be gone, or its failed remove
     /// was told.
-    fn removed(&self, row: usize) {
+    pub(super) fn removed(&self, row: usize) {
         if let Some(slot) = self.slots.get(row) {
             slot.send_replace(Slot::Done);
         }
@@ -160,24 +162,115 @@ pub fn eligible<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
             .is_some_and(|n| n.starts_with("container:"))
 }
 
-/// Creating ahead in a `start` play: `selection[row]` is the row's instance.
+/// Where [`Creates`] makes a row's container, and for which rows.
+pub enum Under {
+    /// `start`: under the instance's name, only where no container is (one there is the
+    /// turn's to decide on: left, replaced, started, after the dependencies are ready, as
+    /// without creating ahead).
+    Name,
+    /// `deploy`: under [`staged_name`], beside the container it will replace, for the rows
+    /// marked `true` (those the rollout replaces or creates). At the row's turn the
+    /// replaced container is renamed away and this one takes the instance's name
+    /// ([`super::deploy::replace`]); it is never started under the staged name.
+    Staged(Vec<bool>),
+}
+
+/// Creating ahead in a `start` or `deploy` play: `selection[row]` is the row's instance.
 pub struct Creates<E: Engine> {
     pub ctx: Context<E>,
     pub selection: Vec<InstanceId>,
     pub slots: Arc<Slots>,
+    pub under: Under,
+}
+
+impl<E: Engine> Creates<E> {
+    /// The play that deals with a container left made ahead.
+    fn next_play(&self) -> &'static str {
+        match self.under {
+            Under::Name => "the next start finds it",
+            Under::Staged(_) => "the next deploy removes it",
+        }
+    }
+}
+
+/// Makes the row's container ahead of its turn, as [`Creates::under`] says; what its
+/// slot holds afterwards.
+async fn make<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    staged: bool,
+    waiting_for: &str,
+) -> Slot {
+    let name = &ctx.env.instance(id).name;
+    let engine = ctx.engine(id);
+    let under = if staged {
+        let staged = staged_name(name);
+        match engine.inspect(&staged).await {
+            Ok(None) => {}
+            // A killed deploy's. One that cannot be removed (or is not maestro's for this
+            // instance) is the turn's to report.
+            Ok(Some(left)) => {
+                if !matches!(
+                    super::deploy::remove_staged(ctx, row, id, &left).await,
+                    Ok(true)
+                ) {
+                    return Slot::Done;
+                }
+            }
+            Err(_) => return Slot::Done,
+        }
+        Some(staged)
+    } else {
+        match engine.inspect(name).await {
+            Ok(None) => None,
+            Ok(Some(_)) | Err(_) => return Slot::Done,
+        }
+    };
+    match tasks::create(ctx, row, id, false, under).await {
+        Ok(made) => {
+            ctx.step(
+                row,
+                format!(
+                    "created {}, waiting for {waiting_for}",
+                    short(&made.container_id)
+                ),
+            );
+            crate::failpoint::pause("ahead:created").await;
+            Slot::Made(made)
+        }
+        // Tried again at its turn, which reports what it finds.
+        Err(failure) => {
+            ctx.step(
+                row,
+                format!(
+                    "not created ahead ({}); created at its turn",
+                    failure.message
+                ),
+            );
+            Slot::Done
+        }
+    }
 }
 
 impl<E: Engine> super::Ahead for Creates<E> {
     fn wants(&self, row: usize) -> bool {
-        self.selection
-            .get(row)
-            .is_some_and(|&id| eligible(&self.ctx, id))
+        let marked = match &self.under {
+            Under::Name => true,
+            Under::Staged(rows) => rows.get(row).copied().unwrap_or(false),
+        };
+        marked
+            && self
+                .selection
+                .get(row)
+                .is_some_and(|&id| eligible(&self.ctx, id))
     }
 
     fn prepare(&self, row: usize, waiting_for: String) -> BoxFuture<'static, ()> {
         let ctx = self.ctx.clone();
         let slots = self.slots.clone();
         let id = self.selection[row];
+        let staged = matches!(self.under, Under::Staged(_));
         Box::pin(async move {
             let Some(slot) = slots.slots.get(row) else {
                 return;
@@ -194,38 +287,7 @@ impl<E: Engine> super::Ahead for Creates<E> {
                 return;
             }
             let in_flight = InFlight(slot);
-            let name = &ctx.env.instance(id).name;
-            // Only where no container is: one there is the turn's to decide on (left,
-            // replaced, started), after the dependencies are ready, as without creating
-            // ahead.
-            let made = match ctx.engine(id).inspect(name).await {
-                Ok(None) => {
-                    match tasks::create(&ctx, row, id, false).await {
-                        Ok(made) => {
-                            ctx.step(
-                                row,
-                                format!(
-                                    "created {}, waiting for {waiting_for}",
-                                    short(&made.container_id)
-                                ),
-                            );
-                            Slot::Made(made)
-                        }
-                        // Tried again at its turn, which reports what it finds.
-                        Err(failure) => {
-                            ctx.step(
-                                row,
-                                format!(
-                                    "not created ahead ({}); created at its turn",
-                                    failure.message
-                                ),
-                            );
-                            Slot::Done
-                        }
-                    }
-                }
-                Ok(Some(_)) | Err(_) => Slot::Done,
-            };
+            let made = make(&ctx, row, id, staged, &waiting_for).await;
             slot.send_replace(made);
             drop(in_flight);
         })
@@ -235,6 +297,7 @@ impl<E: Engine> super::Ahead for Creates<E> {
         let ctx = self.ctx.clone();
         let slots = self.slots.clone();
         let id = self.selection.get(row).copied();
+        let next = self.next_play();
         Box::pin(async move {
             let id = id?;
             match slots.finish(row).await {
@@ -253,14 +316,13 @@ impl<E: Engine> super::Ahead for Creates<E> {
                     })
                 }
                 Ended::Left(container) => Some(format!(
-                    "its container {}, created ahead, may be left: the next start finds it",
+                    "its container {}, created ahead, may be left: {next}",
                     short(&container)
                 )),
-                Ended::Unknown => Some(
+                Ended::Unknown => Some(format!(
                     "it was being created ahead when the play gave up: if the engine created \
-                     it, the next start finds it"
-                        .to_owned(),
-                ),
+                     it, {next}"
+                )),
             }
         })
     }

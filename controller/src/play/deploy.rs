@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use maestro_core::model::InstanceId;
-use maestro_core::spec::{previous_name, retiring_name, swapping_name};
+use maestro_core::spec::{previous_name, retiring_name, staged_name, swapping_name};
 
 use super::tasks::{self, Context, StartOptions, short};
 use super::{Failure, Outcome};
@@ -27,6 +27,8 @@ pub struct Rollout {
     /// Failures tolerated (`--max-failures`) before one fails the play.
     pub max_failures: usize,
     pub failures: Arc<AtomicUsize>,
+    /// The containers created ahead of their turns (see [`super::ahead::Under::Staged`]).
+    pub ahead: Option<Arc<super::ahead::Slots>>,
 }
 
 impl Rollout {
@@ -245,11 +247,89 @@ async fn remove_unproven<E: Engine>(
 /// generation is untouched. After a deploy killed midway (a container under
 /// [`retiring_name`]), whatever has the instance's name was never proven ready: it is
 /// removed and the replacement done again.
+///
+/// With a container created ahead for it ([`super::ahead::Under::Staged`]), the turn
+/// renames that one to the instance's name instead of creating it; one the turn does not
+/// get to use (it failed before) is removed, and its outcome says so.
 pub async fn replace<E: Engine>(
     ctx: Context<E>,
     row: usize,
     id: InstanceId,
     rollout: Rollout,
+) -> Outcome {
+    let mut staged = match &rollout.ahead {
+        Some(slots) => slots.take(row).await,
+        None => None,
+    };
+    let outcome = replace_with(ctx.clone(), row, id, &rollout, &mut staged).await;
+    let Some(made) = staged else {
+        return outcome;
+    };
+    let what = short(&made.container_id).to_owned();
+    let removed = ctx.engine(id).remove(&made.container_id).await;
+    if let Some(slots) = &rollout.ahead {
+        slots.removed(row);
+    }
+    let note = match removed {
+        Ok(()) => format!("its container {what}, created ahead, was removed"),
+        Err(e) => format!(
+            "its container {what}, created ahead, is left created: cannot remove it: {e}; the next deploy removes it"
+        ),
+    };
+    match outcome {
+        Outcome::Done(m) => Outcome::Done(format!("{m}; {note}")),
+        Outcome::Warning(m) => Outcome::Warning(format!("{m}; {note}")),
+        Outcome::Skipped(m) => Outcome::Skipped(format!("{m}; {note}")),
+        Outcome::NotRun(m) => Outcome::NotRun(format!("{m}; {note}")),
+        Outcome::Failed(mut f) => {
+            f.message = format!("{}; {note}", f.message);
+            Outcome::Failed(f)
+        }
+    }
+}
+
+/// Removes a container a killed deploy created ahead under [`staged_name`] (never
+/// started as the instance, of no use to anything). One maestro did not create for this
+/// instance is left alone (`Ok(false)`): nothing needs its name but a create ahead.
+pub async fn remove_staged<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    left: &Observed,
+) -> Result<bool, Failure> {
+    if left.owner(&ctx.env, id) != maestro_core::plan::Owner::Own {
+        return Ok(false);
+    }
+    ctx.step(
+        row,
+        format!(
+            "removing {}, which an interrupted deploy created ahead",
+            short(&left.id)
+        ),
+    );
+    let engine = ctx.engine(id);
+    if left.running {
+        let _ = engine.kill(&left.id).await;
+    }
+    engine.remove(&left.id).await.map(|()| true).map_err(|e| {
+        daemon(
+            &format!(
+                "cannot remove {}, which an interrupted deploy created ahead",
+                short(&left.id)
+            ),
+            e,
+        )
+    })
+}
+
+/// [`replace`], with `staged` the container created ahead: taken when used, left for the
+/// caller to remove otherwise.
+async fn replace_with<E: Engine>(
+    ctx: Context<E>,
+    row: usize,
+    id: InstanceId,
+    rollout: &Rollout,
+    staged: &mut Option<tasks::Made>,
 ) -> Outcome {
     let name = ctx.env.instance(id).name.clone();
     let engine = ctx.engine(id);
@@ -262,15 +342,28 @@ pub async fn replace<E: Engine>(
             .await
             .map_err(|e| daemon("cannot look at the containers", e))
     };
+    // The one under the staged name is this play's own when it was created ahead.
+    let own_staged = staged.is_some();
     let found = tokio::try_join!(
         look(name.clone()),
         look(previous_name(&name)),
-        look(retiring_name(&name))
+        look(retiring_name(&name)),
+        async {
+            match own_staged {
+                true => Ok(None),
+                false => look(staged_name(&name)).await,
+            }
+        }
     );
-    let (current, previous, retiring) = match found {
+    let (current, previous, retiring, left) = match found {
         Ok(found) => found,
         Err(failure) => return Outcome::Failed(failure),
     };
+    if let Some(left) = left {
+        if let Err(failure) = remove_staged(&ctx, row, id, &left).await {
+            return Outcome::Failed(failure);
+        }
+    }
     if let Some(previous) = previous.as_ref().filter(|p| p.running) {
         return Outcome::Failed(Failure::new(format!(
             "the previous generation {} ({}) is running: stop or remove it first",
@@ -305,7 +398,7 @@ pub async fn replace<E: Engine>(
                 // Still the instance's container, under its name: start it again if it
                 // was running.
                 return Outcome::Failed(
-                    restore(&ctx, row, id, Some(current), failure, &rollout).await,
+                    restore(&ctx, row, id, Some(current), failure, rollout).await,
                 );
             }
             ctx.step(
@@ -318,14 +411,30 @@ pub async fn replace<E: Engine>(
             if let Err(e) = engine.rename(&current.id, &retiring_name(&name)).await {
                 let failure = daemon("cannot rename it", e);
                 return Outcome::Failed(
-                    restore(&ctx, row, id, Some(current), failure, &rollout).await,
+                    restore(&ctx, row, id, Some(current), failure, rollout).await,
                 );
             }
             crate::failpoint::pause("deploy:renamed").await;
             Kept::Retiring(current)
         }
     };
-    let launched = unless_interrupted(&ctx, tasks::launch(&ctx, row, id, rollout.start)).await;
+    let launched = match staged.take() {
+        None => unless_interrupted(&ctx, tasks::launch(&ctx, row, id, rollout.start)).await,
+        // Created ahead: it takes the name the replaced container left.
+        Some(made) => match engine.rename(&made.container_id, &name).await {
+            Ok(()) => {
+                unless_interrupted(&ctx, tasks::start_made(&ctx, row, id, made, rollout.start))
+                    .await
+            }
+            Err(e) => {
+                *staged = Some(made);
+                Some(Outcome::Failed(daemon(
+                    "cannot give the container created ahead the instance's name",
+                    e,
+                )))
+            }
+        },
+    };
     let failure = match launched {
         Some(outcome) if outcome.is_success() => {
             let how = match outcome {
@@ -357,7 +466,7 @@ pub async fn replace<E: Engine>(
         // Nothing to go back to: the new container stays for the operator to look at.
         Kept::Nothing => rollout.failed(failure),
         Kept::Retiring(k) | Kept::Previous(k) => {
-            rollout.failed(restore(&ctx, row, id, Some(k), failure, &rollout).await)
+            rollout.failed(restore(&ctx, row, id, Some(k), failure, rollout).await)
         }
     }
 }
@@ -560,6 +669,16 @@ pub async fn rollback<E: Engine>(
         Ok(settled) => settled,
         Err(failure) => return Outcome::Failed(failure),
     };
+    // What an interrupted deploy created ahead is of no use to a rollback either.
+    let left = match engine.inspect(&staged_name(&name)).await {
+        Ok(left) => left,
+        Err(e) => return Outcome::Failed(daemon("cannot look at the containers", e)),
+    };
+    if let Some(left) = left {
+        if let Err(failure) = remove_staged(&ctx, row, id, &left).await {
+            return Outcome::Failed(failure);
+        }
+    }
     // After an interrupted deploy, rolling back means returning to the container it was
     // replacing, not one generation further.
     match undo_deploy(&ctx, row, id).await {
@@ -677,15 +796,21 @@ fn image_of(container: &Observed) -> String {
 }
 
 /// `clean` of an instance's previous generation: removed when stopped (and not a
-/// container of that name maestro created for something else).
+/// container of that name maestro created for something else); and of a container an
+/// interrupted deploy created ahead (never started as the instance). What it removed, in
+/// words.
 pub async fn clean_previous<E: Engine>(
     ctx: &Context<E>,
     id: InstanceId,
 ) -> Result<Option<String>, String> {
-    let name = previous_name(&ctx.env.instance(id).name);
+    let name = &ctx.env.instance(id).name;
     let engine = ctx.engine(id);
-    match engine.inspect(&name).await {
-        Ok(Some(p))
+    let mut removed = Vec::new();
+    let names = (previous_name(name), staged_name(name));
+    let (previous, staged) = tokio::join!(engine.inspect(&names.0), engine.inspect(&names.1));
+    let cannot = |what: &str, e: crate::engine::EngineError| format!("cannot remove {what}: {e}");
+    match previous.map_err(|e| cannot("the previous generation", e))? {
+        Some(p)
             if !p.running
                 && !matches!(
                     p.owner(&ctx.env, id),
@@ -695,10 +820,24 @@ pub async fn clean_previous<E: Engine>(
             engine
                 .remove(&p.id)
                 .await
-                .map(|()| Some(format!("previous generation {} removed", short(&p.id))))
-                .map_err(|e| e.to_string())
+                .map_err(|e| cannot("the previous generation", e))?;
+            removed.push(format!("previous generation {} removed", short(&p.id)));
         }
-        Ok(_) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        _ => {}
     }
+    let ahead = "what an interrupted deploy created ahead";
+    match staged.map_err(|e| cannot(ahead, e))? {
+        Some(s) if s.owner(&ctx.env, id) == maestro_core::plan::Owner::Own => {
+            if s.running {
+                let _ = engine.kill(&s.id).await;
+            }
+            engine.remove(&s.id).await.map_err(|e| cannot(ahead, e))?;
+            removed.push(format!(
+                "{} (created ahead by an interrupted deploy) removed",
+                short(&s.id)
+            ));
+        }
+        _ => {}
+    }
+    Ok((!removed.is_empty()).then(|| removed.join("; ")))
 }

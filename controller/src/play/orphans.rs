@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use maestro_core::model::{Environment, ShipId};
-use maestro_core::spec::{labels, previous_name, retiring_name, swapping_name};
+use maestro_core::spec::{instance_of, labels};
 
 use super::tasks::{Context, short};
 use super::{Failure, Outcome, Row};
@@ -89,19 +89,6 @@ pub fn orphans(env: &Environment, known: &Known, ship: ShipId, list: &[Observed]
             })
         })
         .collect()
-}
-
-/// The instance a container's name is of: its own, or a kept generation's.
-fn instance_of(name: &str) -> &str {
-    let suffix = |f: fn(&str) -> String| f("");
-    [
-        suffix(previous_name),
-        suffix(swapping_name),
-        suffix(retiring_name),
-    ]
-    .iter()
-    .find_map(|s| name.strip_suffix(s.as_str()))
-    .unwrap_or(name)
 }
 
 /// The orphans on `ships`, each container once (ships that share an engine see the same

@@ -185,7 +185,7 @@ pub async fn launch<E: Engine>(
     if let Err(failure) = run_checks(ctx, row, id, None, LifecycleState::PreStart).await {
         return Outcome::Failed(failure);
     }
-    match create(ctx, row, id, options.refresh_images).await {
+    match create(ctx, row, id, options.refresh_images, None).await {
         Ok(made) => start_made(ctx, row, id, made, options).await,
         Err(failure) => Outcome::Failed(failure),
     }
@@ -200,19 +200,24 @@ pub struct Made {
     pub expectation: Option<(Expectation, String)>,
 }
 
-/// Creates the instance's container under its name (none may exist) with this play's
-/// readiness token, pulling the image first if the play did not prepare it (`refresh`:
-/// even when present). A create the engine did not answer leaves nothing behind.
+/// Creates the instance's container under its name, or `under` another (none may exist),
+/// with this play's readiness token, pulling the image first if the play did not prepare
+/// it (`refresh`: even when present). A create the engine did not answer leaves nothing
+/// behind.
 pub async fn create<E: Engine>(
     ctx: &Context<E>,
     row: usize,
     id: InstanceId,
     refresh: bool,
+    under: Option<String>,
 ) -> Result<Made, Failure> {
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     // A new container: a new salt for its secrets' hashes.
     let mut spec = ctx.spec(id, None);
+    if let Some(name) = under {
+        spec.name = name;
+    }
     let mut expectation = None;
     if let Some(handshake) = &ctx.handshake {
         match handshake.expect(&instance.name, instance.ship.0) {
@@ -240,7 +245,7 @@ pub async fn create<E: Engine>(
         Err(e @ EngineError::NoAnswer { .. }) => {
             // Boxed, as the other rare path below: a task's future is as large as all the
             // futures it may await, and plays nest tasks deep.
-            let left = Box::pin(unanswered_create(ctx, id)).await;
+            let left = Box::pin(unanswered_create(ctx, id, &spec.name)).await;
             Err(Failure::new(format!(
                 "cannot create the container: {e}; {left}"
             )))
@@ -292,14 +297,18 @@ pub async fn start_made<E: Engine>(
 /// After a create the engine did not answer in time: whether it made the container is
 /// found out and, if it did, the container is removed (a container never started is of no
 /// use to anyone); what was found, in words.
-async fn unanswered_create<E: Engine>(ctx: &Context<E>, id: InstanceId) -> String {
+async fn unanswered_create<E: Engine>(ctx: &Context<E>, id: InstanceId, name: &str) -> String {
     let engine = ctx.engine(id);
-    let name = &ctx.env.instance(id).name;
+    // A container created ahead by deploy is never started under its own name.
+    let next = if name == ctx.env.instance(id).name {
+        "the next start finds it"
+    } else {
+        "the next deploy removes it"
+    };
     match engine.inspect(name).await {
-        Ok(None) => format!(
-            "no container {name} exists (should the engine still create it, the next start \
-             finds it)"
-        ),
+        Ok(None) => {
+            format!("no container {name} exists (should the engine still create it, {next})")
+        }
         Ok(Some(found)) if found.owner(&ctx.env, id) == plan::Owner::Own => {
             match engine.remove(&found.id).await {
                 Ok(()) => format!(
@@ -319,7 +328,7 @@ async fn unanswered_create<E: Engine>(ctx: &Context<E>, id: InstanceId) -> Strin
         ),
         Err(e) => format!(
             "whether the engine created it is unknown ({e}); if it did, it is left created \
-             and the next start finds it"
+             and {next}"
         ),
     }
 }
@@ -725,7 +734,7 @@ pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Ou
         Err(e) => Outcome::Failed(Failure::new(e.to_string())),
     };
     // The previous generation deploy kept goes too (rollback has nothing to return to
-    // afterwards).
+    // afterwards), and what an interrupted deploy created ahead.
     match (super::deploy::clean_previous(&ctx, id).await, outcome) {
         (Ok(None), outcome) | (Ok(Some(_)), outcome @ Outcome::Failed(_)) => outcome,
         (Ok(Some(removed)), Outcome::Done(m)) => Outcome::Done(format!("{m}; {removed}")),
@@ -734,9 +743,7 @@ pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Ou
             ctx.step(row, removed);
             other
         }
-        (Err(e), _) => Outcome::Failed(Failure::new(format!(
-            "cannot remove the previous generation: {e}"
-        ))),
+        (Err(e), _) => Outcome::Failed(Failure::new(e)),
     }
 }
 

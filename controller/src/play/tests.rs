@@ -420,6 +420,9 @@ enum Mode {
     Ahead,
     /// Creating ahead, and interrupted so.
     AheadInterrupted(super::Interrupt),
+    /// Creating ahead under the staged names into these slots, as `deploy` does (its
+    /// tasks are given the slots through their [`super::deploy::Rollout`]).
+    Staged(Arc<super::ahead::Slots>),
 }
 
 async fn run<F, Fut>(
@@ -453,10 +456,11 @@ where
         ahead: None,
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
-    let (ahead, interrupt) = match mode {
-        Mode::Plain => (false, None),
-        Mode::Ahead => (true, None),
-        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt)),
+    let (ahead, interrupt, staged) = match mode {
+        Mode::Plain => (false, None, None),
+        Mode::Ahead => (true, None, None),
+        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt), None),
+        Mode::Staged(slots) => (true, None, Some(slots)),
     };
     let expect_interrupted = interrupt.is_some();
     let interrupt = interrupt.unwrap_or_else(|| super::Interrupt {
@@ -473,16 +477,27 @@ where
                 Some(format!("sha256:{}", i.image.name)),
             );
         }
-        let slots = super::ahead::Slots::new(selection.len());
+        let (slots, under, own) = match staged {
+            Some(slots) => (
+                slots,
+                super::ahead::Under::Staged(vec![true; selection.len()]),
+                None,
+            ),
+            None => {
+                let slots = super::ahead::Slots::new(selection.len());
+                (slots.clone(), super::ahead::Under::Name, Some(slots))
+            }
+        };
         let ctx = Context {
             images: Arc::new(images),
-            ahead: Some(slots.clone()),
+            ahead: own,
             ..ctx
         };
         let creates: Arc<dyn super::Ahead> = Arc::new(super::ahead::Creates {
             ctx: ctx.clone(),
             selection: selection.clone(),
             slots,
+            under,
         });
         (ctx, Some(creates))
     } else {
@@ -1244,6 +1259,7 @@ fn rollout() -> super::deploy::Rollout {
         start: StartOptions::default(),
         max_failures: 0,
         failures: Arc::default(),
+        ahead: None,
     }
 }
 
@@ -2209,4 +2225,226 @@ services:
         );
         assert_eq!(super::ahead::eligible(&ctx, id), expected, "{instance}");
     }
+}
+
+/// api waits for db; both run a container of an older definition.
+const DEPLOY_CHAIN: &str = "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, healthcheck: {test: \"exit 0\"}, instances: {db-1: {ship: s1}}}
+  api: {image: api, requires: [db], instances: {api-1: {ship: s1}}}
+";
+
+/// A container put beside an instance's: its name, whether it runs, its labels.
+type Beside<'a> = (&'a str, bool, &'a [(&'a str, &'a str)]);
+
+/// A fake engine running `db-1` and `api-1` (containers `old-db-1`, `old-api-1`) of an
+/// older definition, with `others` beside them.
+fn running_old(fake: Fake, others: &[Beside]) -> Arc<Fake> {
+    let fake = Arc::new(fake);
+    for name in ["db-1", "api-1"] {
+        fake.containers.lock().unwrap().insert(
+            name.into(),
+            Observed {
+                id: format!("old-{name}"),
+                name: name.into(),
+                running: true,
+                image: "old".into(),
+                image_id: Some("sha256:old".into()),
+                digest: Some("an older definition".into()),
+                restart: Some("always:0".into()),
+                ..Observed::default()
+            },
+        );
+    }
+    for (name, running, labels) in others {
+        outsider(&fake, name, *running, labels);
+    }
+    fake
+}
+
+/// The labels maestro gives `instance`'s containers in environment `t`.
+fn own_labels(instance: &str) -> [(&str, &str); 4] {
+    [
+        ("io.maestro.environment", "t"),
+        ("io.maestro.ship", "s1"),
+        ("io.maestro.role", "instance"),
+        ("io.maestro.instance", instance),
+    ]
+}
+
+/// A deploy as the command runs it: creating ahead under the staged names.
+async fn deploy_ahead(
+    env: &Arc<Environment>,
+    fake: &Arc<Fake>,
+) -> (HashMap<String, Outcome>, Vec<Event>) {
+    let slots = super::ahead::Slots::new(env.instances.len());
+    let rollout = super::deploy::Rollout {
+        ahead: Some(slots.clone()),
+        ..rollout()
+    };
+    run(
+        env,
+        fake,
+        None,
+        Direction::Start,
+        None,
+        Mode::Staged(slots),
+        move |c, r, i| super::deploy::replace(c, r, i, rollout.clone()),
+    )
+    .await
+}
+
+/// A later level's new container is created under its staged name while the level before
+/// rolls, beside the container it replaces (which keeps running until then); at its turn
+/// the replaced one is stopped and renamed away, and the staged one takes its name.
+#[tokio::test]
+async fn a_deploy_creates_later_levels_ahead_beside_the_containers_they_replace() {
+    let env = environment(DEPLOY_CHAIN);
+    let fake = running_old(
+        Fake {
+            health: HashMap::from([("db-1".to_owned(), Ok(100))]),
+            ..Fake::default()
+        },
+        &[],
+    );
+    let (outcomes, events) = deploy_ahead(&env, &fake).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    let log = fake.log();
+    let at = |entry: &str| position(&log, entry);
+    assert!(at("create api-1.staged") < at("healthy db-1"), "{log:?}");
+    // The invariant: the old api-1 serves until db-1 is ready, the new one starts after.
+    assert!(at("healthy db-1") < at("stop api-1"), "{log:?}");
+    assert!(
+        at("stop api-1") < at("rename api-1 api-1.retiring"),
+        "{log:?}"
+    );
+    assert!(
+        at("rename api-1 api-1.retiring") < at("rename api-1.staged api-1"),
+        "{log:?}"
+    );
+    assert!(
+        at("rename api-1.staged api-1") < at("start api-1"),
+        "{log:?}"
+    );
+    let creates: Vec<&String> = log.iter().filter(|l| l.starts_with("create")).collect();
+    assert_eq!(creates.len(), 2, "{log:?}");
+    let names = names(&fake);
+    assert_eq!(names["old-api-1"], "api-1.previous");
+    assert_eq!(names["old-db-1"], "db-1.previous");
+    assert!(
+        names
+            .iter()
+            .any(|(id, n)| id.starts_with("id-api-1.staged-") && n == "api-1"),
+        "{names:?}"
+    );
+    let steps = steps_of(&events, &env, "api-1");
+    assert!(
+        steps
+            .iter()
+            // Ids are shown short (12 characters).
+            .any(|s| s.starts_with("created id-api-1.sta,") && s.ends_with("waiting for db-1")),
+        "{steps:?}"
+    );
+}
+
+/// What a killed deploy created ahead is removed before the next creates its own; a
+/// container under that name that maestro did not create for the instance is left alone
+/// (the turn then creates under the instance's name).
+#[tokio::test]
+async fn a_staged_container_left_by_a_killed_deploy_is_removed_and_an_outsider_left() {
+    let slow = || Fake {
+        health: HashMap::from([("db-1".to_owned(), Ok(100))]),
+        ..Fake::default()
+    };
+    let env = environment(DEPLOY_CHAIN);
+    let fake = running_old(slow(), &[("api-1.staged", false, &own_labels("api-1"))]);
+    let (outcomes, _) = deploy_ahead(&env, &fake).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    let log = fake.log();
+    assert!(
+        position(&log, "remove api-1.staged") < position(&log, "create api-1.staged"),
+        "{log:?}"
+    );
+    assert!(!names(&fake).contains_key("outsider-api-1.staged"));
+
+    let other = [
+        ("io.maestro.environment", "shop"),
+        ("io.maestro.instance", "api-1"),
+    ];
+    let fake = running_old(slow(), &[("api-1.staged", false, &other)]);
+    let (outcomes, _) = deploy_ahead(&env, &fake).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    let log = fake.log();
+    assert!(log.contains(&"create api-1".to_owned()), "{log:?}");
+    assert!(
+        !log.iter().any(|l| l.starts_with("remove api-1.staged")),
+        "{log:?}"
+    );
+    assert_eq!(names(&fake)["outsider-api-1.staged"], "api-1.staged");
+}
+
+/// A container created ahead that its turn never uses (the dependency failed, or the
+/// turn failed before the replacement) is removed, the row's outcome says so, and the
+/// container it was to replace is untouched.
+#[tokio::test]
+async fn a_container_created_ahead_and_not_used_is_removed_and_the_old_one_kept() {
+    let env = environment(DEPLOY_CHAIN);
+    // db-1's new container (and so its restored one) never becomes healthy.
+    let fake = running_old(
+        Fake {
+            health: HashMap::from([("db-1".to_owned(), Err(vec!["no".to_owned()]))]),
+            ..Fake::default()
+        },
+        &[],
+    );
+    let (outcomes, _) = deploy_ahead(&env, &fake).await;
+    assert!(
+        matches!(outcomes["db-1"], Outcome::Failed(_)),
+        "{outcomes:?}"
+    );
+    match &outcomes["api-1"] {
+        Outcome::NotRun(why) => assert!(
+            why.starts_with(
+                "not run: waits for db-1, which did not succeed; its container id-api-1.sta,"
+            ) && why.ends_with(", created ahead, was removed"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let log = fake.log();
+    assert!(
+        position(&log, "create api-1.staged") < position(&log, "remove api-1.staged"),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.ends_with(" api-1") && !l.starts_with("create")),
+        "{log:?}"
+    );
+    assert_eq!(names(&fake)["old-api-1"], "api-1");
+    assert!(fake.containers.lock().unwrap()["api-1"].running);
+
+    // The turn itself fails first: a previous generation that runs is not replaced.
+    let fake = running_old(
+        Fake {
+            health: HashMap::from([("db-1".to_owned(), Ok(50))]),
+            ..Fake::default()
+        },
+        &[("api-1.previous", true, &own_labels("api-1"))],
+    );
+    let (outcomes, _) = deploy_ahead(&env, &fake).await;
+    assert!(outcomes["db-1"].is_success(), "{outcomes:?}");
+    match &outcomes["api-1"] {
+        Outcome::Failed(f) => assert!(
+            f.message
+                .contains("is running: stop or remove it first; its container id-api-1.sta,")
+                && f.message.ends_with(", created ahead, was removed"),
+            "{f:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(!names(&fake).values().any(|n| n == "api-1.staged"));
+    assert_eq!(names(&fake)["old-api-1"], "api-1");
 }

@@ -1055,13 +1055,9 @@ fn check_name(r: &mut Reader, kind: NameKind, parent: &str, node: &Node, name: &
         let docker = name.len() >= 2
             && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
             && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        let generation = [
-            crate::spec::previous_name(""),
-            crate::spec::retiring_name(""),
-            crate::spec::swapping_name(""),
-        ]
-        .into_iter()
-        .find(|suffix| name.ends_with(suffix.as_str()));
+        let generation = crate::spec::GENERATION_SUFFIXES
+            .into_iter()
+            .find(|suffix| name.ends_with(suffix));
         if !docker {
             Some("a container name is two or more characters: a letter or digit, then letters, digits, '_', '.' or '-'".to_owned())
         } else {

@@ -1692,6 +1692,11 @@ fn names_are_checked() {
             "",
             Some(("services.svc.instances", &[".swapping"])),
         ),
+        (
+            svc("web.staged"),
+            "",
+            Some(("services.svc.instances", &[".staged"])),
+        ),
         (svc("web.previousx"), "", None),
         // Service names: anything but empty, control characters and `/`.
         (
