@@ -369,12 +369,23 @@ def json_events(stdout):
 
 def in_flight(events):
     """The most instances maestro had in hand at once, by its own events: each row from
-    its first step (stopping the old container) to its finished event."""
+    its turn's first step (stopping the old container) to its finished event. What a row
+    did ahead of its turn (its new container created beside the old one, which kept
+    serving: steps up to the one saying "created ..., waiting for ...") is not counted."""
     spans = {}
+    ahead = set()
     for e in events:
         who = e.get("instance")
         if who is None or e.get("event") not in ("step", "finished"):
             continue
+        if e.get("event") == "step" and who not in spans and who not in ahead:
+            # The steps of a create ahead come first; its last says what it waits for.
+            message = e.get("message", "")
+            if message == "creating container" or "created ahead" in message:
+                continue
+            if message.startswith("created ") and ", waiting for " in message:
+                ahead.add(who)
+                continue
         first, last = spans.get(who, (e["time"], e["time"]))
         spans[who] = (min(first, e["time"]), max(last, e["time"]))
     edges = sorted([(a, 1) for a, _ in spans.values()] + [(b, -1) for _, b in spans.values()],

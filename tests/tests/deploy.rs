@@ -641,6 +641,35 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
     took_over(&said, pid);
     settled("v2", "v1", &said);
 
+    // 4b. web-2's turn, its container created ahead: killed once that one has taken the
+    //     name and the old one is renamed .retiring, before the old one is stopped. The
+    //     old one still serves; rollback takes it back (it never stopped), then the next
+    //     deploy completes.
+    images.tag("v1");
+    let (pid, _) = killed_at(&env, "deploy:swapped", &deploy);
+    let (line, row) = status_of(&env, "web-2");
+    assert!(
+        line.contains("not proven ready") && line.contains("kept running as"),
+        "{line}"
+    );
+    assert_eq!(roles(&row), ["retiring", "previous"], "{row}");
+    assert_eq!(env.inspect("web-2", "{{.State.Status}}"), "created");
+    assert_eq!(
+        fetch(base + 2).as_deref(),
+        Some("v2"),
+        "the old web-2 serves"
+    );
+    let out = env.maestro(&["rollback", &c2]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("an interrupted deploy was undone"), "{said}");
+    took_over(&said, pid);
+    assert_eq!(fetch(base + 2).as_deref(), Some("v2"), "{said}");
+    let out = env.maestro(&deploy);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    settled("v1", "v2", &said);
+
     // 5. A rollback killed in the middle of its swap (the current one moved aside, the
     //    previous one not yet renamed back): the next rollback finishes it.
     let (pid, _) = killed_at(&env, "rollback:swapping", &["rollback", &c1]);
@@ -654,8 +683,8 @@ fn a_deploy_killed_at_each_step_leaves_a_state_status_explains_and_the_next_play
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     took_over(&said, pid);
-    assert_eq!(fetch(base + 1).as_deref(), Some("v1"), "{said}");
-    assert_eq!(env.inspect("web-1.previous", "{{.Image}}"), v2, "{said}");
+    assert_eq!(fetch(base + 1).as_deref(), Some("v2"), "{said}");
+    assert_eq!(env.inspect("web-1.previous", "{{.Image}}"), v1, "{said}");
     assert!(
         !containers(&env)
             .iter()

@@ -356,10 +356,12 @@ fn generations<E: Engine>(
     };
     if let Some(r) = get(retiring_name(instance)) {
         keep("retiring", r);
+        // Running: killed while swapping in a container created ahead, before the stop.
         let what = format!(
-            "an interrupted deploy was replacing {} ({}), kept stopped as {}",
+            "an interrupted deploy was replacing {} ({}), kept {} as {}",
             tasks::short(&r.id),
             image(r),
+            if r.running { "running" } else { "stopped" },
             retiring_name(instance)
         );
         out.push_str(&match found.contains_key(instance) {

@@ -800,6 +800,8 @@ impl Engine for DockerEngine {
     async fn start(&self, id: &str) -> Result<(), EngineError> {
         let docker = self.client().await?;
         self.request(|| format!("start of {}", shown(id)), async {
+            // A container already running answers 304, which bollard counts as success
+            // (a container put back that never stopped: `rollback` after a killed swap).
             docker.start_container(id, None).await.map_err(daemon)
         })
         .await

@@ -164,27 +164,91 @@ async fn retire<E: Engine>(
     id: InstanceId,
     container: &Observed,
 ) -> Result<(), Failure> {
-    let engine = ctx.engine(id);
-    let instance = ctx.env.instance(id);
-    if container.running {
-        tasks::pre_stop(ctx, row, id, &container.id).await?;
-        ctx.step(
-            row,
-            format!(
-                "stopping {} (grace period {}s)",
-                short(&container.id),
-                instance.stop_timeout
-            ),
-        );
-        engine
-            .stop(&container.id, instance.stop_timeout)
-            .await
-            .map_err(|e| daemon("cannot stop it", e))?;
+    take_down(ctx, row, id, container).await?;
+    no_restart_of(ctx, id, container).await
+}
+
+/// The stop of [`retire`]: `pre-stop` checks, then the stop with its grace period.
+async fn take_down<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    container: &Observed,
+) -> Result<(), Failure> {
+    if !container.running {
+        return Ok(());
     }
-    engine
+    let instance = ctx.env.instance(id);
+    tasks::pre_stop(ctx, row, id, &container.id).await?;
+    ctx.step(
+        row,
+        format!(
+            "stopping {} (grace period {}s)",
+            short(&container.id),
+            instance.stop_timeout
+        ),
+    );
+    ctx.engine(id)
+        .stop(&container.id, instance.stop_timeout)
+        .await
+        .map_err(|e| daemon("cannot stop it", e))
+}
+
+/// The restart policy `no` of [`retire`].
+async fn no_restart_of<E: Engine>(
+    ctx: &Context<E>,
+    id: InstanceId,
+    container: &Observed,
+) -> Result<(), Failure> {
+    ctx.engine(id)
         .set_restart(&container.id, &no_restart())
         .await
         .map_err(|e| daemon("cannot set its restart policy to no", e))
+}
+
+/// Puts the container created ahead in place of `current` while `current` still serves:
+/// `current` gets restart policy `no` and the name [`retiring_name`], the staged one the
+/// instance's name, and only then is `current` stopped. So an instance is out of service
+/// only for its stop, the new container's start and its readiness. `staged` is taken once
+/// it has the instance's name (it is then the one [`restore`] removes on failure).
+async fn swap_in<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    current: &Observed,
+    staged: &mut Option<tasks::Made>,
+) -> Result<tasks::Made, Failure> {
+    let engine = ctx.engine(id);
+    let name = &ctx.env.instance(id).name;
+    let Some(made) = staged.take() else {
+        return Err(Failure::new("nothing was created ahead"));
+    };
+    ctx.step(
+        row,
+        format!(
+            "keeping {} until the new container is ready; {} takes its name",
+            short(&current.id),
+            short(&made.container_id)
+        ),
+    );
+    let renamed = async {
+        no_restart_of(ctx, id, current).await?;
+        engine
+            .rename(&current.id, &retiring_name(name))
+            .await
+            .map_err(|e| daemon("cannot rename it", e))?;
+        engine
+            .rename(&made.container_id, name)
+            .await
+            .map_err(|e| daemon("cannot give the container created ahead its name", e))
+    };
+    if let Err(failure) = renamed.await {
+        *staged = Some(made);
+        return Err(failure);
+    }
+    crate::failpoint::pause("deploy:swapped").await;
+    take_down(ctx, row, id, current).await?;
+    Ok(made)
 }
 
 /// Waits for `work` unless Ctrl-C comes first (then `None`).
@@ -371,6 +435,8 @@ async fn replace_with<E: Engine>(
             previous_name(&name)
         )));
     }
+    // A container created ahead once it has the instance's name.
+    let mut named = None;
     let kept = match (retiring, current) {
         (Some(retiring), current) => {
             if let Some(unproven) = current {
@@ -385,6 +451,14 @@ async fn replace_with<E: Engine>(
                     short(&retiring.id)
                 ),
             );
+            // Killed while swapping in a container created ahead, the deploy left it
+            // serving: it is stopped now, as it would have been.
+            if let Err(failure) = take_down(&ctx, row, id, &retiring).await {
+                // Back under the instance's name, as it was before that deploy.
+                return Outcome::Failed(
+                    restore(&ctx, row, id, Some(retiring), failure, rollout).await,
+                );
+            }
             // The interrupted deploy took it down: it is started again if the new one
             // fails.
             Kept::Retiring(Observed {
@@ -393,6 +467,17 @@ async fn replace_with<E: Engine>(
             })
         }
         (None, None) => previous.clone().map_or(Kept::Nothing, Kept::Previous),
+        (None, Some(current)) if staged.is_some() => {
+            match swap_in(&ctx, row, id, &current, staged).await {
+                Ok(made) => named = Some(made),
+                Err(failure) => {
+                    return Outcome::Failed(
+                        restore(&ctx, row, id, Some(current), failure, rollout).await,
+                    );
+                }
+            }
+            Kept::Retiring(current)
+        }
         (None, Some(current)) => {
             if let Err(failure) = retire(&ctx, row, id, &current).await {
                 // Still the instance's container, under its name: start it again if it
@@ -418,10 +503,14 @@ async fn replace_with<E: Engine>(
             Kept::Retiring(current)
         }
     };
-    let launched = match staged.take() {
-        None => unless_interrupted(&ctx, tasks::launch(&ctx, row, id, rollout.start)).await,
-        // Created ahead: it takes the name the replaced container left.
-        Some(made) => match engine.rename(&made.container_id, &name).await {
+    let launched = match (named, staged.take()) {
+        // Swapped in already.
+        (Some(made), _) => {
+            unless_interrupted(&ctx, tasks::start_made(&ctx, row, id, made, rollout.start)).await
+        }
+        (None, None) => unless_interrupted(&ctx, tasks::launch(&ctx, row, id, rollout.start)).await,
+        // Created ahead, where no container was to swap with: it takes the free name.
+        (None, Some(made)) => match engine.rename(&made.container_id, &name).await {
             Ok(()) => {
                 unless_interrupted(&ctx, tasks::start_made(&ctx, row, id, made, rollout.start))
                     .await

@@ -2315,9 +2315,13 @@ async fn a_deploy_creates_later_levels_ahead_beside_the_containers_they_replace(
     let at = |entry: &str| position(&log, entry);
     assert!(at("create api-1.staged") < at("healthy db-1"), "{log:?}");
     // The invariant: the old api-1 serves until db-1 is ready, the new one starts after.
-    assert!(at("healthy db-1") < at("stop api-1"), "{log:?}");
     assert!(
-        at("stop api-1") < at("rename api-1 api-1.retiring"),
+        at("healthy db-1") < at("restart-policy api-1 no"),
+        "{log:?}"
+    );
+    // Swapped in while the old one still runs: out of service from its stop only.
+    assert!(
+        at("restart-policy api-1 no") < at("rename api-1 api-1.retiring"),
         "{log:?}"
     );
     assert!(
@@ -2325,9 +2329,10 @@ async fn a_deploy_creates_later_levels_ahead_beside_the_containers_they_replace(
         "{log:?}"
     );
     assert!(
-        at("rename api-1.staged api-1") < at("start api-1"),
+        at("rename api-1.staged api-1") < at("stop api-1.retiring"),
         "{log:?}"
     );
+    assert_eq!(at("stop api-1.retiring") + 1, at("start api-1"), "{log:?}");
     let creates: Vec<&String> = log.iter().filter(|l| l.starts_with("create")).collect();
     assert_eq!(creates.len(), 2, "{log:?}");
     let names = names(&fake);
@@ -2447,4 +2452,76 @@ async fn a_container_created_ahead_and_not_used_is_removed_and_the_old_one_kept(
     }
     assert!(!names(&fake).values().any(|n| n == "api-1.staged"));
     assert_eq!(names(&fake)["old-api-1"], "api-1");
+}
+
+/// A new container swapped in that fails: it is removed and the old one, which was only
+/// stopped, takes its name back and runs again. A deploy killed while swapping (the old
+/// one still running as `.retiring`, the new one under the name, never started): the
+/// next deploy removes the unproven one and stops the old one before starting anew.
+#[tokio::test]
+async fn a_failed_swap_puts_the_old_container_back_and_a_killed_one_is_finished() {
+    let env = environment(
+        "__maestro: {schema: 2}
+name: t
+ships: {s1: {ip: 127.0.0.1}}
+services:
+  db: {image: db, healthcheck: {test: \"exit 0\"}, instances: {db-1: {ship: s1}}}
+  api: {image: api, requires: [db], healthcheck: {test: \"exit 0\"}, instances: {api-1: {ship: s1}}}
+",
+    );
+    let fake = running_old(
+        Fake {
+            // By id before name: the old api-1 is healthy, the new one never.
+            health: HashMap::from([
+                ("db-1".to_owned(), Ok(50)),
+                ("old-api-1".to_owned(), Ok(0)),
+                ("api-1".to_owned(), Err(vec!["down".to_owned()])),
+            ]),
+            ..Fake::default()
+        },
+        &[],
+    );
+    let (outcomes, _) = deploy_ahead(&env, &fake).await;
+    match &outcomes["api-1"] {
+        Outcome::Failed(f) => assert!(f.message.contains("is back and running"), "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    let log = fake.log();
+    assert!(
+        position(&log, "rename api-1.staged api-1") < position(&log, "stop api-1.retiring"),
+        "{log:?}"
+    );
+    assert!(
+        position(&log, "remove api-1") < position(&log, "rename api-1.retiring api-1"),
+        "{log:?}"
+    );
+    assert_eq!(names(&fake)["old-api-1"], "api-1");
+    assert!(fake.containers.lock().unwrap()["api-1"].running);
+    assert!(!names(&fake).values().any(|n| n.starts_with("api-1.")));
+
+    // Killed after the swap's renames, before the stop.
+    let fake = running_old(
+        Fake {
+            health: HashMap::from([("db-1".to_owned(), Ok(0)), ("api-1".to_owned(), Ok(0))]),
+            ..Fake::default()
+        },
+        &[("api-1.staged", false, &own_labels("api-1"))],
+    );
+    {
+        let mut containers = fake.containers.lock().unwrap();
+        let mut old = containers.remove("api-1").unwrap();
+        old.name = "api-1.retiring".into();
+        containers.insert("api-1.retiring".into(), old);
+        let mut unproven = containers.remove("api-1.staged").unwrap();
+        unproven.name = "api-1".into();
+        containers.insert("api-1".into(), unproven);
+    }
+    let (outcomes, _) = deploy_ahead(&env, &fake).await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    let log = fake.log();
+    let at = |entry: &str| position(&log, entry);
+    assert!(at("remove api-1") < at("stop api-1.retiring"), "{log:?}");
+    assert!(at("stop api-1.retiring") < at("start api-1"), "{log:?}");
+    assert_eq!(names(&fake)["old-api-1"], "api-1.previous");
+    assert!(!names(&fake).contains_key("outsider-api-1.staged"));
 }
