@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""Two maestro binaries' `deploy`, run alternately on this machine's engine: the play's
-time and each instance's time out of service, by batch. See bench/README.md
-("deploy_ab.py").
+"""Two maestro binaries' `deploy`, run alternately on this machine's engine (or on a
+simulated ship): the play's time and each instance's time out of service, by batch. See
+bench/README.md ("deploy_ab.py").
 
     python3 bench/deploy_ab.py --a OLD_BIN --b NEW_BIN [--runs 12] [--base IMAGE]
+    python3 bench/deploy_ab.py --a OLD_BIN --b NEW_BIN --simship BIN [--latency-ms 20]
+
+With `--simship`, the ship is one simulated engine (target/release/simship, built with
+`cargo build --release -p maestro-tests --bin simship`) on 127.0.0.1:17600, every request
+taking `--latency-ms`: a ship whose requests cost a round trip. Its containers serve
+nothing, so there is no check: the new version is a changed variable, and `deploy
+--min-ready 0` counts a replacement ready once started. A fresh simulated ship each
+deploy.
 
 A service `web` of 6 instances on the local engine (each publishing 127.0.0.1:17511-17516,
 an http running check), started on v1, then deployed to v2 with `--max-unavailable 2`
@@ -41,6 +49,17 @@ def sh(*args, check=True):
     return r
 
 
+SIM_PORT = 17600
+
+
+def sim_environment(version):
+    instances = "".join("      %s-web-%d: {ship: sim}\n" % (ENV, k) for k in range(1, 7))
+    return ("__maestro: {schema: 2}\nname: %s\n"
+            "ships: {sim: {ip: 127.0.0.1, docker_port: %d}}\n"
+            "services:\n  web:\n    image: app\n    env: {VERSION: \"%s\"}\n"
+            "    instances:\n%s" % (ENV, SIM_PORT, version, instances))
+
+
 def environment():
     instances = "".join(
         "      %s-web-%d: {ship: local, command: %s, stop_timeout: 2, "
@@ -66,7 +85,30 @@ def one_deploy(binary, path):
     sh(*maestro, "start")
     time.sleep(1)
     sh("docker", "tag", ENV + "/app:v2", ENV + "/app:app")
-    r = sh(*maestro, "--json", "deploy", "--max-unavailable", "2")
+    return outages(sh(*maestro, "--json", "deploy", "--max-unavailable", "2"))
+
+
+def one_sim_deploy(binary, tmp, simship, latency):
+    ship = subprocess.Popen([simship, "--ships", "1", "--base-port", str(SIM_PORT),
+                             "--latency-ms", str(latency), "--images", "app"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        if not ship.stdout.readline().startswith("ports:"):
+            raise RuntimeError("simship did not start")
+        paths = []
+        for version in ("1", "2"):
+            paths.append(os.path.join(tmp, "sim-v%s.yaml" % version))
+            with open(paths[-1], "w") as f:
+                f.write(sim_environment(version))
+        sh(binary, "-f", paths[0], "start")
+        return outages(sh(binary, "-f", paths[1], "--json", "deploy", "--max-unavailable", "2",
+                          "--min-ready", "0"))
+    finally:
+        ship.kill()
+        ship.wait()
+
+
+def outages(r):
     events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     spans = {}
     for e in events:
@@ -92,7 +134,21 @@ def main():
     ap.add_argument("--b", required=True, help="the second maestro binary")
     ap.add_argument("--runs", type=int, default=12)
     ap.add_argument("--base", default=ENV + "/busybox:1")
+    ap.add_argument("--simship", help="deploy on a simulated ship served by this binary")
+    ap.add_argument("--latency-ms", type=int, default=20, help="the simulated ship's, per request")
     args = ap.parse_args()
+    if args.simship:
+        results = {"a": ([], [], []), "b": ([], [], [])}
+        with tempfile.TemporaryDirectory(prefix="maestro-bench-ab.") as tmp:
+            for run in range(args.runs):
+                for which in (("a", "b") if run % 2 == 0 else ("b", "a")):
+                    play, batch1, later = one_sim_deploy(getattr(args, which), tmp,
+                                                         args.simship, args.latency_ms)
+                    results[which][0].append(play)
+                    results[which][1].extend(batch1)
+                    results[which][2].extend(later)
+        report(args, results)
+        return 0
     if sh("docker", "image", "inspect", args.base, check=False).returncode != 0:
         sh("bash", "-c", 'source "%s/bench/common.sh" && build_busybox_image "$1"' % ROOT,
            "-", args.base)
@@ -118,6 +174,11 @@ def main():
             remove_containers()
             for tag in ("app", "v1", "v2"):
                 sh("docker", "rmi", "%s/app:%s" % (ENV, tag), check=False)
+    report(args, results)
+    return 0
+
+
+def report(args, results):
     med = lambda xs: statistics.median(xs) * 1000
     print("| binary | deploy play | out of service, batch 1 | out of service, batches 2-3 | runs |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -128,7 +189,6 @@ def main():
     a, b = results["a"], results["b"]
     print("\nb - a (medians): play %+.0f ms, batch 1 %+.0f ms, batches 2-3 %+.0f ms"
           % (med(b[0]) - med(a[0]), med(b[1]) - med(a[1]), med(b[2]) - med(a[2])))
-    return 0
 
 
 if __name__ == "__main__":
