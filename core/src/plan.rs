@@ -349,7 +349,7 @@ pub fn deploy(
             ),
             None => step(
                 Action::Create,
-                "no container: an interrupted deploy took the old one down (kept as .retiring, restored if this one fails)",
+                "no container: an interrupted deploy moved the old one aside (kept as .retiring, restored if this one fails)",
             ),
         };
     }
