@@ -687,10 +687,12 @@ async fn take<E: LockStore>(
         // A ship that answered once and then not in time: whether the lock was taken is
         // unknown (a lock the engine makes late goes stale without a heartbeat), and a
         // play never goes on unlocked on a ship it may reach.
-        EngineError::Daemon(_) | EngineError::NoAnswer { .. } => Err(Refused::Failed {
-            ship: ship.to_owned(),
-            error,
-        }),
+        EngineError::Daemon(_) | EngineError::NameInUse(_) | EngineError::NoAnswer { .. } => {
+            Err(Refused::Failed {
+                ship: ship.to_owned(),
+                error,
+            })
+        }
     };
     for _ in 0..ROUNDS {
         let at = now();

@@ -100,6 +100,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
         http,
         secrets: Arc::default(),
         ahead: None,
+        absent: Arc::default(),
     };
     // The plays that create containers, and their plans, read the secrets of what they
     // select before anything else (a missing one fails them before anything is made).
@@ -270,7 +271,13 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 } else {
                     PullPolicy::Missing
                 };
-                let ctx = match prepare_images(&ctx, &selection, &select, policy).await {
+                // Which instances have no container yet, looked up once per ship while
+                // the images are prepared.
+                let (prepared, absent) = tokio::join!(
+                    prepare_images(&ctx, &selection, &select, policy),
+                    absent_containers(&ctx, &selection)
+                );
+                let ctx = match prepared {
                     Ok(ctx) => ctx,
                     Err(code) => return code,
                 };
@@ -279,6 +286,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 let slots = play::ahead::Slots::new(selection.len());
                 let ctx = Context {
                     ahead: Some(slots.clone()),
+                    absent,
                     ..ctx
                 };
                 let ahead: Arc<dyn play::Ahead> = Arc::new(play::ahead::Creates {
@@ -492,6 +500,43 @@ where
         _ => vec![Vec::new(); selection.len()],
     };
     run_play_with(ctx, name, selection, select.concurrency, waits, None, task).await
+}
+
+/// By instance id, `true` for each selected instance whose ship's list shows no
+/// container under its name (see [`Context::absent`]); a ship whose list fails tells
+/// nothing of its instances (they are looked at one by one, as without a list).
+async fn absent_containers<E: Engine>(
+    ctx: &Context<E>,
+    selection: &[InstanceId],
+) -> Arc<Vec<bool>> {
+    let mut by_ship: std::collections::BTreeMap<usize, Vec<InstanceId>> = Default::default();
+    for &id in selection {
+        by_ship
+            .entry(ctx.env.instance(id).ship.0)
+            .or_default()
+            .push(id);
+    }
+    let lists = futures_util::future::join_all(by_ship.into_iter().map(|(ship, ids)| {
+        let names: Vec<String> = ids
+            .iter()
+            .map(|&id| ctx.env.instance(id).name.clone())
+            .collect();
+        async move {
+            let found = ctx.engines[ship].list(&ctx.env.name, &names).await;
+            (ids, found)
+        }
+    }))
+    .await;
+    let mut absent = vec![false; ctx.env.instances.len()];
+    for (ids, found) in lists {
+        let Ok(found) = found else { continue };
+        let taken: std::collections::HashSet<&str> =
+            found.iter().map(|o| o.name.as_str()).collect();
+        for id in ids {
+            absent[id.0] = !taken.contains(ctx.env.instance(id).name.as_str());
+        }
+    }
+    Arc::new(absent)
 }
 
 /// [`run_play`] with the waits given: `waits[row]` lists the rows `row` waits for; with

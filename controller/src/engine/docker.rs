@@ -783,7 +783,13 @@ impl Engine for DockerEngine {
                 docker
                     .create_container(Some(options), body)
                     .await
-                    .map_err(daemon)
+                    .map_err(|e| match e {
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 409,
+                            ..
+                        } => EngineError::NameInUse(describe(&e)),
+                        e => daemon(e),
+                    })
             })
             .await?;
         Ok(Created {

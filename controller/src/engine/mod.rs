@@ -148,6 +148,11 @@ pub enum EngineError {
     /// The daemon refused the operation; its message is kept as is.
     #[error("{0}")]
     Daemon(String),
+    /// A create refused because another container has the name (HTTP 409); the daemon's
+    /// message as is. `start` creates without looking first where the play's list saw
+    /// no container, and looks only when this says one came since.
+    #[error("{0}")]
+    NameInUse(String),
 }
 
 fn no_answer(idle: bool, within: std::time::Duration) -> String {

@@ -222,12 +222,13 @@ async fn make<E: Engine>(
         }
         Some(staged)
     } else {
-        match engine.inspect(name).await {
-            Ok(None) => None,
-            Ok(Some(_)) | Err(_) => return Slot::Done,
+        // Looked at only when the play's list did not say the name is free.
+        if !ctx.known_absent(id) && !matches!(engine.inspect(name).await, Ok(None)) {
+            return Slot::Done;
         }
+        None
     };
-    match tasks::create(ctx, row, id, false, under).await {
+    match tasks::try_create(ctx, row, id, false, under).await {
         Ok(made) => {
             ctx.step(
                 row,
@@ -239,8 +240,10 @@ async fn make<E: Engine>(
             crate::failpoint::pause("ahead:created").await;
             Slot::Made(made)
         }
+        // A container came since the play's list: the turn decides on it.
+        Err(tasks::NotCreated::NameInUse(_)) => Slot::Done,
         // Tried again at its turn, which reports what it finds.
-        Err(failure) => {
+        Err(tasks::NotCreated::Failed(failure)) => {
             ctx.step(
                 row,
                 format!(

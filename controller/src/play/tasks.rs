@@ -39,6 +39,12 @@ pub struct Context<E: Engine> {
     /// The containers created ahead of their instances' turns, in a play that does so
     /// (by row).
     pub ahead: Option<Arc<super::ahead::Slots>>,
+    /// By instance id: `true` where the play's list of its ship's containers, made once
+    /// the play held its locks, showed none under the instance's name. Such an instance is
+    /// created without being looked at first (one request less); a create refused for
+    /// the name ([`EngineError::NameInUse`]: a container came since) looks after all.
+    /// Empty: nothing is known, every instance is looked at.
+    pub absent: Arc<Vec<bool>>,
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -54,6 +60,7 @@ impl<E: Engine> Clone for Context<E> {
             http: self.http.clone(),
             secrets: self.secrets.clone(),
             ahead: self.ahead.clone(),
+            absent: self.absent.clone(),
         }
     }
 }
@@ -69,6 +76,12 @@ impl<E: Engine> Context<E> {
         let mut spec = container_spec(&self.env, id);
         self.secrets.apply(&mut spec, self.env.instance(id), salt);
         spec
+    }
+
+    /// Whether the play's list saw no container under the instance's name (see
+    /// [`Context::absent`]).
+    pub fn known_absent(&self, id: InstanceId) -> bool {
+        self.absent.get(id.0).copied().unwrap_or(false)
     }
 
     pub fn step(&self, row: usize, message: impl Into<String>) {
@@ -108,6 +121,14 @@ pub async fn start<E: Engine>(
     }
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
+    if ctx.known_absent(id) && !has_pre_start_checks(&ctx, id) {
+        match try_create(&ctx, row, id, options.refresh_images, None).await {
+            Ok(made) => return start_made(&ctx, row, id, made, options).await,
+            Err(NotCreated::Failed(failure)) => return Outcome::Failed(failure),
+            // A container came since the play's list: it is looked at, as any.
+            Err(NotCreated::NameInUse(_)) => {}
+        }
+    }
     ctx.step(row, "checking container");
     let observed = match engine.inspect(&instance.name).await {
         Ok(observed) => observed,
@@ -200,6 +221,22 @@ pub struct Made {
     pub expectation: Option<(Expectation, String)>,
 }
 
+/// Whether the instance has `pre-start` checks (they come before its create).
+pub fn has_pre_start_checks<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
+    ctx.env
+        .instance(id)
+        .lifecycle
+        .get(&LifecycleState::PreStart)
+        .is_some_and(|c| !c.is_empty())
+}
+
+/// Why [`try_create`] made nothing.
+pub enum NotCreated {
+    /// Another container has the name.
+    NameInUse(Failure),
+    Failed(Failure),
+}
+
 /// Creates the instance's container under its name, or `under` another (none may exist),
 /// with this play's readiness token, pulling the image first if the play did not prepare
 /// it (`refresh`: even when present). A create the engine did not answer leaves nothing
@@ -211,6 +248,21 @@ pub async fn create<E: Engine>(
     refresh: bool,
     under: Option<String>,
 ) -> Result<Made, Failure> {
+    try_create(ctx, row, id, refresh, under)
+        .await
+        .map_err(|e| match e {
+            NotCreated::NameInUse(f) | NotCreated::Failed(f) => f,
+        })
+}
+
+/// [`create`], telling a name in use from other failures.
+pub async fn try_create<E: Engine>(
+    ctx: &Context<E>,
+    row: usize,
+    id: InstanceId,
+    refresh: bool,
+    under: Option<String>,
+) -> Result<Made, NotCreated> {
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     // A new container: a new salt for its secrets' hashes.
@@ -229,11 +281,13 @@ pub async fn create<E: Engine>(
                 expectation = Some((invitation.expected, invitation.endpoint));
             }
             Ok(None) => {}
-            Err(e) => return Err(Failure::new(e)),
+            Err(e) => return Err(NotCreated::Failed(Failure::new(e))),
         }
     }
     if !ctx.images.contains(instance.ship.0, &instance.image.name) {
-        ensure_image(ctx, row, id, refresh).await?;
+        ensure_image(ctx, row, id, refresh)
+            .await
+            .map_err(NotCreated::Failed)?;
     }
     ctx.step(row, "creating container");
     match engine.create(&spec).await {
@@ -246,11 +300,16 @@ pub async fn create<E: Engine>(
             // Boxed, as the other rare path below: a task's future is as large as all the
             // futures it may await, and plays nest tasks deep.
             let left = Box::pin(unanswered_create(ctx, id, &spec.name)).await;
-            Err(Failure::new(format!(
+            Err(NotCreated::Failed(Failure::new(format!(
                 "cannot create the container: {e}; {left}"
-            )))
+            ))))
         }
-        Err(e) => Err(Failure::new(format!("cannot create the container: {e}"))),
+        Err(e @ EngineError::NameInUse(_)) => Err(NotCreated::NameInUse(Failure::new(format!(
+            "cannot create the container: {e}"
+        )))),
+        Err(e) => Err(NotCreated::Failed(Failure::new(format!(
+            "cannot create the container: {e}"
+        )))),
     }
 }
 

@@ -43,6 +43,8 @@ struct Fake {
     /// Operations (`remove NAME`, `start NAME`) whose answer never comes, not even a
     /// `NoAnswer`: only giving up on them ends them.
     hang: HashSet<String>,
+    /// How many inspects were asked.
+    inspects: std::sync::atomic::AtomicUsize,
 }
 
 /// Called with a started container's name and variables.
@@ -132,6 +134,8 @@ impl Engine for Fake {
             .collect())
     }
     async fn inspect(&self, name: &str) -> Result<Option<Observed>, EngineError> {
+        self.inspects
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let containers = self.containers.lock().unwrap();
         Ok(containers
             .get(name)
@@ -195,7 +199,7 @@ impl Engine for Fake {
         self.record(format!("create {}", spec.name));
         if self.containers.lock().unwrap().contains_key(&spec.name) {
             // As Docker: a name is one container's.
-            return Err(EngineError::Daemon(format!(
+            return Err(EngineError::NameInUse(format!(
                 "Conflict. The container name \"/{}\" is already in use",
                 spec.name
             )));
@@ -423,6 +427,8 @@ enum Mode {
     /// Creating ahead under the staged names into these slots, as `deploy` does (its
     /// tasks are given the slots through their [`super::deploy::Rollout`]).
     Staged(Arc<super::ahead::Slots>),
+    /// No creating ahead; the play's list said these instances (by id) have no container.
+    Listed(Vec<bool>),
 }
 
 async fn run<F, Fut>(
@@ -454,13 +460,19 @@ where
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
+        absent: Arc::default(),
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
-    let (ahead, interrupt, staged) = match mode {
-        Mode::Plain => (false, None, None),
-        Mode::Ahead => (true, None, None),
-        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt), None),
-        Mode::Staged(slots) => (true, None, Some(slots)),
+    let (ahead, interrupt, staged, absent) = match mode {
+        Mode::Plain => (false, None, None, Vec::new()),
+        Mode::Ahead => (true, None, None, Vec::new()),
+        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt), None, Vec::new()),
+        Mode::Staged(slots) => (true, None, Some(slots), Vec::new()),
+        Mode::Listed(absent) => (false, None, None, absent),
+    };
+    let ctx = Context {
+        absent: Arc::new(absent),
+        ..ctx
     };
     let expect_interrupted = interrupt.is_some();
     let interrupt = interrupt.unwrap_or_else(|| super::Interrupt {
@@ -1148,6 +1160,7 @@ async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
+        absent: Arc::default(),
     };
     let resolved = Arc::new(Mutex::new(Resolved::default()));
     let pins = Arc::new(Pins::default());
@@ -1670,6 +1683,7 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
+        absent: Arc::default(),
     };
     // Plays over the file's instances never touch it.
     play(&env, &fake, Direction::Start, None, stop_then_start).await;
@@ -2208,6 +2222,7 @@ services:
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
+        absent: Arc::default(),
     };
     for (instance, expected) in [
         ("plain-1", true),
@@ -2524,4 +2539,59 @@ services:
     assert!(at("stop api-1.retiring") < at("start api-1"), "{log:?}");
     assert_eq!(names(&fake)["old-api-1"], "api-1.previous");
     assert!(!names(&fake).contains_key("outsider-api-1.staged"));
+}
+
+/// Where the play's list saw no container, `start` creates without looking first (one
+/// request less per instance); where one came since (the list is stale), the create is
+/// refused for the name and the instance is looked at and treated as any.
+#[tokio::test]
+async fn start_creates_without_looking_where_the_list_saw_no_container() {
+    let env = environment(ENV);
+    let all = vec![true; env.instances.len()];
+    let mut inspects = Vec::new();
+    for mode in [Mode::Plain, Mode::Listed(all.clone())] {
+        let fake = Arc::new(Fake::default());
+        let (outcomes, _) = run(
+            &env,
+            &fake,
+            None,
+            Direction::Start,
+            None,
+            mode,
+            |c, r, i| tasks::start(c, r, i, StartOptions::default()),
+        )
+        .await;
+        assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+        inspects.push(fake.inspects.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    // One look before the create less for each of the 5 instances.
+    assert_eq!(
+        inspects[0] - inspects[1],
+        env.instances.len(),
+        "{inspects:?}"
+    );
+
+    // db-1 came after the list: its create is refused, and it is left running.
+    let fake = Arc::new(Fake::default());
+    outsider(&fake, "db-1", true, &own_labels("db-1"));
+    let (outcomes, _) = run(
+        &env,
+        &fake,
+        None,
+        Direction::Start,
+        None,
+        Mode::Listed(all),
+        |c, r, i| tasks::start(c, r, i, StartOptions::default()),
+    )
+    .await;
+    assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+    assert!(fake.log().contains(&"create db-1".to_owned()));
+    assert_eq!(names(&fake)["outsider-db-1"], "db-1");
+    assert!(fake.containers.lock().unwrap()["db-1"].running);
+    // db-1 is looked at once, after the refused create, where a started one is looked
+    // at once after its start.
+    assert_eq!(
+        fake.inspects.load(std::sync::atomic::Ordering::SeqCst),
+        inspects[1]
+    );
 }
