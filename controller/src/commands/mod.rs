@@ -100,7 +100,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
         http,
         secrets: Arc::default(),
         ahead: None,
-        absent: Arc::default(),
+        listed: Arc::default(),
     };
     // The plays that create containers, and their plans, read the secrets of what they
     // select before anything else (a missing one fails them before anything is made).
@@ -273,9 +273,9 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 };
                 // Which instances have no container yet, looked up once per ship while
                 // the images are prepared.
-                let (prepared, absent) = tokio::join!(
+                let (prepared, listed) = tokio::join!(
                     prepare_images(&ctx, &selection, &select, policy),
-                    absent_containers(&ctx, &selection)
+                    list_containers(&ctx, &selection)
                 );
                 let ctx = match prepared {
                     Ok(ctx) => ctx,
@@ -286,7 +286,7 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 let slots = play::ahead::Slots::new(selection.len());
                 let ctx = Context {
                     ahead: Some(slots.clone()),
-                    absent,
+                    listed,
                     ..ctx
                 };
                 let ahead: Arc<dyn play::Ahead> = Arc::new(play::ahead::Creates {
@@ -327,6 +327,11 @@ async fn dispatch<E: Engine + crate::lock::LockStore>(
                 return EXIT_INVALID;
             };
             lock::locked(&env, &ctx.engines, &selection, async {
+                // What exists, once per ship: generations not there are not looked for.
+                let ctx = Context {
+                    listed: list_containers(&ctx, &selection).await,
+                    ..ctx.clone()
+                };
                 let (outcomes, interrupted) = run_play(
                     &ctx,
                     &deps,
@@ -502,41 +507,33 @@ where
     run_play_with(ctx, name, selection, select.concurrency, waits, None, task).await
 }
 
-/// By instance id, `true` for each selected instance whose ship's list shows no
-/// container under its name (see [`Context::absent`]); a ship whose list fails tells
-/// nothing of its instances (they are looked at one by one, as without a list).
-async fn absent_containers<E: Engine>(
+/// Each ship's containers named after the selected instances or their generations,
+/// listed once per ship (see [`Context::listed`]); a ship whose list fails tells nothing
+/// (its instances are looked at one by one, as without a list).
+async fn list_containers<E: Engine>(
     ctx: &Context<E>,
     selection: &[InstanceId],
-) -> Arc<Vec<bool>> {
-    let mut by_ship: std::collections::BTreeMap<usize, Vec<InstanceId>> = Default::default();
+) -> Arc<tasks::Listed> {
+    let mut by_ship: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
     for &id in selection {
+        let instance = ctx.env.instance(id);
         by_ship
-            .entry(ctx.env.instance(id).ship.0)
+            .entry(instance.ship.0)
             .or_default()
-            .push(id);
+            .push(instance.name.clone());
     }
-    let lists = futures_util::future::join_all(by_ship.into_iter().map(|(ship, ids)| {
-        let names: Vec<String> = ids
-            .iter()
-            .map(|&id| ctx.env.instance(id).name.clone())
-            .collect();
-        async move {
-            let found = ctx.engines[ship].list(&ctx.env.name, &names).await;
-            (ids, found)
-        }
-    }))
-    .await;
-    let mut absent = vec![false; ctx.env.instances.len()];
-    for (ids, found) in lists {
-        let Ok(found) = found else { continue };
-        let taken: std::collections::HashSet<&str> =
-            found.iter().map(|o| o.name.as_str()).collect();
-        for id in ids {
-            absent[id.0] = !taken.contains(ctx.env.instance(id).name.as_str());
+    let lists =
+        futures_util::future::join_all(by_ship.into_iter().map(|(ship, names)| async move {
+            (ship, ctx.engines[ship].list(&ctx.env.name, &names).await)
+        }))
+        .await;
+    let mut listed = vec![None; ctx.env.ships.len()];
+    for (ship, found) in lists {
+        if let Ok(found) = found {
+            listed[ship] = Some(found.into_iter().map(|o| o.name).collect());
         }
     }
-    Arc::new(absent)
+    Arc::new(tasks::Listed::new(listed))
 }
 
 /// [`run_play`] with the waits given: `waits[row]` lists the rows `row` waits for; with

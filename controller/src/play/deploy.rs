@@ -895,8 +895,14 @@ pub async fn clean_previous<E: Engine>(
     let name = &ctx.env.instance(id).name;
     let engine = ctx.engine(id);
     let mut removed = Vec::new();
-    let names = (previous_name(name), staged_name(name));
-    let (previous, staged) = tokio::join!(engine.inspect(&names.0), engine.inspect(&names.1));
+    // Not looked for where the play's list saw none.
+    let look = |name: String| async move {
+        match ctx.listed_absent(id, &name) {
+            true => Ok(None),
+            false => engine.inspect(&name).await,
+        }
+    };
+    let (previous, staged) = tokio::join!(look(previous_name(name)), look(staged_name(name)));
     let cannot = |what: &str, e: crate::engine::EngineError| format!("cannot remove {what}: {e}");
     match previous.map_err(|e| cannot("the previous generation", e))? {
         Some(p)

@@ -39,12 +39,30 @@ pub struct Context<E: Engine> {
     /// The containers created ahead of their instances' turns, in a play that does so
     /// (by row).
     pub ahead: Option<Arc<super::ahead::Slots>>,
-    /// By instance id: `true` where the play's list of its ship's containers, made once
-    /// the play held its locks, showed none under the instance's name. Such an instance is
-    /// created without being looked at first (one request less); a create refused for
-    /// the name ([`EngineError::NameInUse`]: a container came since) looks after all.
-    /// Empty: nothing is known, every instance is looked at.
-    pub absent: Arc<Vec<bool>>,
+    /// The names of the containers the play's lists found on each ship (`start` and
+    /// `clean` list once per ship, after their locks). An instance listed without a
+    /// container is created without being looked at first, a generation listed absent is
+    /// not looked for: one request less each. A create refused for the name
+    /// ([`EngineError::NameInUse`]: a container came since) looks after all. Empty:
+    /// nothing is known, everything is looked at.
+    pub listed: Arc<Listed>,
+}
+
+/// The container names each ship's list showed (`None`: that ship was not listed, or its
+/// list failed). A list shows the instances' names and their generations' (see
+/// `engine::Engine::list`).
+#[derive(Default)]
+pub struct Listed(Vec<Option<std::collections::HashSet<String>>>);
+
+impl Listed {
+    pub fn new(by_ship: Vec<Option<std::collections::HashSet<String>>>) -> Self {
+        Listed(by_ship)
+    }
+
+    /// Whether a container named `name` was on `ship` when it was listed, if known.
+    pub fn exists(&self, ship: usize, name: &str) -> Option<bool> {
+        Some(self.0.get(ship)?.as_ref()?.contains(name))
+    }
 }
 
 impl<E: Engine> Clone for Context<E> {
@@ -60,7 +78,7 @@ impl<E: Engine> Clone for Context<E> {
             http: self.http.clone(),
             secrets: self.secrets.clone(),
             ahead: self.ahead.clone(),
-            absent: self.absent.clone(),
+            listed: self.listed.clone(),
         }
     }
 }
@@ -78,10 +96,15 @@ impl<E: Engine> Context<E> {
         spec
     }
 
-    /// Whether the play's list saw no container under the instance's name (see
-    /// [`Context::absent`]).
+    /// Whether the play's list saw no container under `name`, on the ship of instance
+    /// `id` (see [`Context::listed`]).
+    pub fn listed_absent(&self, id: InstanceId, name: &str) -> bool {
+        self.listed.exists(self.env.instance(id).ship.0, name) == Some(false)
+    }
+
+    /// [`Context::listed_absent`] for the instance's own name.
     pub fn known_absent(&self, id: InstanceId) -> bool {
-        self.absent.get(id.0).copied().unwrap_or(false)
+        self.listed_absent(id, &self.env.instance(id).name)
     }
 
     pub fn step(&self, row: usize, message: impl Into<String>) {
@@ -777,7 +800,11 @@ pub async fn clean<E: Engine>(ctx: Context<E>, row: usize, id: InstanceId) -> Ou
     let instance = ctx.env.instance(id);
     let engine = ctx.engine(id);
     ctx.step(row, "checking container");
-    let outcome = match engine.inspect(&instance.name).await {
+    let observed = match ctx.known_absent(id) {
+        true => Ok(None),
+        false => engine.inspect(&instance.name).await,
+    };
+    let outcome = match observed {
         Ok(None) => Outcome::Done("absent".into()),
         Ok(Some(observed)) => match not_its_own(&ctx, id, &observed) {
             Some(skipped) => skipped,

@@ -427,8 +427,8 @@ enum Mode {
     /// Creating ahead under the staged names into these slots, as `deploy` does (its
     /// tasks are given the slots through their [`super::deploy::Rollout`]).
     Staged(Arc<super::ahead::Slots>),
-    /// No creating ahead; the play's list said these instances (by id) have no container.
-    Listed(Vec<bool>),
+    /// No creating ahead; the play's list (of the one ship) found these names.
+    Listed(Vec<String>),
 }
 
 async fn run<F, Fut>(
@@ -460,18 +460,18 @@ where
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
-        absent: Arc::default(),
+        listed: Arc::default(),
     };
     let selection: Vec<InstanceId> = (0..env.instances.len()).map(InstanceId).collect();
-    let (ahead, interrupt, staged, absent) = match mode {
-        Mode::Plain => (false, None, None, Vec::new()),
-        Mode::Ahead => (true, None, None, Vec::new()),
-        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt), None, Vec::new()),
-        Mode::Staged(slots) => (true, None, Some(slots), Vec::new()),
-        Mode::Listed(absent) => (false, None, None, absent),
+    let (ahead, interrupt, staged, listed) = match mode {
+        Mode::Plain => (false, None, None, None),
+        Mode::Ahead => (true, None, None, None),
+        Mode::AheadInterrupted(interrupt) => (true, Some(interrupt), None, None),
+        Mode::Staged(slots) => (true, None, Some(slots), None),
+        Mode::Listed(names) => (false, None, None, Some(names.into_iter().collect())),
     };
     let ctx = Context {
-        absent: Arc::new(absent),
+        listed: Arc::new(super::tasks::Listed::new(vec![listed])),
         ..ctx
     };
     let expect_interrupted = interrupt.is_some();
@@ -1160,7 +1160,7 @@ async fn a_tag_is_resolved_once_and_every_ship_pulls_its_digest() {
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
-        absent: Arc::default(),
+        listed: Arc::default(),
     };
     let resolved = Arc::new(Mutex::new(Resolved::default()));
     let pins = Arc::new(Pins::default());
@@ -1683,7 +1683,7 @@ async fn only_clean_orphans_removes_an_orphan_stopping_it_first() {
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
-        absent: Arc::default(),
+        listed: Arc::default(),
     };
     // Plays over the file's instances never touch it.
     play(&env, &fake, Direction::Start, None, stop_then_start).await;
@@ -2222,7 +2222,7 @@ services:
         http: Arc::default(),
         secrets: Arc::default(),
         ahead: None,
-        absent: Arc::default(),
+        listed: Arc::default(),
     };
     for (instance, expected) in [
         ("plain-1", true),
@@ -2547,9 +2547,8 @@ services:
 #[tokio::test]
 async fn start_creates_without_looking_where_the_list_saw_no_container() {
     let env = environment(ENV);
-    let all = vec![true; env.instances.len()];
     let mut inspects = Vec::new();
-    for mode in [Mode::Plain, Mode::Listed(all.clone())] {
+    for mode in [Mode::Plain, Mode::Listed(Vec::new())] {
         let fake = Arc::new(Fake::default());
         let (outcomes, _) = run(
             &env,
@@ -2580,7 +2579,7 @@ async fn start_creates_without_looking_where_the_list_saw_no_container() {
         None,
         Direction::Start,
         None,
-        Mode::Listed(all),
+        Mode::Listed(Vec::new()),
         |c, r, i| tasks::start(c, r, i, StartOptions::default()),
     )
     .await;
@@ -2594,4 +2593,32 @@ async fn start_creates_without_looking_where_the_list_saw_no_container() {
         fake.inspects.load(std::sync::atomic::Ordering::SeqCst),
         inspects[1]
     );
+}
+
+/// `clean` looks only for what its list found: an instance, previous generation or
+/// container created ahead the list did not show is not inspected.
+#[tokio::test]
+async fn clean_looks_only_for_what_its_list_found() {
+    let env = environment(ENV);
+    let stopped = |fake: &Arc<Fake>| {
+        outsider(fake, "db-1", false, &own_labels("db-1"));
+        outsider(fake, "db-1.staged", false, &own_labels("db-1"));
+    };
+    let mut inspects = Vec::new();
+    let listed = vec!["db-1".to_owned(), "db-1.staged".to_owned()];
+    for mode in [Mode::Plain, Mode::Listed(listed)] {
+        let fake = Arc::new(Fake::default());
+        stopped(&fake);
+        let (outcomes, _) = run(&env, &fake, None, Direction::Stop, None, mode, tasks::clean).await;
+        assert!(outcomes.values().all(Outcome::is_success), "{outcomes:?}");
+        assert!(
+            fake.containers.lock().unwrap().is_empty(),
+            "{:?}",
+            fake.log()
+        );
+        inspects.push(fake.inspects.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    // Each of the 5 instances, its previous generation and its staged name: 15 looks;
+    // with the list, db-1 and db-1.staged only.
+    assert_eq!(inspects, [15, 2]);
 }
