@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
-use maestro_core::model::{Environment, InstanceId, LifecycleState};
+use maestro_core::model::{Environment, InstanceId};
 use maestro_core::spec::staged_name;
 
 use super::tasks::{self, Context, Made, short};
@@ -150,10 +150,7 @@ pub fn eligible<E: Engine>(ctx: &Context<E>, id: InstanceId) -> bool {
     ctx.images
         .id(instance.ship.0, &instance.image.name)
         .is_some()
-        && instance
-            .lifecycle
-            .get(&LifecycleState::PreStart)
-            .is_none_or(Vec::is_empty)
+        && !tasks::has_pre_start_checks(ctx, id)
         && instance.volumes_from.is_empty()
         && instance.links.is_empty()
         && !instance
