@@ -1,9 +1,10 @@
 //! Creating ahead: while the instances of earlier dependency levels (or, in a deploy,
 //! earlier batches) come up, the containers of later ones are created (not started), so
-//! that an instance's turn costs only its start and its readiness (a deploy's turn: the
-//! stop of the container it replaces, two renames, the start and the readiness). An instance still starts only once everything it
-//! waits for is ready: what is done ahead is the create alone, and only when nothing the
-//! create needs depends on the play's progress (see [`eligible`]).
+//! that an instance's turn costs only its start and its readiness (a deploy's turn: two
+//! renames while the old container still serves, then its stop, the start and the
+//! readiness). An instance still starts only once everything it waits for is ready: what
+//! is done ahead is the create alone, and only when nothing the create needs depends on
+//! the play's progress (see [`eligible`]).
 //!
 //! Each row has a [`Slot`]. The scheduler runs [`Creates::prepare`] for a row with a place
 //! of low priority (see [`super::budget`]); the row's turn takes what was made
