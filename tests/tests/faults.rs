@@ -273,6 +273,13 @@ fn answers_cut_reset_or_closed() {
     let proxy = Proxy::start();
     let env = environment("faults-cut", &proxy, 1);
     let (a1, a2) = (env.c("a1"), env.c("a2"));
+    // `start` lists the ship's containers first; with that list cut it knows nothing and
+    // looks at each instance, as it would without a list.
+    proxy.fault(
+        |l| l.starts_with("GET /containers/json"),
+        Fault::Cut,
+        Some(1),
+    );
     let inspect_a1 = format!("GET /containers/{a1}/json");
     proxy.fault(move |l| l.starts_with(&inspect_a1), Fault::Cut, Some(1));
     let create_a2 = format!("POST /containers/create?name={a2}");
