@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, ScanError};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, ScanError, StructureStyle};
 
 /// A 1-based line and column in the (rendered) environment file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -259,6 +259,12 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
     Builder::default().run(text)
 }
 
+/// [`parse`] with up to `threads` threads: a large block mapping at the top level is read
+/// in parts at once (see [`split`]), with the same result as [`parse`], errors included.
+pub fn parse_on(text: &str, threads: usize) -> Result<Option<Node>, SyntaxError> {
+    split::parse(text, threads, split::MIN_BYTES)
+}
+
 /// What anchors and aliases may copy before the file is refused: far above any real
 /// environment, far below what exhausts memory. Both nodes and the bytes of scalars count:
 /// a few aliases of a long string are a bomb by bytes with few nodes. An anchor counts
@@ -274,6 +280,10 @@ pub const MAX_DEPTH: usize = 1_000;
 
 #[derive(Default)]
 struct Builder {
+    /// Lines before the text given to the parser (a part of a larger file, see [`split`]).
+    line_offset: u32,
+    /// Collections around the text given to the parser, for [`MAX_DEPTH`].
+    depth_offset: usize,
     /// Each anchor's value, its size (nodes, bytes of scalars) and how deep its values
     /// nest.
     anchors: HashMap<usize, (Node, Size, usize)>,
@@ -283,6 +293,15 @@ struct Builder {
     items: Vec<Node>,
     /// The entries of the open mappings, innermost last.
     entries: Vec<(Node, Node)>,
+}
+
+/// A document as [`Builder::build`] read it.
+struct Built {
+    root: Option<Node>,
+    /// What its anchors and aliases copied (for [`NODE_BUDGET`]).
+    copied: Size,
+    /// Whether the document is a block mapping (not `{...}`).
+    block_root: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -340,14 +359,21 @@ enum Frame {
 }
 
 impl Builder {
-    fn run(mut self, text: &str) -> Result<Option<Node>, SyntaxError> {
+    fn run(self, text: &str) -> Result<Option<Node>, SyntaxError> {
+        Ok(self.build(text)?.root)
+    }
+
+    fn build(mut self, text: &str) -> Result<Built, SyntaxError> {
+        let mut block_root = false;
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0;
         let mut root: Option<Node> = None;
         for event in Parser::new_from_str(text) {
             let (event, span) = event.map_err(scan_error)?;
             let loc = Loc {
-                line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
+                line: u32::try_from(span.start.line())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(self.line_offset),
                 col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
             };
             // The node this event completes, and how deep its values nest.
@@ -402,7 +428,8 @@ impl Builder {
                     });
                     continue;
                 }
-                Event::MappingStart(_, anchor, tag) => {
+                Event::MappingStart(style, anchor, tag) => {
+                    block_root |= stack.is_empty() && style == StructureStyle::Block;
                     if let Some(tag) = tag {
                         core_tag(tag.handle(), tag.suffix(), loc)?;
                     }
@@ -454,7 +481,7 @@ impl Builder {
             };
             // The parser bounds how deeply collections nest as written, but an alias can
             // put a deep value inside another deep value, again and again.
-            if stack.len() + height > MAX_DEPTH {
+            if self.depth_offset + stack.len() + height > MAX_DEPTH {
                 return Err(SyntaxError {
                     loc: Some(node.loc),
                     message: format!(
@@ -492,7 +519,11 @@ impl Builder {
                 },
             }
         }
-        Ok(root.filter(|node| !node.is_null()))
+        Ok(Built {
+            root: root.filter(|node| !node.is_null()),
+            copied: self.copied,
+            block_root,
+        })
     }
 
     fn anchor(&mut self, anchor: usize, node: &Node, height: usize) -> Result<(), SyntaxError> {
@@ -790,6 +821,7 @@ fn yaml12_float(t: &str) -> bool {
 }
 
 pub mod python;
+mod split;
 
 #[cfg(test)]
 mod tests;

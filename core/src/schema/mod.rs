@@ -115,7 +115,7 @@ fn load_on(text: &str, files: &dyn Files, local_ship: &Ship, threads: usize) -> 
         threads,
     };
     let environment =
-        match yaml::parse(text) {
+        match yaml::parse_on(text, threads) {
             Err(e) => {
                 r.diags.push(Diagnostic::error(
                     "",
