@@ -184,6 +184,45 @@ name: @NAME@
 }
 
 #[test]
+fn a_tcp_check_of_a_host_network_app_waits_for_its_port() {
+    // With `net: host` no proxy stands before the port: the check asks the port itself,
+    // and a dependent still starts only once the app listens.
+    let p = port(21);
+    let serve = |delay: &str| {
+        format!(
+            "[sh, -c, \"trap 'exit 0' TERM; cut -d' ' -f1 /proc/uptime > /tmp/started; sleep {delay}; cut -d' ' -f1 /proc/uptime > /tmp/ready; httpd -f -p 127.0.0.1:{p} -h /tmp & wait\"]"
+        )
+    };
+    let yaml = format!(
+        "__maestro: {{schema: 2}}
+name: @NAME@
+@SHIPS@services:
+  db:
+    image: @IMAGE@
+    ports: {{p: \"{p}\"}}
+    lifecycle: {{running: [{{type: tcp, port: p, max_wait: 20}}]}}
+    instances:
+      @NAME@-db: {{ship: local, net: host, command: {db}, stop_timeout: 1}}
+  app:
+    image: @IMAGE@
+    requires: [db]
+    instances:
+      @NAME@-app: {{ship: local, net: host, command: {app}, stop_timeout: 1}}
+",
+        db = serve("1"),
+        app = "[sh, -c, \"trap 'exit 0' TERM; cut -d' ' -f1 /proc/uptime > /tmp/started; sleep 60 & wait\"]",
+    );
+    let env = Env::new("hostnet", &yaml);
+    let out = env.maestro(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (db_ready, app_started) = (uptime(&env, "db", "ready"), uptime(&env, "app", "started"));
+    assert!(
+        app_started >= db_ready,
+        "app started at {app_started}, before db listened at {db_ready}"
+    );
+}
+
+#[test]
 fn a_check_that_never_passes_is_bounded_by_max_wait() {
     let yaml = format!(
         "__maestro: {{schema: 2}}

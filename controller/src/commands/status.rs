@@ -4,6 +4,7 @@ use maestro_core::model::ShipId;
 use maestro_core::plan::Owner;
 
 use super::*;
+use crate::engine::Reach;
 use crate::play::orphans::{self, Orphan};
 
 /// One line of `status`.
@@ -490,11 +491,11 @@ async fn probe_ports<E: Engine>(
             None => None,
         };
         ctx.engines[instance.ship.0]
-            .published_targets(container)
+            .reach(container)
             .await
             .unwrap_or_default()
     } else {
-        HashMap::new()
+        Reach::default()
     };
     let direct = &direct;
     futures_util::future::join_all(instance.ports.iter().map(|(name, port)| async move {
@@ -507,7 +508,7 @@ async fn probe_ports<E: Engine>(
                 let mut probe = crate::play::checks::TcpProbe::new(
                     ship_ip,
                     number,
-                    direct.get(&number).copied(),
+                    direct.direct(ship_ip, number),
                 );
                 match probe.attempt().await {
                     Ok(()) => PortState::Up,

@@ -24,7 +24,7 @@ use maestro_core::spec::{ContainerSpec, labels};
 
 use super::transport;
 use super::tunnel::{self, Tunnel};
-use super::{Created, Engine, EngineError, ImageInfo, Observed, Unhealthy, tagged};
+use super::{Created, Engine, EngineError, ImageInfo, Observed, Reach, Unhealthy, tagged};
 use crate::credentials::Credentials;
 
 // Bounds. No engine call waits without one, except a pull while its progress flows and
@@ -903,10 +903,7 @@ impl Engine for DockerEngine {
         super::logs::watch_starts(self.client().await?, name, starts).await
     }
 
-    async fn published_targets(
-        &self,
-        id: &str,
-    ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
+    async fn reach(&self, id: &str) -> Result<Reach, EngineError> {
         let docker = self.client().await?;
         let found = self
             .request(|| format!("inspect of {}", shown(id)), async {
@@ -918,8 +915,19 @@ impl Engine for DockerEngine {
             })
             .await?;
         let Some(found) = found else {
-            return Ok(HashMap::new());
+            return Ok(Reach::default());
         };
+        let host_network = found
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.as_deref())
+            == Some("host");
+        if host_network {
+            return Ok(Reach {
+                host_network,
+                published: HashMap::new(),
+            });
+        }
         let settings = found.network_settings.unwrap_or_default();
         let address = settings
             .networks
@@ -928,7 +936,7 @@ impl Engine for DockerEngine {
             .filter_map(|(_, n)| n.ip_address.as_deref())
             .find_map(|ip| ip.parse::<std::net::IpAddr>().ok());
         let Some(address) = address else {
-            return Ok(HashMap::new());
+            return Ok(Reach::default());
         };
         let mut targets = HashMap::new();
         for (port, bindings) in settings.ports.iter().flatten() {
@@ -945,7 +953,10 @@ impl Engine for DockerEngine {
                 }
             }
         }
-        Ok(targets)
+        Ok(Reach {
+            host_network,
+            published: targets,
+        })
     }
 
     async fn exec(

@@ -392,12 +392,68 @@ pub trait Engine: Send + Sync + 'static {
         command: &[String],
         within: std::time::Duration,
     ) -> impl Future<Output = Result<i64, EngineError>> + Send;
-    /// Where the container itself listens for each host port it publishes over TCP (its
-    /// address on its network and the container port), so that a check or a probe on this
-    /// machine can reach the app without Docker's userland proxy in between. Empty when
-    /// it publishes nothing or has no address of its own (host networking), or is gone.
-    fn published_targets(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<HashMap<u16, std::net::SocketAddr>, EngineError>> + Send;
+    /// How a check or a probe on this machine can reach the container's app without
+    /// Docker's userland proxy in between (see [`Reach`]). Nothing is known of a container
+    /// that is gone.
+    fn reach(&self, id: &str) -> impl Future<Output = Result<Reach, EngineError>> + Send;
+}
+
+/// Where a container's app itself listens, for a ship on this machine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reach {
+    /// The container shares the ship's network (`net: host`): its ports are the ship's
+    /// own, with no proxy in between.
+    pub host_network: bool,
+    /// For each host port the container publishes over TCP, its own address on its
+    /// network and the container port.
+    pub published: HashMap<u16, std::net::SocketAddr>,
+}
+
+impl Reach {
+    /// Where a connection to port `number` of the ship at `ship_ip` reaches the app
+    /// itself, when that is known.
+    pub fn direct(&self, ship_ip: &str, number: u16) -> Option<std::net::SocketAddr> {
+        if self.host_network {
+            let ip = ship_ip.parse::<std::net::IpAddr>().ok()?;
+            return Some(std::net::SocketAddr::new(ip, number));
+        }
+        self.published.get(&number).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_reaches_the_app_past_the_proxy_where_it_can() {
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let bridge = Reach {
+            host_network: false,
+            published: HashMap::from([(8080, addr("172.17.0.2:80"))]),
+        };
+        let host = Reach {
+            host_network: true,
+            published: HashMap::new(),
+        };
+        let cases = [
+            // Published: the container's own address and port.
+            (&bridge, "127.0.0.1", 8080, Some(addr("172.17.0.2:80"))),
+            // Not published: only through the ship (and its proxy, if any).
+            (&bridge, "127.0.0.1", 9090, None),
+            // Host networking: the ship's port is the app's, no proxy in between.
+            (&host, "127.0.0.1", 9090, Some(addr("127.0.0.1:9090"))),
+            (&host, "::1", 9090, Some(addr("[::1]:9090"))),
+            // `localhost` may be either loopback: probed by name, as any ship.
+            (&host, "localhost", 9090, None),
+            (&Reach::default(), "127.0.0.1", 8080, None),
+        ];
+        for (reach, ship_ip, number, want) in cases {
+            assert_eq!(
+                reach.direct(ship_ip, number),
+                want,
+                "{reach:?} {ship_ip} {number}"
+            );
+        }
+    }
 }

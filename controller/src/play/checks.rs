@@ -73,10 +73,10 @@ pub async fn run<E: Engine>(
             // A ship on this machine: the app itself can be asked, past the proxy.
             let direct = match is_loopback(ship_ip) && !container_id.is_empty() {
                 true => engine
-                    .published_targets(container_id)
+                    .reach(container_id)
                     .await
                     .ok()
-                    .and_then(|targets| targets.get(number).copied()),
+                    .and_then(|reach| reach.direct(ship_ip, *number)),
                 false => None,
             };
             let mut probe = TcpProbe::new(ship_ip, *number, direct);

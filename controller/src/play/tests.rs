@@ -302,11 +302,8 @@ impl Engine for Fake {
         }
         Ok(())
     }
-    async fn published_targets(
-        &self,
-        _id: &str,
-    ) -> Result<HashMap<u16, std::net::SocketAddr>, EngineError> {
-        Ok(HashMap::new())
+    async fn reach(&self, _id: &str) -> Result<crate::engine::Reach, EngineError> {
+        Ok(crate::engine::Reach::default())
     }
     async fn exec(
         &self,
