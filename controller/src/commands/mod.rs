@@ -46,7 +46,13 @@ pub fn run(
     json: bool,
     readiness: Settings,
 ) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a play waits on engines, and the work between their answers is small.
+    // Two workers spent a third more CPU per instance waking and stealing from each other,
+    // for no shorter play (bench/README, `scale.py`: `start` of 20,000 instances on 100
+    // simulated ships, 0.344 -> 0.239 ms of CPU each, 11.6 s either way; on 1,000 ships,
+    // where the machine is the limit, 65.6 -> 62.1 s). Loading, before this, has threads
+    // of its own; blocking work goes to `spawn_blocking`.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
