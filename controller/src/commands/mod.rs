@@ -46,13 +46,12 @@ pub fn run(
     json: bool,
     readiness: Settings,
 ) -> u8 {
-    // One thread: a play waits on engines, and the work between their answers is small.
-    // Two workers spent a third more CPU per instance waking and stealing from each other,
-    // for no shorter play (bench/README, `scale.py`: `start` of 20,000 instances on 100
-    // simulated ships, 0.344 -> 0.239 ms of CPU each, 11.6 s either way; on 1,000 ships,
-    // where the machine is the limit, 65.6 -> 62.1 s). Loading, before this, has threads
-    // of its own; blocking work goes to `spawn_blocking`.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // One worker per core. One thread costs a third less CPU per instance (no waking and
+    // stealing between workers), but on a thousand ships it falls behind reading answers
+    // and the connection pools open more connections than the process may hold files
+    // (bench/README, scale.py, 2026-12-03): not until connections are bounded by the
+    // open-file limit.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
@@ -468,7 +467,7 @@ fn choose(
 /// How many operations run at once on a ship without `max_operations`: enough to keep an
 /// engine busy, few enough that a play of hundreds of instances does not open hundreds of
 /// connections to one ship at once (proxies and `ssh -L` have small listen backlogs).
-const SHIP_OPERATIONS: usize = 16;
+pub(crate) const SHIP_OPERATIONS: usize = 16;
 
 /// The context of a play that creates containers: with the readiness handshake served
 /// for the ships of `selection`, unless the operator turned it off.

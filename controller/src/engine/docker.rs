@@ -211,15 +211,19 @@ impl DockerEngine {
                     None
                 };
                 let version = self.newest_version();
+                let idle = self
+                    .ship
+                    .max_operations
+                    .unwrap_or(crate::commands::SHIP_OPERATIONS);
                 let docker = match (&tunnel, &self.ship.socket_path) {
-                    (Some(t), _) => transport::unix(&t.socket, BACKSTOP_SECONDS, &version),
+                    (Some(t), _) => transport::unix(&t.socket, BACKSTOP_SECONDS, &version, idle),
                     (None, Some(path)) => {
                         // As bollard took it: a path, or a `unix://` URL.
                         let path = path.strip_prefix("unix://").unwrap_or(path);
-                        transport::unix(Path::new(path), BACKSTOP_SECONDS, &version)
+                        transport::unix(Path::new(path), BACKSTOP_SECONDS, &version, idle)
                     }
                     (None, None) => {
-                        transport::tcp(self.host(), self.port(), BACKSTOP_SECONDS, &version)
+                        transport::tcp(self.host(), self.port(), BACKSTOP_SECONDS, &version, idle)
                     }
                 }
                 .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;

@@ -5,8 +5,10 @@
 //! connection). Measured on 100 simulated ships (`bench/scale.sh`, `stop -a` of 20,000
 //! containers): a third of the controller's CPU went into connecting, and every request
 //! to a remote ship paid one more round trip (through a TLS tunnel, a handshake). Here a
-//! ship's connections are kept for [`IDLE`] after use, at most [`MAX_IDLE`] of them
-//! (a ship's default `max_operations` is 16).
+//! ship's connections are kept for [`IDLE`] after use, at most as many as the ship runs
+//! operations at once (`max_operations`, 16 by default): more could never all be used, and
+//! on a thousand ships they held open files by the ten thousand (the pool opens a
+//! connection whenever none is idle at the moment, and keeps it).
 //!
 //! A request that overruns its bound is dropped with its connection, which then goes back
 //! to no pool (hyper closes a connection whose response nobody waits for), so a late
@@ -28,8 +30,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// one to the next, short enough that a connection a proxy or the engine may have
 /// dropped meanwhile is seldom tried.
 const IDLE: Duration = Duration::from_secs(20);
-/// Unused connections kept per ship.
-const MAX_IDLE: usize = 64;
 
 /// A client of the engine at `host:port` over plain TCP.
 pub fn tcp(
@@ -37,6 +37,7 @@ pub fn tcp(
     port: u16,
     timeout: u64,
     version: &ClientVersion,
+    max_idle: usize,
 ) -> Result<Docker, bollard::errors::Error> {
     let mut connector = HttpConnector::new();
     // Requests and answers are small and go one at a time on a connection: Nagle's
@@ -48,7 +49,7 @@ pub fn tcp(
     } else {
         format!("http://{host}:{port}")
     };
-    with(connector, address, timeout, version)
+    with(connector, address, timeout, version, max_idle)
 }
 
 /// A client of the engine (or of the tunnel to it) listening on the unix socket `path`.
@@ -56,6 +57,7 @@ pub fn unix(
     path: &Path,
     timeout: u64,
     version: &ClientVersion,
+    max_idle: usize,
 ) -> Result<Docker, bollard::errors::Error> {
     // The address only fills the requests' URIs: every connection goes to `path`.
     with(
@@ -63,21 +65,24 @@ pub fn unix(
         "http://localhost".to_owned(),
         timeout,
         version,
+        max_idle,
     )
 }
 
+/// `max_idle`: unused connections kept.
 fn with<C>(
     connector: C,
     address: String,
     timeout: u64,
     version: &ClientVersion,
+    max_idle: usize,
 ) -> Result<Docker, bollard::errors::Error>
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE)
-        .pool_max_idle_per_host(MAX_IDLE)
+        .pool_max_idle_per_host(max_idle)
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .build(connector);
     let client = Arc::new(client);
