@@ -6,9 +6,10 @@
 //! containers): a third of the controller's CPU went into connecting, and every request
 //! to a remote ship paid one more round trip (through a TLS tunnel, a handshake). Here a
 //! ship's connections are kept for [`IDLE`] after use, at most as many as the ship runs
-//! operations at once (`max_operations`, 16 by default): more could never all be used, and
-//! on a thousand ships they held open files by the ten thousand (the pool opens a
-//! connection whenever none is idle at the moment, and keeps it).
+//! operations at once (`max_operations`, 16 by default): more could never all be used at
+//! once, and each holds an open file (the pool opens a connection whenever none is idle
+//! the moment a request starts, and keeps it). Nothing bounds the connections of all
+//! ships by the open-file limit yet: 1,000 ships of 16 operations hold about 16,000.
 //!
 //! A request that overruns its bound is dropped with its connection, which then goes back
 //! to no pool (hyper closes a connection whose response nobody waits for), so a late
