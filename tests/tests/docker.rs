@@ -188,11 +188,9 @@ fn a_tcp_check_of_a_host_network_app_waits_for_its_port() {
     // With `net: host` no proxy stands before the port: the check asks the port itself,
     // and a dependent still starts only once the app listens.
     let p = port(21);
-    let serve = |delay: &str| {
-        format!(
-            "[sh, -c, \"trap 'exit 0' TERM; cut -d' ' -f1 /proc/uptime > /tmp/started; sleep {delay}; cut -d' ' -f1 /proc/uptime > /tmp/ready; httpd -f -p 127.0.0.1:{p} -h /tmp & wait\"]"
-        )
-    };
+    let db = format!(
+        "[sh, -c, \"trap 'exit 0' TERM; sleep 1; cut -d' ' -f1 /proc/uptime > /tmp/ready; httpd -f -p 127.0.0.1:{p} -h /tmp & wait\"]"
+    );
     let yaml = format!(
         "__maestro: {{schema: 2}}
 name: @NAME@
@@ -209,7 +207,6 @@ name: @NAME@
     instances:
       @NAME@-app: {{ship: local, net: host, command: {app}, stop_timeout: 1}}
 ",
-        db = serve("1"),
         app = "[sh, -c, \"trap 'exit 0' TERM; cut -d' ' -f1 /proc/uptime > /tmp/started; sleep 60 & wait\"]",
     );
     let env = Env::new("hostnet", &yaml);

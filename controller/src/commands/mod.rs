@@ -464,11 +464,6 @@ fn choose(
     }
 }
 
-/// How many operations run at once on a ship without `max_operations`: enough to keep an
-/// engine busy, few enough that a play of hundreds of instances does not open hundreds of
-/// connections to one ship at once (proxies and `ssh -L` have small listen backlogs).
-pub(crate) const SHIP_OPERATIONS: usize = 16;
-
 /// The context of a play that creates containers: with the readiness handshake served
 /// for the ships of `selection`, unless the operator turned it off.
 async fn with_handshake<E: Engine>(
@@ -779,7 +774,7 @@ fn play_limits<E: Engine>(
             .env
             .ships
             .iter()
-            .map(|s| s.max_operations.unwrap_or(SHIP_OPERATIONS))
+            .map(crate::engine::operations)
             .collect(),
         row_ship: row_ships.map(Some).collect(),
     }
@@ -791,7 +786,7 @@ fn ship_limits<E: Engine>(ctx: &Context<E>) -> Vec<Option<Arc<tokio::sync::Semap
         .ships
         .iter()
         .map(|s| {
-            let limit = s.max_operations.unwrap_or(SHIP_OPERATIONS);
+            let limit = crate::engine::operations(s);
             Some(Arc::new(tokio::sync::Semaphore::new(limit)))
         })
         .collect()

@@ -211,10 +211,7 @@ impl DockerEngine {
                     None
                 };
                 let version = self.newest_version();
-                let idle = self
-                    .ship
-                    .max_operations
-                    .unwrap_or(crate::commands::SHIP_OPERATIONS);
+                let idle = super::operations(&self.ship);
                 let docker = match (&tunnel, &self.ship.socket_path) {
                     (Some(t), _) => transport::unix(&t.socket, BACKSTOP_SECONDS, &version, idle),
                     (None, Some(path)) => {
@@ -928,7 +925,7 @@ impl Engine for DockerEngine {
             == Some("host");
         if host_network {
             return Ok(Reach {
-                host_network,
+                host_network: true,
                 published: HashMap::new(),
             });
         }
@@ -958,7 +955,7 @@ impl Engine for DockerEngine {
             }
         }
         Ok(Reach {
-            host_network,
+            host_network: false,
             published: targets,
         })
     }

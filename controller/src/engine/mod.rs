@@ -398,6 +398,18 @@ pub trait Engine: Send + Sync + 'static {
     fn reach(&self, id: &str) -> impl Future<Output = Result<Reach, EngineError>> + Send;
 }
 
+/// How many operations run at once on a ship without `max_operations`: enough to keep an
+/// engine busy, few enough that a play of hundreds of instances does not open hundreds of
+/// connections to one ship at once (proxies and `ssh -L` have small listen backlogs).
+const SHIP_OPERATIONS: usize = 16;
+
+/// How many operations run at once on `ship`: its `max_operations`, or
+/// [`SHIP_OPERATIONS`]. Plays take their places from it, and its engine client keeps as
+/// many idle connections.
+pub fn operations(ship: &maestro_core::model::Ship) -> usize {
+    ship.max_operations.unwrap_or(SHIP_OPERATIONS)
+}
+
 /// Where a container's app itself listens, for a ship on this machine.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Reach {
