@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     complete::answer_if_asked();
     let cli = cli::parse();
     // Before anything opens a file: thousands of instances need more than the usual 1024.
-    readiness::raise_open_files();
+    engine::files::raise_limit();
     if let Command::Completions { shell } = cli.command {
         return finish(output::print(&String::from_utf8_lossy(&complete::script(
             shell,

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 mod server;
 
+pub use server::Limits;
 use server::Server;
-pub use server::raise_open_files;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -206,6 +206,76 @@ fn requests_to_a_ship_share_its_connections() {
     assert!(counters.connections <= 3, "{counters:?}");
 }
 
+/// maestro holds no more connections than its open-file limit can carry. Under a limit of
+/// 400 (328 kept for the readiness server and the rest), 20 ships of 16 operations would
+/// need 320: each ship gets 3, the play says so, and every instance still starts and
+/// stops. With a soft limit of 400 under the machine's hard one (20,000 on these
+/// machines), maestro raises its own and holds back nothing.
+#[test]
+fn connections_stay_within_the_open_file_limit() {
+    let sim = SimShips::with(
+        20,
+        Options::new(Duration::from_millis(20), 0).images(&["simship/app:1"]),
+    )
+    .unwrap();
+    let mut yaml = format!(
+        "__maestro: {{schema: 2}}\nname: sim-files\nships:\n{}services:\n  app:\n    image: simship/app:1\n    instances:\n",
+        ships_yaml("ship", &sim.ports())
+    );
+    for i in 0..400 {
+        yaml.push_str(&format!("      app-{i}: {{ship: ship-{}}}\n", i % 20 + 1));
+    }
+    let dir = Dir::new("files", &yaml);
+    let under = |limits: &str, args: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("{limits} && exec \"$0\" {args}")])
+            .arg(maestro_bin())
+            .current_dir(&dir.0)
+            .env("NO_COLOR", "1")
+            .env("MAESTRO_READINESS_ADDRESS", "off")
+            .output()
+            .unwrap()
+    };
+    let tight = "ulimit -n 400";
+    let out = under(tight, "start");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("start: 400 done"), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "warning: the open-file limit (400) holds 3 connections per ship for the 20 ships"
+        ),
+        "{}",
+        text(&out)
+    );
+    let out = under(tight, "stop -a");
+    assert!(out.status.success(), "{}", text(&out));
+    for ship in &sim.ships {
+        let counters = ship.counters();
+        assert_eq!((counters.running, counters.exited), (0, 20), "{counters:?}");
+        // Three at once, on three connections in each play (a few hundred requests).
+        assert!(counters.max_in_flight <= 3, "{counters:?}");
+        assert!(counters.connections <= 2 * 3, "{counters:?}");
+    }
+
+    let hard = Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
+    assert!(
+        hard == "unlimited" || hard.parse::<u64>().unwrap() >= 4096,
+        "this test needs a hard open-file limit of 4,096 at least: {hard}"
+    );
+    let out = under("ulimit -Sn 400", "start");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("open-file limit"), "{}", text(&out));
+    assert!(
+        sim.ships.iter().any(|s| s.counters().max_in_flight > 3),
+        "{:?}",
+        sim.ships[0].counters()
+    );
+}
+
 /// Instances on fast ships finish at the fast ships' pace while a slow ship (100 ms a
 /// request, one at a time) works through its own.
 #[test]

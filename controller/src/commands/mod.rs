@@ -46,11 +46,7 @@ pub fn run(
     json: bool,
     readiness: Settings,
 ) -> u8 {
-    // One worker per core. One thread costs a third less CPU per instance (no waking and
-    // stealing between workers), but on a thousand ships it falls behind reading answers
-    // and the connection pools open more connections than the process may hold files
-    // (bench/README, scale.py, 2026-12-03): not until connections are bounded by the
-    // open-file limit.
+    // One worker per core (one thread is measured against it in bench/README).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,10 +58,15 @@ pub fn run(
         }
     };
     let env = Arc::new(env);
+    let shares = crate::engine::files::shares(&env.ships, crate::engine::files::limit());
+    if let Some(warning) = &shares.warning {
+        output::eprint(&format!("warning: {warning}\n"));
+    }
     let engines: Arc<Vec<Arc<DockerEngine>>> = Arc::new(
         env.ships
             .iter()
-            .map(|s| Arc::new(DockerEngine::new(s.clone(), base_dir.clone())))
+            .zip(shares.connections)
+            .map(|(s, n)| Arc::new(DockerEngine::new(s.clone(), base_dir.clone(), n)))
             .collect(),
     );
     let http = Arc::new(crate::http::Settings::from_env(base_dir.clone()));
@@ -770,25 +771,16 @@ fn play_limits<E: Engine>(
     row_ships: impl Iterator<Item = usize>,
 ) -> play::ShipLimits {
     play::ShipLimits {
-        places: ctx
-            .env
-            .ships
-            .iter()
-            .map(crate::engine::operations)
-            .collect(),
+        places: ctx.engines.iter().map(|e| e.operations()).collect(),
         row_ship: row_ships.map(Some).collect(),
     }
 }
 
 /// Each ship's limit of simultaneous operations (`max_operations`), by ship id.
 fn ship_limits<E: Engine>(ctx: &Context<E>) -> Vec<Option<Arc<tokio::sync::Semaphore>>> {
-    ctx.env
-        .ships
+    ctx.engines
         .iter()
-        .map(|s| {
-            let limit = crate::engine::operations(s);
-            Some(Arc::new(tokio::sync::Semaphore::new(limit)))
-        })
+        .map(|e| Some(Arc::new(tokio::sync::Semaphore::new(e.operations()))))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -62,21 +62,53 @@ pub struct DockerEngine {
     ship: Ship,
     /// The environment file's folder: TLS and SSH key paths are relative to it.
     base_dir: PathBuf,
+    /// How many connections its client may hold, and so how many operations run on it at
+    /// once (see [`super::files`]).
+    connections: usize,
     client: OnceCell<Result<Connection, EngineError>>,
+    /// The client of the streams meant to last (see [`transport`]), made on first use.
+    streams: OnceCell<Result<Docker, EngineError>>,
 }
 
 /// A client, and the tunnel it goes through (kept open as long as the client).
 struct Connection {
     docker: Docker,
+    /// Where its connections go, for the streams' client.
+    way: Way,
     _tunnel: Option<Tunnel>,
 }
 
+/// Where a ship's connections go.
+#[derive(Clone)]
+enum Way {
+    Unix(PathBuf),
+    Tcp(String, u16),
+}
+
+impl Way {
+    fn client(
+        &self,
+        version: &bollard::ClientVersion,
+        connections: transport::Connections,
+    ) -> Result<Docker, bollard::errors::Error> {
+        match self {
+            Way::Unix(path) => transport::unix(path, BACKSTOP_SECONDS, version, connections),
+            Way::Tcp(host, port) => {
+                transport::tcp(host, *port, BACKSTOP_SECONDS, version, connections)
+            }
+        }
+    }
+}
+
 impl DockerEngine {
-    pub fn new(ship: Ship, base_dir: PathBuf) -> Self {
+    /// `connections`: the ship's share of the open files (see [`super::files::shares`]).
+    pub fn new(ship: Ship, base_dir: PathBuf, connections: usize) -> Self {
         DockerEngine {
             ship,
             base_dir,
+            connections: connections.max(1),
             client: OnceCell::new(),
+            streams: OnceCell::new(),
         }
     }
 
@@ -191,6 +223,10 @@ impl DockerEngine {
     }
 
     pub(super) async fn client(&self) -> Result<&Docker, EngineError> {
+        self.connection().await.map(|c| &c.docker)
+    }
+
+    async fn connection(&self) -> Result<&Connection, EngineError> {
         let result = self
             .client
             .get_or_init(|| async {
@@ -211,22 +247,21 @@ impl DockerEngine {
                     None
                 };
                 let version = self.newest_version();
-                let idle = super::operations(&self.ship);
-                let docker = match (&tunnel, &self.ship.socket_path) {
-                    (Some(t), _) => transport::unix(&t.socket, BACKSTOP_SECONDS, &version, idle),
+                let way = match (&tunnel, &self.ship.socket_path) {
+                    (Some(t), _) => Way::Unix(t.socket.clone()),
+                    // As bollard took it: a path, or a `unix://` URL.
                     (None, Some(path)) => {
-                        // As bollard took it: a path, or a `unix://` URL.
-                        let path = path.strip_prefix("unix://").unwrap_or(path);
-                        transport::unix(Path::new(path), BACKSTOP_SECONDS, &version, idle)
+                        Way::Unix(PathBuf::from(path.strip_prefix("unix://").unwrap_or(path)))
                     }
-                    (None, None) => {
-                        transport::tcp(self.host(), self.port(), BACKSTOP_SECONDS, &version, idle)
-                    }
-                }
-                .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;
+                    (None, None) => Way::Tcp(self.host().to_owned(), self.port()),
+                };
+                let docker = way
+                    .client(&version, transport::Connections::AtMost(self.connections))
+                    .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))?;
                 match tokio::time::timeout(wait, docker.negotiate_version()).await {
                     Ok(Ok(docker)) => Ok(Connection {
                         docker,
+                        way,
                         _tunnel: tunnel,
                     }),
                     Ok(Err(e)) => {
@@ -240,7 +275,22 @@ impl DockerEngine {
                 }
             })
             .await;
-        result.as_ref().map(|c| &c.docker).map_err(Clone::clone)
+        result.as_ref().map_err(Clone::clone)
+    }
+
+    /// The client of the streams meant to last: the same way and API version as
+    /// [`Self::client`]'s, its connections neither counted nor kept.
+    pub(super) async fn streams(&self) -> Result<&Docker, EngineError> {
+        let connection = self.connection().await?;
+        let (way, version) = (&connection.way, connection.docker.client_version());
+        let result = self
+            .streams
+            .get_or_init(|| async {
+                way.client(&version, transport::Connections::Streams)
+                    .map_err(|e| self.unreachable(format!("{} ({e})", self.address())))
+            })
+            .await;
+        result.as_ref().map_err(Clone::clone)
     }
 }
 
@@ -399,6 +449,10 @@ fn docker_credentials(c: &Credentials) -> bollard::auth::DockerCredentials {
 }
 
 impl Engine for DockerEngine {
+    fn operations(&self) -> usize {
+        self.connections
+    }
+
     async fn list(
         &self,
         environment: &str,
@@ -801,7 +855,8 @@ impl Engine for DockerEngine {
 
     async fn wait_healthy(&self, id: &str) -> Result<(), Unhealthy> {
         let docker = self.client().await.map_err(Unhealthy::Engine)?;
-        super::health::wait(self, docker, id).await
+        let streams = self.streams().await.map_err(Unhealthy::Engine)?;
+        super::health::wait(self, docker, streams, id).await
     }
 
     async fn start(&self, id: &str) -> Result<(), EngineError> {
@@ -893,7 +948,7 @@ impl Engine for DockerEngine {
         from: super::From,
         lines: tokio::sync::mpsc::Sender<super::LogLine>,
     ) -> Result<(), EngineError> {
-        super::logs::follow(self.client().await?, id, from, lines).await
+        super::logs::follow(self.streams().await?, id, from, lines).await
     }
 
     async fn watch_starts(
@@ -901,7 +956,7 @@ impl Engine for DockerEngine {
         name: &str,
         starts: tokio::sync::mpsc::Sender<super::Starts>,
     ) -> Result<(), EngineError> {
-        super::logs::watch_starts(self.client().await?, name, starts).await
+        super::logs::watch_starts(self.streams().await?, name, starts).await
     }
 
     async fn reach(&self, id: &str) -> Result<Reach, EngineError> {
@@ -1020,7 +1075,7 @@ mod tests {
         for (given, (major, minor)) in cases {
             let mut ship = Ship::new("s", "127.0.0.1");
             ship.api_version = given.map(str::to_owned);
-            let version = DockerEngine::new(ship, PathBuf::from(".")).newest_version();
+            let version = DockerEngine::new(ship, PathBuf::from("."), 16).newest_version();
             assert_eq!(
                 (version.major_version, version.minor_version),
                 (major, minor),
@@ -1034,7 +1089,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_overrun_names_ship_operation_and_bound() {
         let mut ship = Ship::new("a", "127.0.0.1");
-        let engine = DockerEngine::new(ship.clone(), PathBuf::from("."));
+        let engine = DockerEngine::new(ship.clone(), PathBuf::from("."), 16);
         assert_eq!(engine.request_bound(), Duration::from_secs(15));
         let silent = engine
             .request(
@@ -1047,7 +1102,7 @@ mod tests {
             "ship a: create of web-1 got no answer within 15s"
         );
         ship.timeout = Some(0.5);
-        let engine = DockerEngine::new(ship, PathBuf::from("."));
+        let engine = DockerEngine::new(ship, PathBuf::from("."), 16);
         let mut stream = futures_util::stream::pending::<()>();
         let idle = engine
             .next_within(&mut stream, || "pull of x:1".to_owned(), PULL_IDLE)

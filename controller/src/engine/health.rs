@@ -80,7 +80,13 @@ pub fn config(
 /// The engine decides within the health check's own limits ([`verdict_within`]); a stream
 /// silent for longer than that (and a request bound) is a wedged engine, unless a last
 /// look at the state finds the verdict the events did not bring.
-pub async fn wait(engine: &DockerEngine, docker: &Docker, id: &str) -> Result<(), Unhealthy> {
+/// `streams`: the client of the streams meant to last, for the events.
+pub async fn wait(
+    engine: &DockerEngine,
+    docker: &Docker,
+    streams: &Docker,
+    id: &str,
+) -> Result<(), Unhealthy> {
     let inspect = || {
         engine.request(|| format!("inspect of {}", shown(id)), async {
             docker.inspect_container(id, None).await.map_err(daemon)
@@ -111,7 +117,7 @@ pub async fn wait(engine: &DockerEngine, docker: &Docker, id: &str) -> Result<()
         until: None,
         filters: Some(filters),
     };
-    let mut events = docker.events(Some(options));
+    let mut events = streams.events(Some(options));
     // Boxed, as the engine's requests are (see `DockerEngine::within`).
     let follow = Box::pin(async {
         while let Some(event) = events.next().await {

@@ -315,7 +315,7 @@ mod engine_tests {
     async fn a_lock_on_the_real_engine_is_created_once_beaten_read_and_removed() {
         let mut ship = Ship::new("local", "127.0.0.1");
         ship.socket_path = Some("/var/run/docker.sock".into());
-        let engine = DockerEngine::new(ship, ".".into());
+        let engine = DockerEngine::new(ship, ".".into(), 16);
         let name = format!("maestro-lock.unit-{}.local", std::process::id());
         let image_was_there = engine
             .client()

@@ -2,6 +2,7 @@
 //! implements it with bollard; tests of the scheduling logic use fakes.
 
 pub mod docker;
+pub mod files;
 mod health;
 pub mod lock;
 mod logs;
@@ -287,6 +288,10 @@ pub enum Unhealthy {
 
 /// One ship's Docker engine.
 pub trait Engine: Send + Sync + 'static {
+    /// How many operations run on this ship at once: its `max_operations` (see
+    /// [`operations`]), or fewer if the open-file limit holds fewer connections (see
+    /// [`files`]). Plays take their places on the ship from it.
+    fn operations(&self) -> usize;
     /// Every container of the environment on this ship (by its label), and every container
     /// named after one of `instances` or their generations (`NAME`, `NAME.previous`,
     /// `NAME.swapping`), labelled or not: a container maestro did not create is found by
@@ -403,9 +408,9 @@ pub trait Engine: Send + Sync + 'static {
 /// connections to one ship at once (proxies and `ssh -L` have small listen backlogs).
 const SHIP_OPERATIONS: usize = 16;
 
-/// How many operations run at once on `ship`: its `max_operations`, or
-/// [`SHIP_OPERATIONS`]. Plays take their places from it, and its engine client keeps as
-/// many idle connections.
+/// How many operations `ship` asks to run at once: its `max_operations`, or
+/// [`SHIP_OPERATIONS`]; its engine client then holds as many connections, if the
+/// open-file limit allows (see [`files::shares`]).
 pub fn operations(ship: &maestro_core::model::Ship) -> usize {
     ship.max_operations.unwrap_or(SHIP_OPERATIONS)
 }

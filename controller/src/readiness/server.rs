@@ -39,26 +39,6 @@ const STREAMS: u32 = 4;
 /// How long one report may take once its headers have come.
 const REQUEST: Duration = Duration::from_secs(5);
 
-/// Raises this process's open-file limit (the soft one) to the hard one: an environment
-/// of thousands of instances needs more than the usual 1024 (the engines' connections,
-/// tunnels, readiness reports). Best effort: where it cannot be raised, the readiness
-/// server's bound follows the limit as it is ([`Limits::for_process`]).
-pub fn raise_open_files() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum) {
-        if soft < hard {
-            let _ = setrlimit(
-                Resource::Nofile,
-                Rlimit {
-                    current: Some(hard),
-                    maximum: Some(hard),
-                },
-            );
-        }
-    }
-}
-
 /// The bounds on the service's connections.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -76,9 +56,12 @@ impl Limits {
     /// connections, tunnels and files), 1024 at most, since a guest holds a connection only
     /// while it reports.
     pub fn for_process() -> Limits {
-        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-            .current
-            .unwrap_or(u64::MAX);
+        Limits::for_files(crate::engine::files::limit())
+    }
+
+    /// The limits under `files` open files (`None`: no limit).
+    pub fn for_files(files: Option<u64>) -> Limits {
+        let files = files.unwrap_or(u64::MAX);
         Limits {
             connections: usize::try_from(files / 2)
                 .unwrap_or(usize::MAX)

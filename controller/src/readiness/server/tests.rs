@@ -194,7 +194,7 @@ async fn a_report_larger_than_the_bound_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_reports_are_answered_while_2000_idle_connections_are_attempted() {
-    super::raise_open_files();
+    crate::engine::files::raise_limit();
     let limits = Limits {
         connections: 500,
         handshake: Duration::from_secs(2),
