@@ -46,8 +46,15 @@ pub fn run(
     json: bool,
     readiness: Settings,
 ) -> u8 {
-    // One worker per core (one thread is measured against it in bench/README).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a play waits on engines, and the work between their answers is small.
+    // Two workers spent a third more CPU per instance waking and stealing from each other,
+    // for no shorter play (bench/README, `scale.py`, same binary: `start` of 20,000
+    // instances on 100 simulated ships, 0.443 and 0.387 -> 0.342 and 0.285 ms of CPU each,
+    // 11.7 s either way; on 1,000 ships every play shorter). It needs connections bounded
+    // by the open-file limit (`engine::files`): busy, one thread gives connections back
+    // later, and unbounded pools then opened more than the process could hold. Loading,
+    // before this, has threads of its own; blocking work goes to `spawn_blocking`.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
