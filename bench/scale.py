@@ -4,7 +4,8 @@ ships (`simship`). See bench/README.md, section "scale.sh".
 
     python3 bench/scale.py [--quick] [--ships 100] [--instances-per-ship 200]
         [--big-ships 1000] [--instances-per-service 20] [--in-flight 8] [--latency-ms L]
-        [--load-sizes 2000,20000,200000] [--chain-depth 1000] [--runs 5]
+        [--load-sizes 2000,20000,200000] [--chain-depth 1000] [--runs 5] [--cycles 3]
+        [--big-cycles 1]
         [--parts load,plays] [--out bench/out]
 
 Called by bench/scale.sh (which builds the release binaries); it can be run alone with
@@ -19,7 +20,8 @@ simulated ships listen on 127.0.0.1 and run nothing.
 (b) plays: SHIPS simulated ships x IPS instances (independent services of
     --instances-per-service instances each, as in the loading files; instance i on ship
     number i mod SHIPS), every request of a ship waiting L ms with at
-    most K in flight. `start`, `status` (3 runs), `stop -a`, `clean -a`: wall, the
+    most K in flight. `start`, `status` (3 runs), `stop -a`, `clean -a`, --cycles times
+    (--big-cycles for the big shape), each figure the median of its samples: wall, the
     controller's CPU and peak RSS (rusage of the child), the simulator's CPU (from
     /proc/PID/stat) and requests (from its counters). The bound a play's ships impose:
     requests per instance x L x instances per ship / K. L is chosen, unless given, from a
@@ -299,8 +301,9 @@ def maestro_env():
     return dict(os.environ, NO_COLOR="1", MAESTRO_READINESS_ADDRESS="off")
 
 
-def plays(a, tmp, ships, latency_ms, label):
-    """One shape: start, status, stop -a, clean -a. Returns (rows, failures)."""
+def plays(a, tmp, ships, latency_ms, label, cycles):
+    """One shape: `cycles` times start, status (3 runs), stop -a, clean -a. Returns (rows,
+    failures)."""
     n = ships * a.instances_per_ship
     sims = Sims(ships, latency_ms, a.in_flight)
     rows, failures = [], []
@@ -309,51 +312,66 @@ def plays(a, tmp, ships, latency_ms, label):
         environment(path, "bench-scale-%d" % ships, sims.ports, a.instances_per_ship,
                     services_of(a, ships))
         checks = {"start": ("running", n), "stop -a": ("exited", n), "clean -a": ("created", 0)}
-        for play, runs in (("start", 1), ("status", 3), ("stop -a", 1), ("clean -a", 1)):
-            samples = []
-            for i in range(runs):
-                before, cpu0 = sims.totals(), sims.cpu()
-                log_path = os.path.join(tmp, "%s-%d-%s-%d.log" % (label, ships, play.split()[0], i))
-                r = run([MAESTRO, "-f", path] + play.split(), out_path=log_path, env=maestro_env())
-                after, cpu1 = sims.totals(), sims.cpu()
-                r["sim_cpu"] = cpu1 - cpu0
-                r["requests"] = after["requests"] - before["requests"]
-                r["refused"] = after["refused"] - before["refused"]
-                r["accept_errors"] = after["accept_errors"] - before["accept_errors"]
-                r["containers"] = {k: after[k] for k in ("running", "exited", "created")}
-                samples.append(r)
-                why = []
-                if r["rc"] != 0:
-                    why.append("exit %s" % r["rc"])
-                if play in checks:
-                    kind, want = checks[play]
-                    if kind == "created":
-                        left = after["running"] + after["exited"] + after["created"]
-                        if left != 0:
-                            why.append("%d containers left" % left)
-                    elif after[kind] != want:
-                        why.append("%d of %d %s" % (after[kind], want, kind))
-                if r["accept_errors"]:
-                    why.append("%d connections the simulator could not accept (file descriptors?)"
-                               % r["accept_errors"])
-                if why:
-                    tail = ""
-                    for p in (log_path, log_path + ".err"):
-                        with open(p, errors="replace") as f:
-                            tail += f.read()[-1500:]
-                    failures.append({"shape": label, "play": play, "why": why, "output": tail})
-                    log("!! %s %s: %s\n%s" % (label, play, "; ".join(why), tail))
-                log("  %s: %s run %d: %.2f s, cpu %.2f s, %.0f MB, %d requests, simulator cpu %.2f s"
-                    % (label, play, i + 1, r["wall"], r["cpu"], r["rss_mb"], r["requests"], r["sim_cpu"]))
-            r = samples[len(samples) // 2] if runs == 1 else \
-                sorted(samples, key=lambda s: s["wall"])[len(samples) // 2]
+        # Each play's samples, over every cycle (start, status x 3, stop -a, clean -a).
+        sampled = {}
+        for cycle in range(cycles):
+            for play, runs in (("start", 1), ("status", 3), ("stop -a", 1), ("clean -a", 1)):
+                for i in range(runs):
+                    before, cpu0 = sims.totals(), sims.cpu()
+                    log_path = os.path.join(tmp, "%s-%d-%s-%d-%d.log"
+                                            % (label, ships, play.split()[0], cycle, i))
+                    r = run([MAESTRO, "-f", path] + play.split(), out_path=log_path,
+                            env=maestro_env())
+                    after, cpu1 = sims.totals(), sims.cpu()
+                    r["sim_cpu"] = cpu1 - cpu0
+                    r["requests"] = after["requests"] - before["requests"]
+                    r["refused"] = after["refused"] - before["refused"]
+                    r["accept_errors"] = after["accept_errors"] - before["accept_errors"]
+                    r["containers"] = {k: after[k] for k in ("running", "exited", "created")}
+                    sampled.setdefault(play, []).append(r)
+                    why = []
+                    if r["rc"] != 0:
+                        why.append("exit %s" % r["rc"])
+                    if play in checks:
+                        kind, want = checks[play]
+                        if kind == "created":
+                            left = after["running"] + after["exited"] + after["created"]
+                            if left != 0:
+                                why.append("%d containers left" % left)
+                        elif after[kind] != want:
+                            why.append("%d of %d %s" % (after[kind], want, kind))
+                    if r["accept_errors"]:
+                        why.append("%d connections the simulator could not accept "
+                                   "(file descriptors?)" % r["accept_errors"])
+                    if why:
+                        tail = ""
+                        for p in (log_path, log_path + ".err"):
+                            with open(p, errors="replace") as f:
+                                tail += f.read()[-1500:]
+                        failures.append({"shape": label, "play": play, "cycle": cycle + 1,
+                                         "why": why, "output": tail})
+                        log("!! %s %s: %s\n%s" % (label, play, "; ".join(why), tail))
+                    log("  %s: %s cycle %d run %d: %.2f s, cpu %.2f s, %.0f MB, %d requests, "
+                        "simulator cpu %.2f s" % (label, play, cycle + 1, i + 1, r["wall"],
+                                                  r["cpu"], r["rss_mb"], r["requests"],
+                                                  r["sim_cpu"]))
+        for play, samples in sampled.items():
+            # Each figure is the median of its own samples: one run's CPU varies by up to
+            # 1.8x on a shared machine (the simulator's own, for the same requests, too).
+            # Peak RSS is the highest of all.
+            r = {k: statistics.median(s[k] for s in samples)
+                 for k in ("wall", "cpu", "sim_cpu", "requests")}
+            # Peak RSS is the highest of all; a failed run fails the row.
+            r["rss_mb"] = max(s["rss_mb"] for s in samples)
+            r["rc"] = next((s["rc"] for s in samples if s["rc"] != 0), 0)
             per = r["requests"] / n if n else 0
             bound = per * (latency_ms / 1000.0) * a.instances_per_ship / a.in_flight
             rows.append(dict(r, shape=label, play=play, ships=ships, instances=n,
                              latency_ms=latency_ms, in_flight=a.in_flight,
                              requests_per_instance=per, bound=bound,
                              cpu_per_instance_ms=1000.0 * r["cpu"] / n if n else 0,
-                             sim_processes=len(sims.procs), runs=runs))
+                             sim_processes=len(sims.procs), runs=len(samples),
+                             samples=samples))
     finally:
         sims.stop()
     return rows, failures
@@ -430,8 +448,9 @@ def report(a, info, load_rows, load_targets, play_rows, play_targets, failures):
     if play_rows:
         print("Plays on simulated ships (`simship`, independent services of %d instances, "
               "instances spread round-robin over the ships, no dependencies; K = %d requests "
-              "in flight per ship; status: median of 3):\n"
-              % (a.instances_per_service, a.in_flight))
+              "in flight per ship; each figure the median of its own samples, peak RSS the "
+              "highest: %d cycles of start, status x 3, stop -a and clean -a for the main "
+              "shape, %d for the big one):\n" % (a.instances_per_service, a.in_flight, a.cycles, a.big_cycles))
         print("| shape | play | wall | bound | wall / bound | requests per instance | "
               "controller CPU | CPU per instance | peak RSS | simulator CPU (processes) |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -509,6 +528,11 @@ def main():
     ap.add_argument("--load-sizes", default="2000,20000,200000")
     ap.add_argument("--chain-depth", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--cycles", type=int, default=3,
+                    help="plays of the main shape: start, status x 3, stop -a, clean -a, so "
+                         "many times; each figure the median of its samples")
+    ap.add_argument("--big-cycles", type=int, default=1,
+                    help="the same for the big shape")
     ap.add_argument("--timeout", type=int, default=900,
                     help="seconds one loading command may take before it counts as failed")
     ap.add_argument("--parts", default="load,plays")
@@ -516,7 +540,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.ships, a.instances_per_ship, a.big_ships = 5, 20, 10
-        a.load_sizes, a.chain_depth, a.runs = "2000", 100, 2
+        a.load_sizes, a.chain_depth, a.runs, a.cycles = "2000", 100, 2, 1
     a.load_sizes = [int(x) for x in a.load_sizes.split(",") if x]
     if not 0 < a.in_flight <= MAX_OPERATIONS:
         raise SystemExit("--in-flight must be 1..%d (maestro's default max_operations per "
@@ -539,11 +563,11 @@ def main():
                 latency = math.ceil(1000 * MIN_BOUND * a.in_flight / (per * a.instances_per_ship))
                 log("calibration: %.2f requests per instance of start: L = %d ms" % (per, latency))
                 result["calibration_requests_per_instance"] = per
-            rows, f = plays(a, tmp, a.ships, latency, "main")
+            rows, f = plays(a, tmp, a.ships, latency, "main", a.cycles)
             play_rows += rows
             failures += f
             if a.big_ships:
-                rows, f = plays(a, tmp, a.big_ships, latency, "big")
+                rows, f = plays(a, tmp, a.big_ships, latency, "big", a.big_cycles)
                 play_rows += rows
                 failures += f
             play_t = play_targets(play_rows, a)
