@@ -282,6 +282,21 @@ def engine_start_latency(api_version, samples=5):
     return statistics.median(times), None
 
 
+def start_calls(log):
+    """When maestro called each container's start: the `starting container` step of its
+    `--json` events (the last one of each instance), by instance name."""
+    calls = {}
+    with open(log, errors="replace") as f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "step" and event.get("message") == "starting container":
+                calls[event["instance"]] = event["time"]
+    return calls
+
+
 def port_open(port):
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -377,9 +392,13 @@ class Bench:
 
     # (b) 5-level chain gated by tcp checks / health checks
     def play_b(self):
-        res = {t: {"total": [], "level": [], "gaps": []} for t in CHAIN_TOOLS}
+        res = {t: {"total": [], "level": [], "gaps": [], "engine_same": [], "beyond_same": []}
+               for t in CHAIN_TOOLS}
         res["engine"] = []
-        verbs = {"ng": ["start"], "rs": ["start"], "hs": ["start"], "cp": ["up", "-d"]}
+        # maestro's events say when it called each container's start: the engine's part of
+        # each level is then known in the very run, not from other containers' starts.
+        verbs = {"ng": ["start"], "rs": ["--json", "start"], "hs": ["--json", "start"],
+                 "cp": ["up", "-d"]}
         for run in range(self.args.runs):
             # The engine's own part of a level, in the same run: a created container's
             # start call to its `.State.StartedAt`.
@@ -411,6 +430,12 @@ class Bench:
                 res[tool]["total"].append(dt)
                 res[tool]["gaps"].append(gaps)
                 res[tool]["level"].append(statistics.mean(gaps) - APP_DELAY)
+                calls = start_calls(log) if tool in ("rs", "hs") else {}
+                if all(nm in calls for nm in want[1:]):
+                    engine = [parse_ts(info[nm][1]) - calls[nm] for nm in want[1:]]
+                    res[tool]["engine_same"].append(statistics.mean(engine))
+                    res[tool]["beyond_same"].append(
+                        statistics.mean(g - APP_DELAY - e for g, e in zip(gaps, engine)))
                 log_progress("b", tool, run, dt, "per level +%.0f ms" % (1000 * res[tool]["level"][-1]))
         return res
 
@@ -546,9 +571,20 @@ def report(args, a, b, c, d, touched, failures, compose_label):
     def beyond(tool, limit, key):
         level = num(lvl.get(tool))
         ran = "b" in args.plays and level is not None and engine is not None
-        ok = ran and level - engine <= limit
+        same = b.get(tool, {}) if isinstance(b, dict) else {}
+        engine_same = num(med(same.get("engine_same") or "skipped"))
+        beyond_same = num(med(same.get("beyond_same") or "skipped"))
+        # Judged on the same levels' own engine part when maestro's events give it: the
+        # engine's start of other containers, measured apart, drifts by 10-20 ms from run
+        # to run, as much as the target.
+        if beyond_same is not None:
+            ok = ran and beyond_same <= limit
+        else:
+            ok = ran and level - engine <= limit
         targets[key] = bool(ok)
         return (fmt_t(level), fmt_t(engine), fmt_t(level - engine) if ran else "n/a",
+                fmt_t(engine_same) if engine_same is not None else "n/a",
+                fmt_t(beyond_same) if beyond_same is not None else "n/a",
                 "<= %d ms" % round(limit * 1000), yes(ok) if ran else "not run")
 
     lvl["hs"] = med(b["hs"]["level"]) if "hs" in b else "skipped"
@@ -578,8 +614,9 @@ def report(args, a, b, c, d, touched, failures, compose_label):
     lines = [head] + ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "(b) per level, against the engine's own part of it (medians):", "",
               "| chain | per level beyond the app's 300 ms | engine: created container's "
-              "start call -> StartedAt | beyond the engine | target | holds |",
-              "| --- | ---: | ---: | ---: | --- | --- |"]
+              "start call -> StartedAt | beyond the engine | same levels, same run: "
+              "engine (3) | beyond it (3) | target | holds |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in chain_rows]
     notes = [""]
     floor = num(med(a.get("api", "skipped")))
@@ -597,6 +634,10 @@ def report(args, a, b, c, d, touched, failures, compose_label):
         "its health check; MaestroNG and maestro also wait for the last level's tcp check.",
         "(2) compose: `up -d` (recreates only what changed); MaestroNG and maestro: "
         "`restart -a --only-if-changed`.",
+        "(3) From maestro's `--json` events: each level's own start call (its `starting "
+        "container` step) to its `StartedAt`, and its gap minus 300 ms minus that, "
+        "levels 2-5, mean per run, median of runs: no drift between two measures taken "
+        "apart. The target is judged on these two columns where they are given.",
     ]
     return "\n".join(lines + notes), {k: v for k, v in targets.items() if k[0] in args.plays}
 

@@ -7,7 +7,9 @@
 #   (b) start of a 5-level `requires` chain gated by tcp checks (compose:
 #       depends_on: service_healthy with a health check), and by maestro's readiness
 #       handshake (maestro-guest in the image); the engine's own start latency
-#       (start call -> StartedAt of a created container) measured in the same run
+#       (start call -> StartedAt of a created container) measured in the same run,
+#       and for maestro's chains each level's own (its start call, from maestro's
+#       `--json` events, to its StartedAt), on which their targets are judged
 #   (c) status of 100 running containers
 #   (d) restart --only-if-changed of those 100, nothing changed (compose: up -d)
 #

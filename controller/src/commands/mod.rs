@@ -47,7 +47,7 @@ pub fn run(
     readiness: Settings,
 ) -> u8 {
     // One thread: a play waits on engines, and the work between their answers is small.
-    // Two workers spent a third more CPU per instance waking and stealing from each other,
+    // Two workers spent about 30% more CPU per instance waking and stealing from each other,
     // for no shorter play (bench/README, `scale.py`, same binary: `start` of 20,000
     // instances on 100 simulated ships, 0.443 and 0.387 -> 0.342 and 0.285 ms of CPU each,
     // 11.7 s either way; on 1,000 ships every play shorter). It needs connections bounded
