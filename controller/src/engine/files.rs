@@ -6,8 +6,9 @@
 //! running 16 operations at once hold 16,000; past the limit, connecting fails with "Too
 //! many open files" and operations fail at random. So a ship's client never holds more
 //! connections than its share (see [`shares`]), and a play never runs more operations at
-//! once on a ship than its client may hold connections: an operation never waits for a
-//! connection, and no connection is opened that the limit cannot carry.
+//! once on a ship than its client may hold connections: no connection is opened that the
+//! limit cannot carry, and operations wait for a place, not for a connection inside a
+//! request's bound.
 
 use maestro_core::model::Ship;
 
@@ -18,9 +19,10 @@ fn reserve(limit: u64) -> u64 {
     reports + OTHERS
 }
 
-/// Files for the rest: the terminal, the runtime's own, listening sockets, tcp and http
-/// checks (one socket each while they try, and a ship runs at most its operations at
-/// once), audit sinks, secrets' files and programs, the streams meant to last.
+/// Files for the rest: the terminal, the runtime's own, listening sockets, audit sinks,
+/// secrets' files and programs, the streams meant to last. Not counted: tcp and http
+/// checks, a socket each while an attempt lasts (at most one per place): an attempt that
+/// finds no file free fails like one that finds no listener, and is tried again.
 const OTHERS: u64 = 128;
 
 /// Files a ship holds whatever its connections: a tunnel's listening socket, and an
@@ -53,28 +55,21 @@ pub fn limit() -> Option<u64> {
 /// nothing here does, and thousands of instances need more (the engines' connections,
 /// tunnels, readiness reports). Best effort: the limit in force is what counts (see
 /// [`limit`]). Called before anything opens a file.
-pub fn raise_limit() -> Option<u64> {
+pub fn raise_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    let soft = limit.current?;
-    let Some(hard) = limit.maximum else {
+    let Some(soft) = limit.current else {
+        return;
+    };
+    let wanted = match limit.maximum {
+        Some(hard) => hard,
         // No hard limit: macOS refuses an unlimited soft one; its per-process ceiling
         // (`kern.maxfilesperproc`) is at least 10,240.
-        let wanted = soft.max(10_240);
-        return Some(match setrlimit(Resource::Nofile, rlimit(wanted, None)) {
-            Ok(()) => wanted,
-            Err(_) => soft,
-        });
+        None => soft.max(10_240),
     };
-    if soft >= hard {
-        return Some(soft);
+    if soft < wanted {
+        let _ = setrlimit(Resource::Nofile, rlimit(wanted, limit.maximum));
     }
-    Some(
-        match setrlimit(Resource::Nofile, rlimit(hard, Some(hard))) {
-            Ok(()) => hard,
-            Err(_) => soft,
-        },
-    )
 }
 
 fn rlimit(current: u64, maximum: Option<u64>) -> rustix::process::Rlimit {
