@@ -772,7 +772,8 @@ async fn lookup_images<E: Engine>(ctx: &Context<E>, selection: &[InstanceId]) ->
     }
 }
 
-/// The ships' limits (`max_operations`) of a play whose rows run on `row_ships` (ship ids).
+/// The ships' places (each engine's `operations()`: its `max_operations`, or its share of
+/// the open files) of a play whose rows run on `row_ships` (ship ids).
 fn play_limits<E: Engine>(
     ctx: &Context<E>,
     row_ships: impl Iterator<Item = usize>,
@@ -783,7 +784,7 @@ fn play_limits<E: Engine>(
     }
 }
 
-/// Each ship's limit of simultaneous operations (`max_operations`), by ship id.
+/// Each ship's limit of simultaneous operations (its engine's `operations()`), by ship id.
 fn ship_limits<E: Engine>(ctx: &Context<E>) -> Vec<Option<Arc<tokio::sync::Semaphore>>> {
     ctx.engines
         .iter()
